@@ -1,0 +1,312 @@
+/* classify.c — event-type extraction from property, header or JSON body.
+ *
+ * Owns the strictness rules for bodies that cJSON 1.7.15 alone would let through
+ * (reliability-facts §3.1): trailing data, malformed UTF-8, raw NUL bytes,
+ * `\u0000` escapes that silently truncate strings, and duplicate keys (cJSON keeps
+ * the first, other parsers the last, so the gateway and a consumer could disagree
+ * on the type). Called by session.c for each delivery; never logs, never
+ * allocates outside cJSON.
+ */
+#include "classify.h"
+
+#include "match.h"
+
+#include <cjson/cJSON.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+/* Longest quoted excerpt of message bytes in a why text. */
+#define CLASSIFY_QUOTE_MAX 80
+
+const char *gw_classify_source_name(gw_type_source source)
+{
+    switch (source) {
+    case GW_TYPE_FROM_PROPERTY:
+        return "property";
+    case GW_TYPE_FROM_HEADER:
+        return "header";
+    case GW_TYPE_FROM_BODY:
+        return "body";
+    }
+    return "unknown";
+}
+
+static void why_set(gw_classify_result *out, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void why_set(gw_classify_result *out, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(out->why, sizeof out->why, fmt, ap);
+    va_end(ap);
+}
+
+/* Message bytes may be anything: escape all but printable ASCII so a why text is
+ * one safe line in logs and in the x-gw-last-error header. */
+static void quote(char *dst, size_t cap, const char *s, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        char esc[5];
+        size_t k = 0;
+        if (c == '"' || c == '\\') {
+            esc[k++] = '\\';
+            esc[k++] = (char)c;
+        } else if (c >= 0x20 && c < 0x7f) {
+            esc[k++] = (char)c;
+        } else {
+            esc[k++] = '\\';
+            esc[k++] = 'x';
+            esc[k++] = hex[c >> 4];
+            esc[k++] = hex[c & 0xf];
+        }
+        if (o + k > CLASSIFY_QUOTE_MAX || o + k + 4 > cap) {
+            memcpy(dst + o, "...", 3);
+            o += 3;
+            break;
+        }
+        memcpy(dst + o, esc, k);
+        o += k;
+    }
+    dst[o] = '\0';
+}
+
+/* An id worth keeping as message_id: 1..255 bytes, well-formed UTF-8, no NUL. */
+static bool id_usable(const char *p, size_t len)
+{
+    return p != NULL && len > 0 && len < GW_CLASSIFY_ID_CAP && memchr(p, 0, len) == NULL &&
+           gw_str_utf8_valid(p, len, NULL);
+}
+
+static void set_ce_id(gw_classify_result *out, const char *p, size_t len)
+{
+    memcpy(out->ce_id, p, len);
+    out->ce_id[len] = '\0';
+    out->ce_id_len = len;
+    out->has_ce_id = true;
+}
+
+/* Offset of the first `\u0000` escape in json[0..len), or SIZE_MAX. Only valid on text
+ * cJSON has already accepted: there a backslash only ever starts an escape inside
+ * a string, so stepping over whole escapes never mistakes `\\u0000` for one. */
+static size_t find_u0000(const char *json, size_t len)
+{
+    const char *p = json, *end = json + len;
+    while (p < end) {
+        const char *bs = memchr(p, '\\', (size_t)(end - p));
+        if (bs == NULL || end - bs < 2)
+            return SIZE_MAX;
+        if (bs[1] == 'u') {
+            if (end - bs >= 6 && memcmp(bs + 2, "0000", 4) == 0)
+                return (size_t)(bs - json);
+            p = bs + 6;
+        } else {
+            p = bs + 2;
+        }
+    }
+    return SIZE_MAX;
+}
+
+static bool is_json_ws(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+/* Reads the body as strict JSON. On success *root is the parsed object (caller
+ * deletes) and *type_item / *id_item the top-level "type" / "id" members or NULL. */
+static bool parse_body(const gw_classify_input *in, gw_classify_result *out, cJSON **root,
+                       const cJSON **type_item, const cJSON **id_item)
+{
+    const char *body = in->body;
+    size_t len = in->body_len;
+    size_t at;
+
+    if (len == 0 || body == NULL) {
+        why_set(out, "body is empty");
+        return false;
+    }
+    const char *nul = memchr(body, 0, len);
+    if (nul != NULL) {
+        why_set(out, "body contains a NUL byte at byte %zu", (size_t)(nul - body));
+        return false;
+    }
+    if (!gw_str_utf8_valid(body, len, &at)) {
+        why_set(out, "body is not valid UTF-8 at byte %zu", at);
+        return false;
+    }
+
+    const char *end = NULL;
+    cJSON *doc = cJSON_ParseWithLengthOpts(body, len, &end, 0);
+    if (doc == NULL) {
+        if (end != NULL && end >= body && end <= body + len)
+            why_set(out, "body is not valid JSON at byte %zu", (size_t)(end - body));
+        else
+            why_set(out, "body is not valid JSON");
+        return false;
+    }
+    *root = doc;
+
+    const char *json_end = end;
+    while (end < body + len && is_json_ws(*end))
+        end++;
+    if (end != body + len) {
+        why_set(out, "body has trailing data after JSON at byte %zu", (size_t)(end - body));
+        return false;
+    }
+    if (!cJSON_IsObject(doc)) {
+        why_set(out, "body is not a JSON object");
+        return false;
+    }
+    size_t u0 = find_u0000(body, (size_t)(json_end - body));
+    if (u0 != SIZE_MAX) {
+        why_set(out, "JSON string contains \\u0000 at byte %zu", u0);
+        return false;
+    }
+
+    /* One walk of the top level: duplicates of the keys we route or dedupe on. */
+    const cJSON *t = NULL, *id = NULL;
+    for (const cJSON *c = doc->child; c != NULL; c = c->next) {
+        if (c->string == NULL)
+            continue;
+        if (strcmp(c->string, "type") == 0) {
+            if (t != NULL) {
+                why_set(out, "duplicate key \"type\" in JSON body");
+                return false;
+            }
+            t = c;
+        } else if (strcmp(c->string, "id") == 0) {
+            if (id != NULL) {
+                why_set(out, "duplicate key \"id\" in JSON body");
+                return false;
+            }
+            id = c;
+        }
+    }
+    *type_item = t;
+    *id_item = id;
+    return true;
+}
+
+/* "no event type in property, header or body", naming the sources in order. */
+static void why_no_type(gw_classify_result *out, const gw_type_source *order, size_t n_order)
+{
+    char list[64] = "";
+    size_t o = 0;
+    for (size_t i = 0; i < n_order; i++) {
+        const char *sep = i == 0 ? "" : (i + 1 == n_order ? " or " : ", ");
+        int k = snprintf(list + o, sizeof list - o, "%s%s", sep, gw_classify_source_name(order[i]));
+        if (k < 0 || (size_t)k >= sizeof list - o)
+            break;
+        o += (size_t)k;
+    }
+    if (n_order == 0)
+        why_set(out, "no event type: no source configured");
+    else
+        why_set(out, "no event type in %s", list);
+}
+
+gw_err gw_classify(const gw_type_source *order, size_t n_order, const gw_classify_input *in,
+                   gw_classify_result *out)
+{
+    gw_err err = GW_ERR_INVALID;
+    cJSON *root = NULL;
+    const cJSON *type_item = NULL, *id_item = NULL;
+    const char *type = NULL;
+    size_t type_len = 0;
+    char q[CLASSIFY_QUOTE_MAX + 8];
+
+    out->type[0] = '\0';
+    out->type_len = 0;
+    out->source = n_order > 0 ? order[0] : GW_TYPE_FROM_PROPERTY;
+    out->ce_id[0] = '\0';
+    out->ce_id_len = 0;
+    out->has_ce_id = false;
+    out->body_parsed = false;
+    out->why[0] = '\0';
+
+    for (size_t i = 0; i < n_order && type == NULL; i++) {
+        switch (order[i]) {
+        case GW_TYPE_FROM_PROPERTY:
+            if (in->type_property.ptr == NULL)
+                break;
+            if (in->type_property.len == 0) {
+                why_set(out, "type property is empty");
+                goto out;
+            }
+            type = in->type_property.ptr;
+            type_len = in->type_property.len;
+            out->source = GW_TYPE_FROM_PROPERTY;
+            break;
+        case GW_TYPE_FROM_HEADER:
+            if (in->type_header_not_string) {
+                why_set(out, "header cloudEvents_type is not a string");
+                goto out;
+            }
+            if (in->type_header.ptr == NULL)
+                break;
+            if (in->type_header.len == 0) {
+                why_set(out, "header cloudEvents_type is empty");
+                goto out;
+            }
+            type = in->type_header.ptr;
+            type_len = in->type_header.len;
+            out->source = GW_TYPE_FROM_HEADER;
+            break;
+        case GW_TYPE_FROM_BODY:
+            if (out->body_parsed)
+                break; /* listed twice; already read */
+            if (!parse_body(in, out, &root, &type_item, &id_item))
+                goto out;
+            out->body_parsed = true;
+            if (type_item == NULL)
+                break;
+            if (!cJSON_IsString(type_item) || type_item->valuestring == NULL) {
+                why_set(out, "field \"type\" is not a string");
+                goto out;
+            }
+            /* strlen is exact: \u0000 escapes were refused above. */
+            type = type_item->valuestring;
+            type_len = strlen(type);
+            if (type_len == 0) {
+                why_set(out, "field \"type\" is empty");
+                goto out;
+            }
+            out->source = GW_TYPE_FROM_BODY;
+            break;
+        }
+    }
+
+    if (type == NULL) {
+        why_no_type(out, order, n_order);
+        goto out;
+    }
+    if (type_len > GW_TYPE_MAX_BYTES) {
+        why_set(out, "type longer than %d bytes (%zu bytes, from %s)", GW_TYPE_MAX_BYTES, type_len,
+                gw_classify_source_name(out->source));
+        goto out;
+    }
+    if (!gw_match_type_valid(type, type_len)) {
+        quote(q, sizeof q, type, type_len);
+        why_set(out, "type \"%s\" is not a dot-separated name", q);
+        goto out;
+    }
+    memcpy(out->type, type, type_len);
+    out->type[type_len] = '\0';
+    out->type_len = type_len;
+
+    if (id_usable(in->id_header.ptr, in->id_header.len))
+        set_ce_id(out, in->id_header.ptr, in->id_header.len);
+    else if (cJSON_IsString(id_item) && id_item->valuestring != NULL &&
+             id_usable(id_item->valuestring, strlen(id_item->valuestring)))
+        set_ce_id(out, id_item->valuestring, strlen(id_item->valuestring));
+
+    err = GW_OK;
+out:
+    cJSON_Delete(root);
+    return err;
+}

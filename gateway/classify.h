@@ -1,0 +1,68 @@
+/* classify.h — which event type is this message? Pure.
+ *
+ * Takes the event type from the first source of inbound.type_from (SPEC §4, §6)
+ * that has one: the AMQP `type` property, the header `cloudEvents_type` /
+ * `cloudEvents:type` (CloudEvents AMQP binding), or the JSON body field `type`.
+ * The body is parsed (cJSON) only when the body source is reached, and then it is
+ * held to strict JSON: well-formed UTF-8, no NUL byte, nothing but whitespace after
+ * the value, no `\u0000` escape, a top-level object without duplicate "type"/"id"
+ * keys. Every type must pass gw_match_type_valid (match.h).
+ *
+ * session.c fills gw_classify_input from rabbitmq-c's structures; this module
+ * knows no rabbitmq-c type, never logs and allocates nothing itself (only cJSON
+ * allocates, and only while the body is parsed; it is freed before returning).
+ * Failures map to dead-letter reason invalid_event.
+ */
+#ifndef GW_CLASSIFY_H
+#define GW_CLASSIFY_H
+
+#include "config.h"
+#include "err.h"
+#include "str.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define GW_CLASSIFY_TYPE_CAP 256 /* GW_TYPE_MAX_BYTES + NUL */
+#define GW_CLASSIFY_ID_CAP   256 /* AMQP shortstr (message_id) + NUL */
+#define GW_CLASSIFY_WHY_CAP  160
+
+/* Everything borrowed; nothing needs to be NUL-terminated. */
+typedef struct gw_classify_input {
+    gw_str type_property;        /* AMQP `type` property; ptr NULL if absent */
+    gw_str type_header;          /* string value of header cloudEvents_type or cloudEvents:type;
+                                    ptr NULL if absent or not a string */
+    bool type_header_not_string; /* the header is present with a non-string value */
+    gw_str id_header;            /* string value of header cloudEvents_id / cloudEvents:id */
+    const void *body;            /* may be NULL when body_len is 0 */
+    size_t body_len;
+} gw_classify_input;
+
+typedef struct gw_classify_result {
+    char type[GW_CLASSIFY_TYPE_CAP]; /* NUL-terminated; valid on GW_OK */
+    size_t type_len;
+    gw_type_source source; /* where the type came from; valid on GW_OK */
+    /* CloudEvents id: from the id header, else from the body's "id" string when the
+     * body was parsed. Only an id of 1..255 bytes of well-formed UTF-8 without NUL
+     * counts; anything else is ignored (has_ce_id false), never an error. */
+    char ce_id[GW_CLASSIFY_ID_CAP];
+    size_t ce_id_len;
+    bool has_ce_id;
+    bool body_parsed; /* the body source was reached and the body was read */
+    /* On GW_ERR_INVALID: one line saying why, e.g. `body is not valid JSON at byte
+     * 17` (byte offsets are 0-based). Printable ASCII only: any bytes quoted from
+     * the message are escaped as \xNN. Empty on GW_OK. */
+    char why[GW_CLASSIFY_WHY_CAP];
+} gw_classify_result;
+
+/* Classifies one message. order[0..n_order) is inbound.type_from (borrowed).
+ * Returns GW_OK with out->type set, or GW_ERR_INVALID with out->why set (the
+ * gateway dead-letters with reason invalid_event). *out is always fully written.
+ * A source that is present but empty or not a string is an error, not "absent". */
+gw_err gw_classify(const gw_type_source *order, size_t n_order, const gw_classify_input *in,
+                   gw_classify_result *out);
+
+/* "property", "header" or "body". */
+const char *gw_classify_source_name(gw_type_source source);
+
+#endif

@@ -1,0 +1,201 @@
+/* commands.c — `amqp-gw check`, `explain` and `test`: the offline subcommands.
+ *
+ * Each loads the config and its routing table through config.c, reports every
+ * located diagnostic on the err stream, and writes a human report on out. main.c
+ * parses argv and calls them; check --live hands over to gateway.c. Nothing here
+ * touches a broker by itself. Text that came from files or argv is printed with
+ * control bytes escaped, so every report line stays one line.
+ */
+#include "commands.h"
+
+#include "alloc.h"
+#include "cases.h"
+#include "gateway.h"
+#include "match.h"
+#include "routes.h"
+#include "yamldoc.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Writes s with bytes outside printable ASCII as \xNN (and backslash as \\). */
+static void put_safe(FILE *out, const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '\\')
+            fputs("\\\\", out);
+        else if (*p < 0x20 || *p > 0x7e)
+            fprintf(out, "\\x%02x", *p);
+        else
+            fputc(*p, out);
+    }
+}
+
+/* Loads the config; on failure prints every diagnostic on err and returns NULL. */
+static gw_config *load_config(const char *config_path, FILE *err)
+{
+    gw_config *cfg = NULL;
+    gw_diags diags = {0};
+    gw_err rc = gw_config_load(config_path, &cfg, &diags);
+    gw_diags_print(&diags, err);
+    gw_diags_cleanup(&diags);
+    if (rc != GW_OK || !cfg || !cfg->routes) {
+        if (rc == GW_OK && cfg)
+            fprintf(err, "%s: no routing table loaded\n", config_path);
+        gw_config_free(cfg);
+        return NULL;
+    }
+    return cfg;
+}
+
+/* One "note:" line per destination exchange no route's table declares (deduplicated). */
+static void note_undeclared_exchanges(const gw_routes *routes, FILE *out)
+{
+    for (size_t i = 0; i < routes->n_routes; i++) {
+        const gw_route *r = &routes->routes[i];
+        for (size_t j = 0; j < r->n_to; j++) {
+            const char *ex = r->to[j].exchange;
+            if (gw_routes_find_exchange(routes, ex))
+                continue;
+            bool seen = false;
+            for (size_t pi = 0; pi <= i && !seen; pi++) {
+                const gw_route *p = &routes->routes[pi];
+                size_t end = pi == i ? j : p->n_to;
+                for (size_t pj = 0; pj < end && !seen; pj++)
+                    seen = strcmp(p->to[pj].exchange, ex) == 0;
+            }
+            if (seen)
+                continue;
+            fputs("note: exchange \"", out);
+            put_safe(out, ex);
+            fprintf(out,
+                    "\" (route \"%s\", %s:%d) is not declared by the table; it must already "
+                    "exist on the broker\n",
+                    r->event, routes->path, r->line);
+        }
+    }
+}
+
+int gw_commands_check(const char *config_path, bool live, FILE *out, FILE *err)
+{
+    gw_config *cfg = load_config(config_path, err);
+    if (!cfg)
+        return 1;
+    const gw_routes *routes = cfg->routes;
+    fprintf(out, "%s: ok (%s: %zu exchange%s, %zu queue%s, %zu route%s)\n", config_path,
+            routes->path, routes->n_exchanges, routes->n_exchanges == 1 ? "" : "s",
+            routes->n_queues, routes->n_queues == 1 ? "" : "s", routes->n_routes,
+            routes->n_routes == 1 ? "" : "s");
+    note_undeclared_exchanges(routes, out);
+    int rc = 0;
+    if (live) {
+        fflush(out);
+        rc = gw_gateway_check_live(cfg);
+    }
+    gw_config_free(cfg);
+    return rc;
+}
+
+static void put_retry(const gw_retry_policy *p, bool override, FILE *out)
+{
+    fputs("  retry     ", out);
+    if (p->max_attempts == 0) {
+        fputs("none, dead-letter on the first failure", out);
+    } else {
+        fprintf(out, "up to %u retr%s, backoff", p->max_attempts,
+                p->max_attempts == 1 ? "y" : "ies");
+        for (size_t i = 0; i < p->n_backoff; i++) {
+            char d[32];
+            gw_yamldoc_format_duration(p->backoff_ms[i], d, sizeof d);
+            fprintf(out, " %s", d);
+        }
+        fputs(", then dead-letter", out);
+    }
+    fprintf(out, " (%s)\n", override ? "route override" : "default");
+}
+
+void gw_commands_explain_type(const gw_config *cfg, const char *type, FILE *out)
+{
+    size_t len = strlen(type);
+    if (!gw_match_type_valid(type, len)) {
+        put_safe(out, type);
+        fputs(": invalid event type -> dead-letter (invalid_event)\n", out);
+        return;
+    }
+    const gw_route *r = gw_routes_lookup(cfg->routes, type, len);
+    if (!r) {
+        fprintf(out, "%s: no route -> dead-letter (no_route)\n", type);
+        return;
+    }
+    fprintf(out, "%s\n", type);
+    fprintf(out, "  route     %s (%s, %s:%d)\n", r->event, r->is_pattern ? "pattern" : "exact",
+            cfg->routes->path, r->line);
+    int width = 0;
+    for (size_t i = 0; i < r->n_to; i++) {
+        int w = (int)strlen(r->to[i].exchange);
+        if (w > width)
+            width = w;
+    }
+    for (size_t i = 0; i < r->n_to; i++) {
+        const gw_destination *d = &r->to[i];
+        fprintf(out, "  -> %-*s  routing key ", width, d->exchange);
+        if (!d->routing_key)
+            fprintf(out, "%s (the event type)\n", type);
+        else if (d->routing_key[0] == '\0')
+            fputs("\"\" (empty)\n", out);
+        else
+            fprintf(out, "%s\n", d->routing_key);
+    }
+    put_retry(r->has_retry ? &r->retry : &cfg->retry, r->has_retry, out);
+}
+
+int gw_commands_explain(const char *config_path, char *const *types, size_t n_types, FILE *out,
+                        FILE *err)
+{
+    gw_config *cfg = load_config(config_path, err);
+    if (!cfg)
+        return 1;
+    for (size_t i = 0; i < n_types; i++)
+        gw_commands_explain_type(cfg, types[i], out);
+    gw_config_free(cfg);
+    return 0;
+}
+
+int gw_commands_test(const char *config_path, const char *cases_path, FILE *out, FILE *err)
+{
+    gw_config *cfg = load_config(config_path, err);
+    gw_cases *cases = NULL;
+    gw_diags diags = {0};
+    gw_err rc = gw_cases_load(cases_path, &cases, &diags);
+    gw_diags_print(&diags, err);
+    gw_diags_cleanup(&diags);
+    if (!cfg || rc != GW_OK) {
+        gw_cases_free(cases);
+        gw_config_free(cfg);
+        return 1;
+    }
+
+    size_t passed = 0, failed = 0;
+    for (size_t i = 0; i < cases->n; i++) {
+        const gw_case *c = &cases->items[i];
+        char *why = NULL;
+        if (gw_cases_check(c, cfg->routes, &why)) {
+            fputs("PASS ", out);
+            put_safe(out, c->name);
+            fputc('\n', out);
+            passed++;
+        } else {
+            fputs("FAIL ", out);
+            put_safe(out, c->name);
+            fputs(": ", out);
+            put_safe(out, why);
+            fputc('\n', out);
+            failed++;
+        }
+        free(why);
+    }
+    fprintf(out, "%zu passed, %zu failed\n", passed, failed);
+    gw_cases_free(cases);
+    gw_config_free(cfg);
+    return failed > 0 ? 1 : 0;
+}

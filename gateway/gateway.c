@@ -1,0 +1,1199 @@
+/* gateway.c — the loop: consume -> classify -> route -> publish -> confirm -> ack.
+ *
+ * Owns the config, the routing table, the session and the circuit breakers, and
+ * acts on signal flags. Every inbound delivery becomes a job; each publish it
+ * causes (a destination, a retry-tier copy, a DLQ copy) is tracked per publisher
+ * channel by confirm sequence number. A job is acked when all of its publishes are
+ * confirmed; acks go out in delivery order, batched with `multiple`. Nothing about
+ * a pending retry lives only here: retries are copies parked in broker-side delay
+ * queues. When the session dies every unacked job is dropped (the broker
+ * redelivers it) and the loop reconnects with backoff.
+ */
+#include "gateway.h"
+
+#include "alloc.h"
+#include "breaker.h"
+#include "classify.h"
+#include "clock.h"
+#include "headers.h"
+#include "log.h"
+#include "match.h"
+#include "metrics.h"
+#include "retry.h"
+#include "routes.h"
+#include "session.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#define CONFIRM_TIMEOUT_MS 30000
+#define POLL_MS            200
+#define INBOUND_TAG        "gw.inbound"
+#define REJECTED_TAG       "gw.rejected"
+#define MAX_RETRY_TIERS    64
+#define ERR_TEXT           512
+
+static volatile sig_atomic_t stop_requested;
+static volatile sig_atomic_t reload_requested;
+
+static void on_stop_signal(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+static void on_hup_signal(int sig)
+{
+    (void)sig;
+    reload_requested = 1;
+}
+
+/* ---------------------------------------------------------------- state */
+
+typedef struct job {
+    gw_msg *msg;
+    uint64_t tag;
+    const gw_route *route; /* NULL for invalid/no-route/rejected-without-route */
+    char type[GW_CLASSIFY_TYPE_CAP];
+    gw_event_ids ids;
+    uint64_t first_seen_ms;
+    uint32_t retry_count;
+    bool from_rejected;
+    int pending;     /* publishes not yet settled */
+    bool dispatched; /* every publish of the first pass has been issued */
+    bool done;
+    bool requeue; /* a gateway-own publish failed: nack with requeue */
+    char retry_exchange[256]; /* x-gw-retry-destination of a retry copy */
+    char retry_routing_key[256];
+    struct job *next_backlog;
+} job;
+
+typedef struct pend {
+    job *j;
+    const char *exchange;    /* destination (borrowed from the route or job) */
+    const char *routing_key; /* NULL for gateway-own publishes */
+    bool own;
+    bool returned;
+    int return_code;
+    uint64_t sent_ms;
+} pend;
+
+/* Outstanding publishes of one publisher channel, indexed by confirm sequence. */
+typedef struct chan {
+    int ch;
+    char *exchange; /* destination exchange; NULL for GW_CH_OWN */
+    pend *ring;
+    size_t cap;      /* power of two */
+    uint64_t low;    /* lowest seq that may still be unsettled */
+    uint64_t next;   /* seq the next publish gets */
+    size_t unsettled;
+} chan;
+
+typedef struct gw {
+    gw_config *cfg;
+    gw_session *s;
+    gw_breakers breakers;
+    gw_metrics *metrics;
+    chan *chans; /* index = channel number; [0] unused */
+    size_t n_chans;
+    /* jobs awaiting ack, in delivery order */
+    job **ring;
+    size_t ring_cap, ring_head, ring_len;
+    job *backlog_head, *backlog_tail; /* deliveries held while publishing is blocked */
+    uint64_t tiers[MAX_RETRY_TIERS];
+    size_t n_tiers;
+    uint64_t longest_tier;
+    uint64_t rng[2];
+    bool consuming;
+    bool cancelled; /* broker cancelled a consumer: re-establish */
+    uint64_t in_flight;
+} gw;
+
+static uint64_t rng_next(gw *g)
+{
+    /* xorshift128+: ids need uniqueness, not secrecy */
+    uint64_t s1 = g->rng[0];
+    const uint64_t s0 = g->rng[1];
+    g->rng[0] = s0;
+    s1 ^= s1 << 23;
+    g->rng[1] = s1 ^ s0 ^ (s1 >> 17) ^ (s0 >> 26);
+    return g->rng[1] + s0;
+}
+
+static void rng_fill(gw *g, uint8_t *buf, size_t n)
+{
+    for (size_t i = 0; i < n; i += 8) {
+        uint64_t v = rng_next(g);
+        memcpy(buf + i, &v, n - i < 8 ? n - i : 8);
+    }
+}
+
+static void tier_name(const gw *g, uint64_t delay_ms, char *buf, size_t len)
+{
+    gw_retry_tier_name(g->cfg->prefix, delay_ms, buf, len);
+}
+
+static const gw_retry_policy *policy_of(const gw *g, const gw_route *r)
+{
+    return r && r->has_retry ? &r->retry : &g->cfg->retry;
+}
+
+/* ---------------------------------------------------------------- channels */
+
+static chan *chan_get(gw *g, int ch)
+{
+    if ((size_t)ch >= g->n_chans) {
+        size_t n = g->n_chans ? g->n_chans : 8;
+        while (n <= (size_t)ch)
+            n *= 2;
+        g->chans = gw_xrealloc(g->chans, n * sizeof *g->chans);
+        memset(g->chans + g->n_chans, 0, (n - g->n_chans) * sizeof *g->chans);
+        g->n_chans = n;
+    }
+    chan *c = &g->chans[ch];
+    if (!c->ring) {
+        c->ch = ch;
+        c->cap = 256;
+        c->ring = gw_xcalloc(c->cap, sizeof *c->ring);
+        c->low = c->next = 1;
+    }
+    return c;
+}
+
+static pend *chan_slot(chan *c, uint64_t seq)
+{
+    return &c->ring[seq & (c->cap - 1)];
+}
+
+static void chan_grow(chan *c)
+{
+    size_t ncap = c->cap * 2;
+    pend *nr = gw_xcalloc(ncap, sizeof *nr);
+    for (uint64_t s = c->low; s < c->next; s++)
+        nr[s & (ncap - 1)] = c->ring[s & (c->cap - 1)];
+    free(c->ring);
+    c->ring = nr;
+    c->cap = ncap;
+}
+
+/* The destination channel for an exchange (opened on first use). */
+static int dest_channel(gw *g, const char *exchange)
+{
+    for (size_t i = GW_CH_DEST_BASE; i < g->n_chans; i++)
+        if (g->chans[i].exchange && strcmp(g->chans[i].exchange, exchange) == 0)
+            return (int)i;
+    size_t ch = g->n_chans < GW_CH_DEST_BASE ? GW_CH_DEST_BASE : g->n_chans;
+    for (size_t i = GW_CH_DEST_BASE; i < g->n_chans; i++)
+        if (!g->chans[i].exchange) {
+            ch = i;
+            break;
+        }
+    if (ch > GW_CH_MAX)
+        return GW_CH_OWN; /* more destinations than channels: share the own channel */
+    chan *c = chan_get(g, (int)ch);
+    c->exchange = gw_xstrdup(exchange);
+    return (int)ch;
+}
+
+static void chans_reset(gw *g)
+{
+    for (size_t i = 0; i < g->n_chans; i++) {
+        free(g->chans[i].ring);
+        free(g->chans[i].exchange);
+    }
+    free(g->chans);
+    g->chans = NULL;
+    g->n_chans = 0;
+}
+
+/* ---------------------------------------------------------------- acks */
+
+static void job_free(job *j)
+{
+    if (!j)
+        return;
+    gw_msg_free(j->msg);
+    free(j);
+}
+
+static void ring_push(gw *g, job *j)
+{
+    if (g->ring_len == g->ring_cap) {
+        size_t ncap = g->ring_cap ? g->ring_cap * 2 : 1024;
+        job **nr = gw_xmalloc(ncap * sizeof *nr);
+        for (size_t i = 0; i < g->ring_len; i++)
+            nr[i] = g->ring[(g->ring_head + i) % g->ring_cap];
+        free(g->ring);
+        g->ring = nr;
+        g->ring_cap = ncap;
+        g->ring_head = 0;
+    }
+    g->ring[(g->ring_head + g->ring_len) % g->ring_cap] = j;
+    g->ring_len++;
+    g->in_flight++;
+}
+
+/* Acks (or nacks) the completed jobs at the head of the delivery order. */
+static void ack_ready(gw *g)
+{
+    uint64_t ack_upto = 0;
+    while (g->ring_len && gw_session_alive(g->s)) {
+        job *j = g->ring[g->ring_head];
+        if (!j->done)
+            break;
+        if (j->requeue) {
+            if (ack_upto)
+                gw_session_ack(g->s, ack_upto, true);
+            ack_upto = 0;
+            gw_session_nack(g->s, j->tag, false, true);
+        } else {
+            ack_upto = j->tag;
+        }
+        g->ring_head = (g->ring_head + 1) % g->ring_cap;
+        g->ring_len--;
+        g->in_flight--;
+        job_free(j);
+    }
+    if (ack_upto)
+        gw_session_ack(g->s, ack_upto, true);
+    gw_metrics_set_in_flight(g->metrics, g->in_flight);
+}
+
+static void job_settle(gw *g, job *j)
+{
+    if (j->pending == 0 && j->dispatched && !j->done) {
+        j->done = true;
+        ack_ready(g);
+    }
+}
+
+static void drop_all_jobs(gw *g)
+{
+    while (g->ring_len) {
+        job_free(g->ring[g->ring_head]);
+        g->ring_head = (g->ring_head + 1) % g->ring_cap;
+        g->ring_len--;
+    }
+    g->ring_head = 0;
+    g->in_flight = 0;
+    g->backlog_head = g->backlog_tail = NULL; /* backlog jobs are in the ring too */
+    for (size_t i = GW_CH_DEST_BASE; i < g->n_chans; i++) {
+        chan *c = &g->chans[i];
+        for (uint64_t s = c->low; s < c->next; s++) {
+            pend *p = chan_slot(c, s);
+            if (p->j && !p->own && p->exchange) {
+                gw_breaker *b = gw_breakers_find(&g->breakers, p->exchange);
+                if (b)
+                    gw_breaker_cancel(b);
+            }
+        }
+    }
+    chans_reset(g);
+}
+
+/* ---------------------------------------------------------------- publishing */
+
+static void log_breaker(gw *g, const char *exchange, gw_breaker *b, gw_breaker_transition t)
+{
+    if (t == GW_BREAKER_TRANSITION_NONE)
+        return;
+    GW_LOG(t == GW_BREAKER_TRANSITION_CLOSED ? GW_LOG_INFO : GW_LOG_WARN, "circuit breaker",
+           GW_S("exchange", exchange), GW_S("transition", gw_breaker_transition_name(t)),
+           GW_S("state", gw_breaker_state_name(b->state)),
+           GW_I("consecutive_failures", b->consecutive_failures),
+           GW_I("total_opens", b->total_opens), GW_I("open_for_ms", b->cfg.open_for_ms));
+    gw_metrics_breaker_state(g->metrics, exchange, (int)b->state);
+}
+
+static void own_publish(gw *g, job *j, const char *exchange, const char *routing_key,
+                        const gw_hdr *hdrs, size_t n_hdrs, gw_str type);
+
+static gw_str cstr(const char *s)
+{
+    return gw_str_from_cstr(s);
+}
+
+/* Standard forwarding headers (SPEC §6) for job j; returns how many were set. */
+static size_t fwd_headers(const job *j, gw_hdr *h, const char *route_event)
+{
+    size_t n = 0;
+    h[n++] = (gw_hdr){GW_H_CORRELATION_ID, 's',
+                      (gw_str){j->ids.correlation_id, j->ids.correlation_id_len}, 0};
+    if (route_event)
+        h[n++] = (gw_hdr){GW_H_ROUTE, 's', cstr(route_event), 0};
+    h[n++] = (gw_hdr){GW_H_RETRY_COUNT, 'l', GW_STR_NULL, (int64_t)j->retry_count};
+    h[n++] = (gw_hdr){GW_H_FIRST_SEEN_AT, 'l', GW_STR_NULL, (int64_t)j->first_seen_ms};
+    return n;
+}
+
+static const char *const drop_internal[] = {
+    GW_H_RETRY_DESTINATION, "x-gw-retry-routing-key", GW_H_DEAD_LETTER_REASON,
+    GW_H_ORIGINAL_EXCHANGE, GW_H_ORIGINAL_ROUTING_KEY, GW_H_DEAD_LETTERED_AT, NULL};
+
+static gw_pub base_pub(const job *j, const char *exchange, const char *rk, const gw_hdr *h,
+                       size_t n)
+{
+    gw_pub p = {0};
+    p.exchange = exchange;
+    p.routing_key = rk;
+    p.correlation_id = (gw_str){j->ids.correlation_id, j->ids.correlation_id_len};
+    p.message_id = (gw_str){j->ids.message_id, j->ids.message_id_len};
+    if (j->type[0])
+        p.type = cstr(j->type);
+    p.hdrs = h;
+    p.n_hdrs = n;
+    return p;
+}
+
+/* Writes the x-gw-last-error text, truncated to what the frame leaves room for. */
+static gw_str error_value(gw *g, job *j, const gw_pub *p, const char *err, char *buf,
+                          size_t buf_len)
+{
+    size_t used = gw_session_props_size(j->msg, p);
+    size_t budget = gw_headers_error_budget(gw_session_frame_max(g->s), used);
+    size_t n = gw_headers_truncate_error(err, strlen(err), budget, buf, buf_len);
+    return (gw_str){buf, n};
+}
+
+static void dead_letter(gw *g, job *j, gw_reason reason, const char *orig_exchange,
+                        const char *orig_rk, const char *why)
+{
+    gw_hdr h[12];
+    size_t n = fwd_headers(j, h, j->route ? j->route->event : NULL);
+    h[n++] = (gw_hdr){GW_H_DEAD_LETTER_REASON, 's', cstr(gw_reason_name(reason)), 0};
+    h[n++] = (gw_hdr){GW_H_ORIGINAL_EXCHANGE, 's', cstr(orig_exchange), 0};
+    h[n++] = (gw_hdr){GW_H_ORIGINAL_ROUTING_KEY, 's', cstr(orig_rk), 0};
+    h[n++] = (gw_hdr){GW_H_DEAD_LETTERED_AT, 'l', GW_STR_NULL, (int64_t)gw_clock_wall_ms()};
+    size_t err_at = n;
+    h[n++] = (gw_hdr){GW_H_LAST_ERROR, 's', cstr(""), 0};
+    gw_pub probe = base_pub(j, g->cfg->dlx_exchange, gw_reason_name(reason), h, n);
+    char ebuf[GW_HEADERS_ERROR_MAX_BYTES + 64];
+    h[err_at].s = error_value(g, j, &probe, why, ebuf, sizeof ebuf);
+    GW_LOG(GW_LOG_WARN, "dead-lettered", GW_S("reason", gw_reason_name(reason)),
+           GW_S("error", why), GW_S("event_type", j->type[0] ? j->type : NULL),
+           GW_S("route", j->route ? j->route->event : NULL),
+           GW_S("correlation_id", j->ids.correlation_id), GW_S("message_id", j->ids.message_id),
+           GW_S("original_exchange", orig_exchange), GW_S("original_routing_key", orig_rk));
+    gw_metrics_dead_lettered(g->metrics, gw_reason_name(reason));
+    own_publish(g, j, g->cfg->dlx_exchange, gw_reason_name(reason), h, n,
+                j->type[0] ? cstr(j->type) : GW_STR_NULL);
+}
+
+/* Parks a copy of j in the delay tier for `delay_ms`, addressed to one destination. */
+static void park(gw *g, job *j, uint64_t delay_ms, uint32_t retry_count, const char *exchange,
+                 const char *rk, const char *why, gw_reason reason, bool deferral)
+{
+    char queue[300];
+    tier_name(g, delay_ms, queue, sizeof queue);
+    job tmp = *j;
+    tmp.retry_count = retry_count;
+    gw_hdr h[12];
+    size_t n = fwd_headers(&tmp, h, j->route ? j->route->event : NULL);
+    h[n++] = (gw_hdr){GW_H_RETRY_DESTINATION, 's', cstr(exchange), 0};
+    h[n++] = (gw_hdr){"x-gw-retry-routing-key", 's', cstr(rk), 0};
+    size_t err_at = n;
+    h[n++] = (gw_hdr){GW_H_LAST_ERROR, 's', cstr(""), 0};
+    gw_pub probe = base_pub(j, "", queue, h, n);
+    char ebuf[GW_HEADERS_ERROR_MAX_BYTES + 64];
+    h[err_at].s = error_value(g, j, &probe, why, ebuf, sizeof ebuf);
+    GW_LOG(deferral ? GW_LOG_INFO : GW_LOG_WARN, deferral ? "deferred" : "retry scheduled",
+           GW_S("reason", gw_reason_name(reason)), GW_S("error", why), GW_S("exchange", exchange),
+           GW_S("routing_key", rk), GW_I("retry_count", retry_count), GW_I("delay_ms", delay_ms),
+           GW_S("event_type", j->type[0] ? j->type : NULL),
+           GW_S("route", j->route ? j->route->event : NULL),
+           GW_S("correlation_id", j->ids.correlation_id));
+    if (deferral)
+        gw_metrics_deferred(g->metrics, exchange);
+    else
+        gw_metrics_retried(g->metrics, gw_reason_name(reason));
+    own_publish(g, j, "", queue, h, n, j->type[0] ? cstr(j->type) : GW_STR_NULL);
+}
+
+/* A publish to (exchange, rk) for job j failed: retry it, or dead-letter it. */
+static void dest_failed(gw *g, job *j, const char *exchange, const char *rk, gw_reason reason,
+                        const char *why, bool permanent)
+{
+    gw_retry_decision d = gw_retry_decide(policy_of(g, j->route), j->retry_count, reason, permanent);
+    if (d.action == GW_RETRY_ACTION_RETRY)
+        park(g, j, d.delay_ms, d.next_retry_count, exchange, rk, why, reason, false);
+    else
+        dead_letter(g, j, reason, exchange, rk, why);
+}
+
+static void own_publish(gw *g, job *j, const char *exchange, const char *routing_key,
+                        const gw_hdr *hdrs, size_t n_hdrs, gw_str type)
+{
+    if (!gw_session_alive(g->s))
+        return;
+    char err[ERR_TEXT];
+    if (!gw_session_channel_is_open(g->s, GW_CH_OWN) &&
+        gw_session_channel_open(g->s, GW_CH_OWN, err, sizeof err) != GW_OK) {
+        j->requeue = true;
+        return;
+    }
+    gw_pub p = base_pub(j, exchange, routing_key, hdrs, n_hdrs);
+    p.type = type;
+    p.drop = NULL;
+    uint64_t seq;
+    gw_err rc = gw_session_publish(g->s, GW_CH_OWN, j->msg, &p, &seq);
+    if (rc != GW_OK) {
+        if (rc == GW_ERR_PERMANENT)
+            GW_LOG(GW_LOG_ERROR, "cannot publish gateway copy: properties exceed the frame size",
+                   GW_S("exchange", exchange), GW_S("routing_key", routing_key),
+                   GW_S("correlation_id", j->ids.correlation_id));
+        j->requeue = true;
+        return;
+    }
+    chan *c = chan_get(g, GW_CH_OWN);
+    if (seq != c->next) { /* channel was reopened: sequence restarted */
+        c->low = c->next = seq;
+    }
+    if (c->next - c->low >= c->cap)
+        chan_grow(c);
+    *chan_slot(c, seq) = (pend){j, exchange, NULL, true, false, 0, gw_clock_mono_ms()};
+    c->next = seq + 1;
+    c->unsettled++;
+    j->pending++;
+}
+
+static void forward(gw *g, job *j, const char *exchange, const char *rk)
+{
+    if (!gw_session_alive(g->s))
+        return;
+    gw_breaker *b = gw_breakers_get(&g->breakers, exchange);
+    uint64_t now = gw_clock_mono_ms();
+    log_breaker(g, exchange, b, gw_breaker_tick(b, now));
+    if (!gw_breaker_allow(b, now)) {
+        char why[400];
+        snprintf(why, sizeof why, "circuit breaker open for exchange \"%s\"", exchange);
+        gw_retry_decision d = gw_retry_defer(j->first_seen_ms, gw_clock_wall_ms(),
+                                             g->cfg->breaker.max_deferral_ms, g->longest_tier,
+                                             j->retry_count, GW_REASON_PUBLISH_FAILED);
+        if (d.action == GW_RETRY_ACTION_DEFER)
+            park(g, j, d.delay_ms, d.next_retry_count, exchange, rk, why,
+                 GW_REASON_PUBLISH_FAILED, true);
+        else
+            dead_letter(g, j, GW_REASON_EXPIRED, exchange, rk,
+                        "deferred by an open circuit breaker longer than max_deferral");
+        return;
+    }
+    int ch = dest_channel(g, exchange);
+    char err[ERR_TEXT];
+    if (!gw_session_channel_is_open(g->s, ch) &&
+        gw_session_channel_open(g->s, ch, err, sizeof err) != GW_OK) {
+        gw_breaker_cancel(b);
+        if (gw_session_alive(g->s))
+            dest_failed(g, j, exchange, rk, GW_REASON_PUBLISH_FAILED, err, false);
+        return;
+    }
+    gw_hdr h[8];
+    size_t n = fwd_headers(j, h, j->route ? j->route->event : NULL);
+    gw_pub p = base_pub(j, exchange, rk, h, n);
+    p.drop = drop_internal;
+    uint64_t seq;
+    gw_err rc = gw_session_publish(g->s, ch, j->msg, &p, &seq);
+    if (rc == GW_ERR_PERMANENT) {
+        gw_breaker_cancel(b);
+        char why[400];
+        snprintf(why, sizeof why,
+                 "cannot publish to exchange \"%s\": routing key or properties exceed the "
+                 "protocol limits",
+                 exchange);
+        dest_failed(g, j, exchange, rk, GW_REASON_PUBLISH_FAILED, why, true);
+        return;
+    }
+    if (rc != GW_OK) {
+        gw_breaker_cancel(b);
+        return; /* session died; the job is dropped and redelivered */
+    }
+    chan *c = chan_get(g, ch);
+    if (seq != c->next)
+        c->low = c->next = seq;
+    if (c->next - c->low >= c->cap)
+        chan_grow(c);
+    *chan_slot(c, seq) = (pend){j, exchange, rk, false, false, 0, gw_clock_mono_ms()};
+    c->next = seq + 1;
+    c->unsettled++;
+    j->pending++;
+}
+
+/* ---------------------------------------------------------------- confirms */
+
+static void settle(gw *g, chan *c, uint64_t seq, bool ok, const char *why_in)
+{
+    pend *p = chan_slot(c, seq);
+    if (!p->j)
+        return;
+    pend e = *p;
+    p->j = NULL;
+    c->unsettled--;
+    job *j = e.j;
+    j->pending--;
+    if (e.own) {
+        if (!ok) {
+            GW_LOG(GW_LOG_ERROR, "gateway copy not confirmed; the event will be redelivered",
+                   GW_S("exchange", e.exchange), GW_S("error", why_in),
+                   GW_S("correlation_id", j->ids.correlation_id));
+            j->requeue = true;
+        }
+    } else {
+        gw_breaker *b = gw_breakers_get(&g->breakers, e.exchange);
+        bool success = ok && !e.returned;
+        gw_breaker_transition t = gw_breaker_record(b, success, gw_clock_mono_ms());
+        log_breaker(g, e.exchange, b, t);
+        if (success) {
+            gw_metrics_routed(g->metrics, j->route ? j->route->event : "", e.exchange);
+        } else {
+            char why[600];
+            gw_reason reason = GW_REASON_PUBLISH_FAILED;
+            if (e.returned) {
+                reason = GW_REASON_UNROUTABLE;
+                snprintf(why, sizeof why,
+                         "exchange \"%s\" returned the message (%d NO_ROUTE): no queue bound "
+                         "for routing key \"%s\"",
+                         e.exchange, e.return_code, e.routing_key);
+            } else {
+                snprintf(why, sizeof why, "publish to exchange \"%s\" failed: %s", e.exchange,
+                         why_in);
+            }
+            dest_failed(g, j, e.exchange, e.routing_key, reason, why, false);
+        }
+    }
+    while (c->low < c->next && !chan_slot(c, c->low)->j)
+        c->low++;
+    job_settle(g, j);
+}
+
+static void on_confirm(void *ctx, int ch, uint64_t seq, bool multiple, bool ack)
+{
+    gw *g = ctx;
+    if ((size_t)ch >= g->n_chans || !g->chans[ch].ring)
+        return;
+    chan *c = &g->chans[ch];
+    if (seq < c->low)
+        return; /* already settled (timed out, or its channel was closed) */
+    uint64_t from = multiple ? c->low : seq;
+    for (uint64_t s = from; s <= seq && s < c->next; s++)
+        settle(g, c, s, ack, "the broker nacked the publish");
+}
+
+static void on_return(void *ctx, int ch, int code, gw_str text, gw_str exchange, gw_str rk,
+                      gw_str message_id)
+{
+    gw *g = ctx;
+    (void)text;
+    (void)exchange;
+    if ((size_t)ch >= g->n_chans || !g->chans[ch].ring)
+        return;
+    chan *c = &g->chans[ch];
+    /* Returns carry no sequence number: the oldest unsettled publish on this
+     * channel with the same message id and routing key is the one. */
+    for (uint64_t s = c->low; s < c->next; s++) {
+        pend *p = chan_slot(c, s);
+        if (!p->j || p->returned)
+            continue;
+        const char *prk = p->routing_key ? p->routing_key : "";
+        if (rk.len != strlen(prk) || memcmp(rk.ptr, prk, rk.len) != 0)
+            continue;
+        if (message_id.ptr && (message_id.len != p->j->ids.message_id_len ||
+                               memcmp(message_id.ptr, p->j->ids.message_id, message_id.len) != 0))
+            continue;
+        p->returned = true;
+        p->return_code = code;
+        return;
+    }
+}
+
+static void on_channel_closed(void *ctx, int ch, int code, gw_str text)
+{
+    gw *g = ctx;
+    char why[400];
+    snprintf(why, sizeof why, "channel closed by the broker: %d %.*s", code, (int)text.len,
+             text.ptr);
+    GW_LOG(GW_LOG_WARN, "publisher channel closed", GW_I("channel", ch), GW_I("code", code),
+           GW_S("error", why));
+    if ((size_t)ch >= g->n_chans || !g->chans[ch].ring)
+        return;
+    chan *c = &g->chans[ch];
+    uint64_t end = c->next;
+    for (uint64_t s = c->low; s < end; s++)
+        settle(g, c, s, false, why);
+    c->low = c->next = 1;
+}
+
+static void confirm_timeouts(gw *g)
+{
+    uint64_t now = gw_clock_mono_ms();
+    for (size_t i = 1; i < g->n_chans; i++) {
+        chan *c = &g->chans[i];
+        if (!c->ring)
+            continue;
+        while (c->low < c->next) {
+            pend *p = chan_slot(c, c->low);
+            if (!p->j) {
+                c->low++;
+                continue;
+            }
+            if (now - p->sent_ms < CONFIRM_TIMEOUT_MS)
+                break;
+            settle(g, c, c->low, false, "no confirm from the broker within 30s");
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- deliveries */
+
+static void classify_input(const gw_msg *m, gw_classify_input *in)
+{
+    memset(in, 0, sizeof *in);
+    in->type_property = gw_msg_prop(m, GW_PROP_TYPE);
+    const char *th = gw_msg_header_present(m, GW_H_CE_TYPE) ? GW_H_CE_TYPE : GW_H_CE_TYPE_COLON;
+    in->type_header = gw_msg_header_str(m, th);
+    in->type_header_not_string = !in->type_header.ptr && gw_msg_header_present(m, th);
+    in->id_header = gw_msg_header_str(m, GW_H_CE_ID);
+    if (!in->id_header.ptr)
+        in->id_header = gw_msg_header_str(m, GW_H_CE_ID_COLON);
+    gw_str body = gw_msg_body(m);
+    in->body = body.ptr;
+    in->body_len = body.len;
+}
+
+static void compute_ids(gw *g, job *j, gw_str ce_id)
+{
+    uint8_t rnd[32];
+    rng_fill(g, rnd, sizeof rnd);
+    gw_headers_ids(gw_msg_prop(j->msg, GW_PROP_CORRELATION_ID),
+                   gw_msg_header_str(j->msg, GW_H_CORRELATION_ID),
+                   gw_msg_prop(j->msg, GW_PROP_MESSAGE_ID), ce_id, rnd, &j->ids);
+}
+
+static const gw_route *route_by_event(const gw_routes *r, gw_str event)
+{
+    if (!event.ptr)
+        return NULL;
+    for (size_t i = 0; i < r->n_routes; i++)
+        if (gw_str_eq_cstr(event, r->routes[i].event))
+            return &r->routes[i];
+    return NULL;
+}
+
+static void process_rejected(gw *g, job *j)
+{
+    const gw_routes *routes = g->cfg->routes;
+    j->route = route_by_event(routes, gw_msg_header_str(j->msg, GW_H_ROUTE));
+    gw_str t = gw_msg_prop(j->msg, GW_PROP_TYPE);
+    if (t.ptr && t.len < sizeof j->type) {
+        memcpy(j->type, t.ptr, t.len);
+        j->type[t.len] = '\0';
+    }
+    compute_ids(g, j, GW_STR_NULL);
+    gw_str q = gw_msg_xdeath_queue(j->msg, "rejected");
+    char queue[256] = "";
+    if (q.ptr && q.len < sizeof queue) {
+        memcpy(queue, q.ptr, q.len);
+        queue[q.len] = '\0';
+    }
+    char why[400];
+    snprintf(why, sizeof why, "rejected by a consumer of queue \"%s\"", queue);
+    if (!queue[0]) {
+        dead_letter(g, j, GW_REASON_REJECTED, "", "", "rejected; x-death names no queue");
+        return;
+    }
+    gw_retry_decision d =
+        gw_retry_decide(policy_of(g, j->route), j->retry_count, GW_REASON_REJECTED, false);
+    /* Park with the queue as the routing key of the default exchange: the copy goes
+     * back to that queue only. */
+    snprintf(j->retry_routing_key, sizeof j->retry_routing_key, "%s", queue);
+    if (d.action == GW_RETRY_ACTION_RETRY)
+        park(g, j, d.delay_ms, d.next_retry_count, "", j->retry_routing_key, why,
+             GW_REASON_REJECTED, false);
+    else
+        dead_letter(g, j, GW_REASON_REJECTED, "", j->retry_routing_key, why);
+}
+
+static void process(gw *g, job *j)
+{
+    gw_metrics_received(g->metrics);
+    int64_t rc = 0;
+    if (gw_msg_header_int(j->msg, GW_H_RETRY_COUNT, &rc))
+        j->retry_count = gw_retry_clamp_count(&g->cfg->retry, rc);
+    int64_t fs = 0;
+    j->first_seen_ms = gw_msg_header_int(j->msg, GW_H_FIRST_SEEN_AT, &fs) && fs > 0
+                           ? (uint64_t)fs
+                           : gw_clock_wall_ms();
+    if (j->from_rejected) {
+        process_rejected(g, j);
+        goto out;
+    }
+    gw_classify_input in;
+    classify_input(j->msg, &in);
+    gw_classify_result cr;
+    gw_err err = gw_classify(g->cfg->type_from, g->cfg->n_type_from, &in, &cr);
+    char orig_ex[256], orig_rk[256];
+    gw_str ex = gw_msg_exchange(j->msg), rk = gw_msg_routing_key(j->msg);
+    snprintf(orig_ex, sizeof orig_ex, "%.*s", (int)ex.len, ex.ptr);
+    snprintf(orig_rk, sizeof orig_rk, "%.*s", (int)rk.len, rk.ptr);
+    if (err != GW_OK) {
+        compute_ids(g, j, GW_STR_NULL);
+        dead_letter(g, j, GW_REASON_INVALID_EVENT, orig_ex, orig_rk, cr.why);
+        goto out;
+    }
+    memcpy(j->type, cr.type, cr.type_len + 1);
+    compute_ids(g, j, cr.has_ce_id ? (gw_str){cr.ce_id, cr.ce_id_len} : GW_STR_NULL);
+    j->route = gw_routes_lookup(g->cfg->routes, cr.type, cr.type_len);
+    gw_str retry_dest = gw_msg_header_str(j->msg, GW_H_RETRY_DESTINATION);
+    if (retry_dest.ptr) {
+        /* A retry or deferral copy: only the destination that failed. */
+        gw_str rrk = gw_msg_header_str(j->msg, "x-gw-retry-routing-key");
+        if (!rrk.ptr)
+            rrk = (gw_str){cr.type, cr.type_len};
+        snprintf(j->retry_exchange, sizeof j->retry_exchange, "%.*s", (int)retry_dest.len,
+                 retry_dest.ptr);
+        snprintf(j->retry_routing_key, sizeof j->retry_routing_key, "%.*s", (int)rrk.len,
+                 rrk.ptr);
+        forward(g, j, j->retry_exchange, j->retry_routing_key);
+        goto out;
+    }
+    if (!j->route) {
+        char why[400];
+        snprintf(why, sizeof why, "no route for event type \"%s\"", cr.type);
+        dead_letter(g, j, GW_REASON_NO_ROUTE, orig_ex, orig_rk, why);
+        goto out;
+    }
+    for (size_t i = 0; i < j->route->n_to; i++) {
+        const gw_destination *d = &j->route->to[i];
+        forward(g, j, d->exchange, d->routing_key ? d->routing_key : j->type);
+    }
+out:
+    j->dispatched = true;
+    job_settle(g, j);
+}
+
+static void on_deliver(void *ctx, gw_msg *m)
+{
+    gw *g = ctx;
+    job *j = gw_xcalloc(1, sizeof *j);
+    j->msg = m;
+    j->tag = gw_msg_delivery_tag(m);
+    j->from_rejected = gw_str_eq_cstr(gw_msg_consumer_tag(m), REJECTED_TAG);
+    ring_push(g, j);
+    if (gw_session_blocked(g->s) || g->backlog_head) {
+        if (g->backlog_tail)
+            g->backlog_tail->next_backlog = j;
+        else
+            g->backlog_head = j;
+        g->backlog_tail = j;
+        return;
+    }
+    process(g, j);
+}
+
+static void run_backlog(gw *g)
+{
+    while (g->backlog_head && !gw_session_blocked(g->s) && gw_session_alive(g->s)) {
+        job *j = g->backlog_head;
+        g->backlog_head = j->next_backlog;
+        if (!g->backlog_head)
+            g->backlog_tail = NULL;
+        j->next_backlog = NULL;
+        process(g, j);
+    }
+}
+
+static void on_cancelled(void *ctx, gw_str tag)
+{
+    gw *g = ctx;
+    GW_LOG(GW_LOG_WARN, "consumer cancelled by the broker (queue deleted?); re-establishing",
+           GW_S("consumer_tag", gw_str_eq_cstr(tag, REJECTED_TAG) ? REJECTED_TAG : INBOUND_TAG));
+    g->cancelled = true;
+}
+
+static void on_blocked(void *ctx, bool blocked, gw_str reason)
+{
+    (void)ctx;
+    char r[200];
+    snprintf(r, sizeof r, "%.*s", (int)reason.len, reason.ptr ? reason.ptr : "");
+    if (blocked)
+        GW_LOG(GW_LOG_WARN, "publishing blocked by the broker", GW_S("reason", r));
+    else
+        GW_LOG(GW_LOG_INFO, "publishing unblocked");
+}
+
+/* ---------------------------------------------------------------- topology */
+
+static void rejected_names(const gw *g, char *ex, char *q, size_t len)
+{
+    snprintf(ex, len, "%s.rejected", g->cfg->prefix);
+    snprintf(q, len, "%s.rejected", g->cfg->prefix);
+}
+
+static bool declare_queue_logged(gw *g, const gw_queue_decl *q, const gw_arg *extra, size_t n,
+                                 char *err, size_t len)
+{
+    gw_err rc = gw_session_declare_queue(g->s, q, extra, n, true, err, len);
+    if (rc == GW_ERR_INVALID) {
+        GW_LOG(GW_LOG_WARN, "queue exists with other arguments; using it as it is",
+               GW_S("queue", q->name), GW_S("error", err));
+        return true;
+    }
+    return rc == GW_OK;
+}
+
+static bool arg_present(const gw_queue_decl *q, const char *key)
+{
+    for (size_t i = 0; i < q->n_args; i++)
+        if (strcmp(q->args[i].key, key) == 0)
+            return true;
+    return false;
+}
+
+/* Declares the table's topology and the gateway's own. Returns false with err set;
+ * *fatal tells a configuration problem (refuse to start) from a broker hiccup. */
+static bool declare_topology(gw *g, bool *fatal, char *err, size_t len)
+{
+    const gw_config *cfg = g->cfg;
+    const gw_routes *r = cfg->routes;
+    *fatal = false;
+    char rex[300], rq[300];
+    rejected_names(g, rex, rq, sizeof rex);
+
+    for (size_t i = 0; i < r->n_exchanges; i++)
+        if (gw_session_declare_exchange(g->s, &r->exchanges[i], err, len) != GW_OK)
+            goto fail;
+    gw_exchange_decl own_x = {.name = rex, .type = GW_EXCHANGE_FANOUT, .durable = true};
+    if (gw_session_declare_exchange(g->s, &own_x, err, len) != GW_OK)
+        goto fail;
+    for (size_t i = 0; i < r->n_queues; i++) {
+        const gw_queue_decl *q = &r->queues[i];
+        gw_arg dlx = {.key = "x-dead-letter-exchange", .kind = GW_ARG_STR, .s = rex};
+        bool has = arg_present(q, "x-dead-letter-exchange");
+        if (!declare_queue_logged(g, q, &dlx, has ? 0 : 1, err, len))
+            goto fail;
+        for (size_t b = 0; b < q->n_bindings; b++) {
+            const gw_binding_decl *bd = &q->bindings[b];
+            if (gw_session_bind(g->s, q->name, bd->exchange, bd->routing_key ? bd->routing_key : "",
+                                bd->args, bd->n_args, err, len) != GW_OK)
+                goto fail;
+        }
+    }
+    gw_queue_decl inbound = {.name = cfg->inbound_queue, .durable = true};
+    if (!declare_queue_logged(g, &inbound, NULL, 0, err, len))
+        goto fail;
+    gw_exchange_decl dlx = {.name = cfg->dlx_exchange, .type = GW_EXCHANGE_TOPIC, .durable = true};
+    if (gw_session_declare_exchange(g->s, &dlx, err, len) != GW_OK)
+        goto fail;
+    gw_queue_decl dlq = {.name = cfg->dlq_queue, .durable = true};
+    if (!declare_queue_logged(g, &dlq, NULL, 0, err, len))
+        goto fail;
+    if (gw_session_bind(g->s, cfg->dlq_queue, cfg->dlx_exchange, "#", NULL, 0, err, len) != GW_OK)
+        goto fail;
+    gw_queue_decl rejq = {.name = rq, .durable = true};
+    if (!declare_queue_logged(g, &rejq, NULL, 0, err, len))
+        goto fail;
+    if (gw_session_bind(g->s, rq, rex, "", NULL, 0, err, len) != GW_OK)
+        goto fail;
+    for (size_t i = 0; i < g->n_tiers; i++) {
+        char name[300];
+        tier_name(g, g->tiers[i], name, sizeof name);
+        gw_arg args[3] = {
+            {.key = "x-message-ttl", .kind = GW_ARG_INT, .i = (int64_t)g->tiers[i]},
+            {.key = "x-dead-letter-exchange", .kind = GW_ARG_STR, .s = ""},
+            {.key = "x-dead-letter-routing-key", .kind = GW_ARG_STR, .s = cfg->inbound_queue},
+        };
+        gw_queue_decl tq = {.name = name, .durable = true};
+        if (!declare_queue_logged(g, &tq, args, 3, err, len))
+            goto fail;
+    }
+    /* Destinations the table does not declare must already exist. */
+    char missing[1024] = "";
+    size_t n_missing = 0;
+    for (size_t i = 0; i < r->n_routes; i++) {
+        for (size_t k = 0; k < r->routes[i].n_to; k++) {
+            const char *x = r->routes[i].to[k].exchange;
+            if (!x[0] || gw_routes_find_exchange(r, x) || strstr(missing, x))
+                continue;
+            char e2[ERR_TEXT];
+            gw_err rc = gw_session_exchange_exists(g->s, x, e2, sizeof e2);
+            if (rc == GW_ERR_NOT_FOUND) {
+                size_t used = strlen(missing);
+                snprintf(missing + used, sizeof missing - used, "%s\"%s\"", n_missing ? ", " : "",
+                         x);
+                n_missing++;
+            } else if (rc != GW_OK) {
+                snprintf(err, len, "%s", e2);
+                goto fail;
+            }
+        }
+    }
+    if (n_missing) {
+        snprintf(err, len,
+                 "destination exchange%s %s not declared in %s and not found on the broker",
+                 n_missing > 1 ? "s" : "", missing, r->path);
+        *fatal = true;
+        return false;
+    }
+    return true;
+fail:
+    /* A 403/404/406 from a declaration is a configuration problem; a lost
+     * connection is not. */
+    *fatal = gw_session_alive(g->s);
+    return false;
+}
+
+static bool start_consuming(gw *g, char *err, size_t len)
+{
+    char rex[300], rq[300];
+    rejected_names(g, rex, rq, sizeof rex);
+    if (gw_session_consume(g->s, g->cfg->inbound_queue, INBOUND_TAG, g->cfg->prefetch, err, len) !=
+        GW_OK)
+        return false;
+    if (gw_session_consume(g->s, rq, REJECTED_TAG, g->cfg->prefetch, err, len) != GW_OK)
+        return false;
+    g->consuming = true;
+    return true;
+}
+
+/* Re-declares the gateway's queues and consumes again after a basic.cancel. */
+static void reestablish(gw *g)
+{
+    g->cancelled = false;
+    char err[ERR_TEXT];
+    bool fatal;
+    if (!declare_topology(g, &fatal, err, sizeof err)) {
+        GW_LOG(GW_LOG_ERROR, "re-declaring topology failed", GW_S("error", err));
+        if (gw_session_alive(g->s))
+            gw_session_free(g->s), g->s = NULL;
+        return;
+    }
+    /* Cancelling the consumer that survived (if any) and consuming both again keeps
+     * the bookkeeping simple: the channel is the same, tags keep counting. */
+    gw_session_cancel(g->s, INBOUND_TAG);
+    char rex[300], rq[300];
+    rejected_names(g, rex, rq, sizeof rex);
+    gw_session_cancel(g->s, REJECTED_TAG);
+    if (!start_consuming(g, err, sizeof err))
+        GW_LOG(GW_LOG_ERROR, "consuming again failed", GW_S("error", err));
+    else
+        GW_LOG(GW_LOG_INFO, "consuming again", GW_S("queue", g->cfg->inbound_queue));
+}
+
+/* ---------------------------------------------------------------- connect */
+
+static const gw_session_handler *handler(gw *g)
+{
+    static gw_session_handler h;
+    h.ctx = g;
+    h.on_deliver = on_deliver;
+    h.on_confirm = on_confirm;
+    h.on_return = on_return;
+    h.on_channel_closed = on_channel_closed;
+    h.on_cancelled = on_cancelled;
+    h.on_blocked = on_blocked;
+    return &h;
+}
+
+/* Sleeps up to ms, waking early on a stop signal. */
+static void nap(uint64_t ms)
+{
+    uint64_t end = gw_clock_mono_ms() + ms;
+    while (!stop_requested) {
+        uint64_t now = gw_clock_mono_ms();
+        if (now >= end)
+            break;
+        uint64_t left = end - now;
+        usleep((useconds_t)((left > 100 ? 100 : left) * 1000));
+    }
+}
+
+/* Connects (trying every URL, with exponential backoff and jitter between rounds),
+ * declares and consumes. Returns 0 on success, 1 on a fatal configuration error,
+ * -1 when a stop was requested. */
+static int connect_loop(gw *g, bool first)
+{
+    uint64_t backoff = 100;
+    for (unsigned attempt = 0;; attempt++) {
+        for (size_t u = 0; u < g->cfg->n_broker_urls && !stop_requested; u++) {
+            char safe[512], err[ERR_TEXT];
+            gw_log_redact_url(g->cfg->broker_urls[u], safe, sizeof safe);
+            gw_session *s = NULL;
+            if (gw_session_connect(g->cfg, g->cfg->broker_urls[u], "amqp-gw", &s, err,
+                                   sizeof err) != GW_OK) {
+                GW_LOG(GW_LOG_WARN, "cannot connect to broker", GW_S("url", safe),
+                       GW_S("error", err), GW_I("attempt", attempt + 1));
+                continue;
+            }
+            g->s = s;
+            bool fatal = false;
+            if (!declare_topology(g, &fatal, err, sizeof err) ||
+                !start_consuming(g, err, sizeof err)) {
+                GW_LOG(GW_LOG_ERROR, fatal ? "cannot start" : "setting up the session failed",
+                       GW_S("url", safe), GW_S("error", err));
+                gw_session_free(g->s);
+                g->s = NULL;
+                if (fatal && first) {
+                    fprintf(stderr, "amqp-gw: %s\n", err);
+                    return 1;
+                }
+                continue;
+            }
+            GW_LOG(GW_LOG_INFO, "ready", GW_S("url", safe), GW_S("queue", g->cfg->inbound_queue),
+                   GW_I("prefetch", g->cfg->prefetch),
+                   GW_I("frame_max", (long long)gw_session_frame_max(g->s)));
+            gw_metrics_set_connected(g->metrics, true);
+            return 0;
+        }
+        if (stop_requested)
+            return -1;
+        uint64_t jitter = rng_next(g) % (backoff / 2 + 1);
+        nap(backoff / 2 + jitter);
+        backoff = backoff * 2 > 30000 ? 30000 : backoff * 2;
+    }
+}
+
+/* ---------------------------------------------------------------- run */
+
+static void compute_tiers(gw *g)
+{
+    const gw_routes *r = g->cfg->routes;
+    size_t n = 1 + r->n_routes;
+    const gw_retry_policy **pol = gw_xmalloc(n * sizeof *pol);
+    size_t k = 0;
+    pol[k++] = &g->cfg->retry;
+    for (size_t i = 0; i < r->n_routes; i++)
+        if (r->routes[i].has_retry)
+            pol[k++] = &r->routes[i].retry;
+    g->n_tiers = gw_retry_tiers(pol, k, g->tiers, MAX_RETRY_TIERS);
+    g->longest_tier = gw_retry_longest_tier(pol, k);
+    free(pol);
+}
+
+static void install_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sa.sa_handler = on_hup_signal;
+    sigaction(SIGHUP, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+static void shutdown_gracefully(gw *g)
+{
+    GW_LOG(GW_LOG_INFO, "stopping: no new deliveries; waiting for outstanding confirms",
+           GW_I("in_flight", g->in_flight), GW_I("timeout_ms", g->cfg->shutdown_timeout_ms));
+    gw_session_cancel(g->s, INBOUND_TAG);
+    gw_session_cancel(g->s, REJECTED_TAG);
+    uint64_t deadline = gw_clock_mono_ms() + g->cfg->shutdown_timeout_ms;
+    const gw_session_handler *h = handler(g);
+    while (gw_session_alive(g->s) && gw_clock_mono_ms() < deadline) {
+        run_backlog(g);
+        bool busy = false;
+        for (size_t i = 0; i < g->ring_len; i++)
+            if (!g->ring[(g->ring_head + i) % g->ring_cap]->done)
+                busy = true;
+        if (!busy)
+            break;
+        gw_session_poll(g->s, 50, h);
+    }
+    ack_ready(g);
+    if (g->ring_len)
+        GW_LOG(GW_LOG_WARN, "stopping with unconfirmed events; the broker will redeliver them",
+               GW_I("unacked", g->ring_len));
+    else
+        GW_LOG(GW_LOG_INFO, "stopped cleanly");
+}
+
+int gw_gateway_run(const char *config_path)
+{
+    gw_diags diags = {0};
+    gw_config *cfg = NULL;
+    if (gw_config_load(config_path, &cfg, &diags) != GW_OK) {
+        gw_diags_print(&diags, stderr);
+        gw_diags_cleanup(&diags);
+        return 1;
+    }
+    gw_diags_cleanup(&diags);
+    gw_log_min_level = (gw_log_level)cfg->log_level;
+    gw_log_set_text(!cfg->log_json);
+
+    gw g;
+    memset(&g, 0, sizeof g);
+    g.cfg = cfg;
+    if (getrandom(g.rng, sizeof g.rng, 0) != (ssize_t)sizeof g.rng || (!g.rng[0] && !g.rng[1])) {
+        g.rng[0] = gw_clock_wall_ms() ^ ((uint64_t)getpid() << 32);
+        g.rng[1] = gw_clock_mono_ms() | 1;
+    }
+    gw_breakers_init(&g.breakers, &cfg->breaker);
+    compute_tiers(&g);
+    install_signals();
+    char merr[ERR_TEXT] = "";
+    g.metrics = gw_metrics_new(cfg->metrics_listen, merr, sizeof merr);
+    if (!g.metrics) {
+        fprintf(stderr, "amqp-gw: metrics.listen %s: %s\n", cfg->metrics_listen, merr);
+        gw_breakers_cleanup(&g.breakers);
+        gw_config_free(cfg);
+        return 1;
+    }
+    GW_LOG(GW_LOG_INFO, "starting", GW_S("config", config_path),
+           GW_S("routes", cfg->routes->path), GW_I("routes_count", cfg->routes->n_routes),
+           GW_S("version", GW_VERSION));
+
+    int rc = connect_loop(&g, true);
+    if (rc > 0)
+        goto out;
+    const gw_session_handler *h = handler(&g);
+    while (!stop_requested) {
+        if (!g.s || !gw_session_alive(g.s)) {
+            gw_metrics_set_connected(g.metrics, false);
+            if (g.s) {
+                GW_LOG(GW_LOG_WARN, "connection lost; reconnecting",
+                       GW_S("error", gw_session_error(g.s)), GW_I("unacked_dropped", g.ring_len));
+                gw_metrics_reconnect(g.metrics);
+            }
+            drop_all_jobs(&g);
+            gw_session_free(g.s);
+            g.s = NULL;
+            if (connect_loop(&g, false) < 0)
+                break;
+            continue;
+        }
+        if (g.cancelled)
+            reestablish(&g);
+        if (!g.s)
+            continue;
+        run_backlog(&g);
+        gw_session_poll(g.s, POLL_MS, h);
+        confirm_timeouts(&g);
+        if (reload_requested) {
+            reload_requested = 0;
+            GW_LOG(GW_LOG_WARN, "SIGHUP: routing table reload is not supported in this build; "
+                                "restart the gateway to apply a new table");
+        }
+    }
+    rc = 0;
+    if (g.s && gw_session_alive(g.s))
+        shutdown_gracefully(&g);
+out:
+    drop_all_jobs(&g);
+    gw_session_free(g.s);
+    free(g.ring);
+    gw_metrics_free(g.metrics);
+    gw_breakers_cleanup(&g.breakers);
+    gw_config_free(cfg);
+    return rc;
+}
+
+int gw_gateway_check_live(const gw_config *cfg)
+{
+    (void)cfg;
+    fprintf(stderr, "amqp-gw: check --live: not available yet\n");
+    return 1;
+}

@@ -1,0 +1,21 @@
+/* gateway.h — the daemon: owns config, routes, sessions and breakers; runs the loop.
+ *
+ * Data flows one way: consume -> classify -> route -> publish -> confirm -> ack.
+ * Called by main.c only.
+ */
+#ifndef GW_GATEWAY_H
+#define GW_GATEWAY_H
+
+#include "config.h"
+
+/* `amqp-gw run -c FILE`: loads the config, connects, declares topology and forwards
+ * until SIGTERM/SIGINT. Returns the process exit code (0 after a clean shutdown,
+ * 1 when it could not start). */
+int gw_gateway_run(const char *config_path);
+
+/* `amqp-gw check --live`: connects and reports, per exchange/queue/binding of the
+ * table, whether the broker has it and whether its arguments differ. Writes the
+ * report to stdout. Returns 0 in sync, 1 drift or failure. */
+int gw_gateway_check_live(const gw_config *cfg);
+
+#endif

@@ -1,0 +1,599 @@
+/* replay.c — move dead-lettered events back where they were going (SPEC §9).
+ *
+ * The DLQ is consumed with no prefetch limit and every message is held unacked
+ * until its fate is settled: a matching message is republished (mandatory, with
+ * confirms) and its DLQ copy acked only once the republish is confirmed; every
+ * other message stays unacked and is put back with one nack(requeue) at the end,
+ * so it keeps its place in the queue. Killing the process at any moment leaves
+ * each message in the DLQ, at its destination, or both — never neither.
+ */
+#include "replay.h"
+
+#include "alloc.h"
+#include "clock.h"
+#include "config.h"
+#include "headers.h"
+#include "log.h"
+#include "match.h"
+#include "session.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define REPLAY_TAG     "gw.replay"
+#define IDLE_LIMIT_MS  5000
+#define CONFIRM_WAIT_MS 30000
+
+static volatile sig_atomic_t replay_stop;
+
+static void on_replay_signal(int sig)
+{
+    (void)sig;
+    replay_stop = 1;
+}
+
+/* ---------------------------------------------------------------- options */
+
+static bool parse_count(const char *s, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s || *end || s[0] == '-')
+        return false;
+    *out = v;
+    return true;
+}
+
+gw_err gw_replay_parse_args(int argc, char **argv, gw_replay_opts *o, bool *help, char *err,
+                            size_t err_len)
+{
+    static const struct option longopts[] = {
+        {"config", required_argument, NULL, 'c'},  {"queue", required_argument, NULL, 'q'},
+        {"type", required_argument, NULL, 't'},    {"reason", required_argument, NULL, 'r'},
+        {"route", required_argument, NULL, 'R'},   {"since", required_argument, NULL, 's'},
+        {"limit", required_argument, NULL, 'l'},   {"rate", required_argument, NULL, 'x'},
+        {"to", required_argument, NULL, 'T'},      {"max-replays", required_argument, NULL, 'm'},
+        {"dry-run", no_argument, NULL, 'n'},       {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    memset(o, 0, sizeof *o);
+    o->max_replays = 3;
+    *help = false;
+    optind = 1;
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, ":c:h", longopts, NULL)) != -1) {
+        uint64_t v;
+        char why[128];
+        switch (c) {
+        case 'c':
+            o->config_path = optarg;
+            break;
+        case 'q':
+            o->queue = optarg;
+            break;
+        case 't':
+            if (!gw_match_pattern_valid(optarg, why, sizeof why)) {
+                snprintf(err, err_len, "--type \"%s\": bad pattern: %s", optarg, why);
+                return GW_ERR_USAGE;
+            }
+            o->type_glob = optarg;
+            break;
+        case 'r':
+            if (!gw_reason_parse(optarg, &o->reason)) {
+                snprintf(err, err_len,
+                         "--reason \"%s\": expected one of no_route, invalid_event, "
+                         "publish_failed, unroutable, rejected, expired",
+                         optarg);
+                return GW_ERR_USAGE;
+            }
+            o->has_reason = true;
+            break;
+        case 'R':
+            o->route = optarg;
+            break;
+        case 's':
+            if (!gw_config_parse_duration(optarg, &o->since_ms)) {
+                snprintf(err, err_len, "--since \"%s\": bad duration (use e.g. 30m, 2h, 90s)",
+                         optarg);
+                return GW_ERR_USAGE;
+            }
+            break;
+        case 'l':
+            if (!parse_count(optarg, &v) || v == 0) {
+                snprintf(err, err_len, "--limit \"%s\": expected a positive integer", optarg);
+                return GW_ERR_USAGE;
+            }
+            o->limit = v;
+            break;
+        case 'x': {
+            char *end;
+            double r = strtod(optarg, &end);
+            if (end == optarg || (*end && strcmp(end, "/s") != 0) || !(r > 0) || !isfinite(r)) {
+                snprintf(err, err_len, "--rate \"%s\": expected messages per second, e.g. 500/s",
+                         optarg);
+                return GW_ERR_USAGE;
+            }
+            o->rate = r;
+            break;
+        }
+        case 'T':
+            if (strcmp(optarg, "original") == 0)
+                o->to_inbound = false;
+            else if (strcmp(optarg, "inbound") == 0)
+                o->to_inbound = true;
+            else {
+                snprintf(err, err_len, "--to \"%s\": expected original or inbound", optarg);
+                return GW_ERR_USAGE;
+            }
+            break;
+        case 'm':
+            if (!parse_count(optarg, &v) || v > 1000000) {
+                snprintf(err, err_len, "--max-replays \"%s\": expected a non-negative integer",
+                         optarg);
+                return GW_ERR_USAGE;
+            }
+            o->max_replays = (uint32_t)v;
+            break;
+        case 'n':
+            o->dry_run = true;
+            break;
+        case 'h':
+            *help = true;
+            return GW_OK;
+        case ':':
+            snprintf(err, err_len, "option '%s' needs a value", argv[optind - 1]);
+            return GW_ERR_USAGE;
+        default:
+            snprintf(err, err_len, "unknown option '%s'", argv[optind - 1]);
+            return GW_ERR_USAGE;
+        }
+    }
+    if (optind < argc) {
+        snprintf(err, err_len, "unexpected argument '%s'", argv[optind]);
+        return GW_ERR_USAGE;
+    }
+    if (!o->config_path)
+        o->config_path = getenv("AMQP_GW_CONFIG");
+    if (!o->config_path) {
+        snprintf(err, err_len, "missing -c FILE");
+        return GW_ERR_USAGE;
+    }
+    return GW_OK;
+}
+
+gw_replay_verdict gw_replay_filter(const gw_replay_opts *o, const gw_replay_view *v,
+                                   uint64_t now_ms)
+{
+    if (o->type_glob &&
+        (!v->type.ptr || !gw_match(o->type_glob, v->type.ptr, v->type.len)))
+        return GW_REPLAY_NO_MATCH;
+    if (o->has_reason && !gw_str_eq_cstr(v->reason, gw_reason_name(o->reason)))
+        return GW_REPLAY_NO_MATCH;
+    if (o->route && !gw_str_eq_cstr(v->route, o->route))
+        return GW_REPLAY_NO_MATCH;
+    if (o->since_ms) {
+        if (!v->has_dead_lettered_at)
+            return GW_REPLAY_NO_MATCH;
+        if (v->dead_lettered_at_ms < 0 ||
+            (uint64_t)v->dead_lettered_at_ms + o->since_ms < now_ms)
+            return GW_REPLAY_NO_MATCH;
+    }
+    if (v->replay_count >= (int64_t)o->max_replays)
+        return GW_REPLAY_MAX_REPLAYS;
+    return GW_REPLAY_MOVE;
+}
+
+/* ---------------------------------------------------------------- run */
+
+typedef struct inflight {
+    uint64_t seq;
+    uint64_t tag;
+    bool returned;
+} inflight;
+
+typedef struct replay {
+    const gw_replay_opts *o;
+    const gw_config *cfg;
+    gw_session *s;
+    const char *queue;
+    uint64_t target;   /* messages to examine (ready count at start) */
+    uint64_t examined;
+    uint64_t matched, moved, failed, no_match, guarded, over_limit;
+    uint64_t max_tag;
+    uint64_t last_delivery_ms;
+    uint64_t started_ms;
+    inflight *fl; /* outstanding republishes in seq order */
+    size_t fl_len, fl_cap, fl_head;
+    bool header_printed;
+} replay;
+
+static gw_replay_view view_of(const gw_msg *m)
+{
+    gw_replay_view v = {0};
+    v.type = gw_msg_prop(m, GW_PROP_TYPE);
+    v.reason = gw_msg_header_str(m, GW_H_DEAD_LETTER_REASON);
+    v.route = gw_msg_header_str(m, GW_H_ROUTE);
+    v.has_dead_lettered_at = gw_msg_header_int(m, GW_H_DEAD_LETTERED_AT, &v.dead_lettered_at_ms);
+    if (!gw_msg_header_int(m, GW_H_REPLAY_COUNT, &v.replay_count))
+        v.replay_count = 0;
+    return v;
+}
+
+static void print_row(replay *r, const gw_msg *m, const gw_replay_view *v)
+{
+    if (!r->header_printed) {
+        printf("%-36s  %-24s  %-14s  %7s  %-24s  %s\n", "MESSAGE_ID", "TYPE", "REASON", "RETRIES",
+               "DEAD-LETTERED AT", "LAST ERROR");
+        r->header_printed = true;
+    }
+    gw_str id = gw_msg_prop(m, GW_PROP_MESSAGE_ID);
+    int64_t retries = 0;
+    gw_msg_header_int(m, GW_H_RETRY_COUNT, &retries);
+    char when[40] = "-";
+    if (v->has_dead_lettered_at) {
+        time_t t = (time_t)(v->dead_lettered_at_ms / 1000);
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    }
+    gw_str err = gw_msg_header_str(m, GW_H_LAST_ERROR);
+    char errbuf[81];
+    size_t n = 0;
+    for (size_t i = 0; err.ptr && i < err.len && n < 80; i++)
+        errbuf[n++] = (err.ptr[i] >= 0x20 && err.ptr[i] < 0x7f) ? err.ptr[i] : '?';
+    errbuf[n] = '\0';
+    printf("%-36.*s  %-24.*s  %-14.*s  %7lld  %-24s  %s\n", id.ptr ? (int)id.len : 1,
+           id.ptr ? id.ptr : "-", v->type.ptr ? (int)v->type.len : 1,
+           v->type.ptr ? v->type.ptr : "-", v->reason.ptr ? (int)v->reason.len : 1,
+           v->reason.ptr ? v->reason.ptr : "-", (long long)retries, when, n ? errbuf : "-");
+}
+
+static void fl_push(replay *r, uint64_t seq, uint64_t tag)
+{
+    if (r->fl_len == r->fl_cap) {
+        size_t ncap = r->fl_cap ? r->fl_cap * 2 : 1024;
+        inflight *n = gw_xmalloc(ncap * sizeof *n);
+        for (size_t i = 0; i < r->fl_len; i++)
+            n[i] = r->fl[(r->fl_head + i) % r->fl_cap];
+        free(r->fl);
+        r->fl = n;
+        r->fl_cap = ncap;
+        r->fl_head = 0;
+    }
+    r->fl[(r->fl_head + r->fl_len) % r->fl_cap] = (inflight){seq, tag, false};
+    r->fl_len++;
+}
+
+static void throttle(replay *r)
+{
+    if (r->o->rate <= 0)
+        return;
+    for (;;) {
+        double elapsed = (double)(gw_clock_mono_ms() - r->started_ms) / 1000.0;
+        double allowed = elapsed * r->o->rate + 1.0;
+        if ((double)(r->moved + r->fl_len + r->failed) < allowed || replay_stop)
+            return;
+        double wait_s = ((double)(r->moved + r->fl_len + r->failed) + 1.0 - allowed) / r->o->rate;
+        long us = (long)(wait_s * 1e6);
+        usleep((useconds_t)(us > 200000 ? 200000 : (us < 100 ? 100 : us)));
+    }
+}
+
+static void republish(replay *r, gw_msg *m, const gw_replay_view *v)
+{
+    char ex[256], rk[256];
+    if (r->o->to_inbound) {
+        ex[0] = '\0';
+        snprintf(rk, sizeof rk, "%s", r->cfg->inbound_queue);
+    } else {
+        gw_str oe = gw_msg_header_str(m, GW_H_ORIGINAL_EXCHANGE);
+        gw_str ork = gw_msg_header_str(m, GW_H_ORIGINAL_ROUTING_KEY);
+        if (!oe.ptr || !ork.ptr || oe.len > 255 || ork.len > 255) {
+            gw_str id = gw_msg_prop(m, GW_PROP_MESSAGE_ID);
+            GW_LOG(GW_LOG_WARN, "message has no x-gw-original-exchange/-routing-key; left in the DLQ",
+                   GW_I("delivery_tag", gw_msg_delivery_tag(m)),
+                   GW_S("message_id", id.ptr ? gw_str_dup(id) : NULL));
+            r->failed++;
+            return;
+        }
+        snprintf(ex, sizeof ex, "%.*s", (int)oe.len, oe.ptr);
+        snprintf(rk, sizeof rk, "%.*s", (int)ork.len, ork.ptr);
+    }
+    throttle(r);
+    static const char *const drop[] = {
+        GW_H_DEAD_LETTER_REASON, GW_H_ORIGINAL_EXCHANGE, GW_H_ORIGINAL_ROUTING_KEY,
+        GW_H_DEAD_LETTERED_AT, GW_H_RETRY_DESTINATION, "x-gw-retry-routing-key", NULL};
+    gw_hdr h[3] = {
+        {GW_H_RETRY_COUNT, 'l', GW_STR_NULL, 0},
+        {GW_H_REPLAYED_AT, 'l', GW_STR_NULL, (int64_t)gw_clock_wall_ms()},
+        {GW_H_REPLAY_COUNT, 'l', GW_STR_NULL, v->replay_count + 1},
+    };
+    gw_pub p = {0};
+    p.exchange = ex;
+    p.routing_key = rk;
+    p.hdrs = h;
+    p.n_hdrs = 3;
+    p.drop = drop;
+    uint64_t seq;
+    gw_err rc = gw_session_publish(r->s, GW_CH_OWN, m, &p, &seq);
+    if (rc == GW_ERR_PERMANENT) {
+        r->failed++;
+        return;
+    }
+    if (rc != GW_OK)
+        return; /* session died: reported by the loop */
+    fl_push(r, seq, gw_msg_delivery_tag(m));
+}
+
+static void on_deliver(void *ctx, gw_msg *m)
+{
+    replay *r = ctx;
+    r->last_delivery_ms = gw_clock_mono_ms();
+    uint64_t tag = gw_msg_delivery_tag(m);
+    if (tag > r->max_tag)
+        r->max_tag = tag;
+    if (r->examined >= r->target || replay_stop) {
+        gw_msg_free(m); /* beyond what we set out to examine: nacked back at the end */
+        return;
+    }
+    r->examined++;
+    gw_replay_view v = view_of(m);
+    gw_replay_verdict verdict = gw_replay_filter(r->o, &v, gw_clock_wall_ms());
+    if (verdict == GW_REPLAY_NO_MATCH) {
+        r->no_match++;
+    } else {
+        r->matched++;
+        if (verdict == GW_REPLAY_MAX_REPLAYS) {
+            r->guarded++;
+        } else if (r->o->limit && r->moved + r->fl_len + (r->o->dry_run ? r->over_limit : 0) >= r->o->limit &&
+                   !r->o->dry_run) {
+            r->over_limit++;
+        } else if (r->o->dry_run) {
+            if (r->o->limit && r->moved >= r->o->limit) {
+                r->over_limit++;
+            } else {
+                print_row(r, m, &v);
+                r->moved++; /* would move */
+            }
+        } else {
+            republish(r, m, &v);
+        }
+    }
+    gw_msg_free(m);
+}
+
+static inflight *fl_find(replay *r, uint64_t seq)
+{
+    for (size_t i = 0; i < r->fl_len; i++) {
+        inflight *f = &r->fl[(r->fl_head + i) % r->fl_cap];
+        if (f->seq == seq)
+            return f;
+    }
+    return NULL;
+}
+
+static void on_confirm(void *ctx, int ch, uint64_t seq, bool multiple, bool ack)
+{
+    replay *r = ctx;
+    if (ch != GW_CH_OWN)
+        return;
+    while (r->fl_len) {
+        inflight *f = &r->fl[r->fl_head];
+        if (f->seq > seq)
+            break;
+        if (!multiple && f->seq != seq) {
+            /* out-of-order single confirm: settle just that one */
+            inflight *x = fl_find(r, seq);
+            if (!x)
+                return;
+            bool ok = ack && !x->returned;
+            if (ok) {
+                gw_session_ack(r->s, x->tag, false);
+                r->moved++;
+            } else {
+                r->failed++;
+            }
+            x->seq = 0; /* settled; skipped below when it reaches the head */
+            return;
+        }
+        if (f->seq != 0) {
+            bool ok = ack && !f->returned;
+            if (ok) {
+                gw_session_ack(r->s, f->tag, false);
+                r->moved++;
+            } else {
+                r->failed++;
+            }
+        }
+        r->fl_head = (r->fl_head + 1) % r->fl_cap;
+        r->fl_len--;
+    }
+    while (r->fl_len && r->fl[r->fl_head].seq == 0) {
+        r->fl_head = (r->fl_head + 1) % r->fl_cap;
+        r->fl_len--;
+    }
+}
+
+static void on_return(void *ctx, int ch, int code, gw_str text, gw_str exchange, gw_str rk,
+                      gw_str message_id)
+{
+    replay *r = ctx;
+    (void)ch;
+    (void)message_id;
+    /* The broker returns in publish order on one channel: the oldest unreturned
+     * publish to the same routing key is the one. */
+    for (size_t i = 0; i < r->fl_len; i++) {
+        inflight *f = &r->fl[(r->fl_head + i) % r->fl_cap];
+        if (f->seq && !f->returned) {
+            f->returned = true;
+            GW_LOG(GW_LOG_WARN, "replayed message was unroutable; left in the DLQ",
+                   GW_I("code", code), GW_S("exchange", gw_str_dup(exchange)),
+                   GW_S("routing_key", gw_str_dup(rk)), GW_S("error", gw_str_dup(text)));
+            return;
+        }
+    }
+}
+
+static void on_channel_closed(void *ctx, int ch, int code, gw_str text)
+{
+    replay *r = ctx;
+    char t[300];
+    snprintf(t, sizeof t, "%.*s", (int)text.len, text.ptr);
+    GW_LOG(GW_LOG_ERROR, "replay channel closed by the broker", GW_I("channel", ch),
+           GW_I("code", code), GW_S("error", t));
+    /* Every unconfirmed republish failed; their DLQ copies stay. */
+    r->failed += r->fl_len;
+    r->fl_len = 0;
+    r->fl_head = 0;
+    char err[256];
+    gw_session_channel_open(r->s, GW_CH_OWN, err, sizeof err);
+}
+
+static void on_cancelled(void *ctx, gw_str tag)
+{
+    (void)tag;
+    replay *r = ctx;
+    GW_LOG(GW_LOG_ERROR, "the DLQ consumer was cancelled by the broker (queue deleted?)");
+    replay_stop = 1;
+    (void)r;
+}
+
+static void on_blocked(void *ctx, bool blocked, gw_str reason)
+{
+    (void)ctx;
+    (void)reason;
+    GW_LOG(blocked ? GW_LOG_WARN : GW_LOG_INFO,
+           blocked ? "publishing blocked by the broker" : "publishing unblocked");
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: amqp-gw replay -c FILE [--queue Q] [--type GLOB] [--reason R] [--route "
+            "PATTERN]\n"
+            "                      [--since DUR] [--limit N] [--rate N/s] [--to "
+            "original|inbound]\n"
+            "                      [--max-replays N] [--dry-run]\n"
+            "Moves matching dead-lettered messages back; each leaves the DLQ only after its\n"
+            "republish is confirmed. Ends with: matched, moved, left, failed.\n");
+}
+
+int gw_replay_main(int argc, char **argv)
+{
+    gw_replay_opts o;
+    bool help;
+    char err[512];
+    if (gw_replay_parse_args(argc, argv, &o, &help, err, sizeof err) != GW_OK) {
+        fprintf(stderr, "amqp-gw replay: %s (try 'amqp-gw replay --help')\n", err);
+        return 2;
+    }
+    if (help) {
+        usage(stdout);
+        return 0;
+    }
+    gw_diags diags = {0};
+    gw_config *cfg = NULL;
+    if (gw_config_load(o.config_path, &cfg, &diags) != GW_OK) {
+        gw_diags_print(&diags, stderr);
+        gw_diags_cleanup(&diags);
+        return 1;
+    }
+    gw_diags_cleanup(&diags);
+    gw_log_min_level = (gw_log_level)cfg->log_level;
+    gw_log_set_text(!cfg->log_json);
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_replay_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+
+    int rc = 1;
+    replay r;
+    memset(&r, 0, sizeof r);
+    r.o = &o;
+    r.cfg = cfg;
+    r.queue = o.queue ? o.queue : cfg->dlq_queue;
+    char safe[512];
+    gw_session *s = NULL;
+    for (size_t u = 0; u < cfg->n_broker_urls && !s; u++) {
+        gw_log_redact_url(cfg->broker_urls[u], safe, sizeof safe);
+        if (gw_session_connect(cfg, cfg->broker_urls[u], "amqp-gw replay", &s, err, sizeof err) !=
+            GW_OK)
+            s = NULL;
+    }
+    if (!s) {
+        fprintf(stderr, "amqp-gw replay: cannot connect to the broker (%s): %s\n", safe, err);
+        goto out;
+    }
+    r.s = s;
+    uint32_t ready = 0;
+    gw_err qe = gw_session_queue_inspect(s, r.queue, &ready, NULL, err, sizeof err);
+    if (qe == GW_ERR_NOT_FOUND) {
+        fprintf(stderr, "amqp-gw replay: queue \"%s\" does not exist on the broker\n", r.queue);
+        goto out;
+    }
+    if (qe != GW_OK) {
+        fprintf(stderr, "amqp-gw replay: %s\n", err);
+        goto out;
+    }
+    r.target = ready;
+    r.started_ms = gw_clock_mono_ms();
+    r.last_delivery_ms = r.started_ms;
+    gw_session_handler h = {&r, on_deliver, on_confirm, on_return, on_channel_closed, on_cancelled,
+                            on_blocked};
+    if (r.target > 0 &&
+        gw_session_consume(s, r.queue, REPLAY_TAG, 0, err, sizeof err) != GW_OK) {
+        fprintf(stderr, "amqp-gw replay: %s\n", err);
+        goto out;
+    }
+    bool interrupted = false;
+    while (gw_session_alive(s) && r.examined < r.target) {
+        if (replay_stop) {
+            interrupted = true;
+            break;
+        }
+        if (o.limit && !o.dry_run && r.moved + r.fl_len >= o.limit && r.fl_len == 0)
+            break;
+        gw_session_poll(s, 100, &h);
+        if (gw_clock_mono_ms() - r.last_delivery_ms > IDLE_LIMIT_MS)
+            break; /* somebody else took the rest */
+    }
+    if (gw_session_alive(s) && r.target > 0)
+        gw_session_cancel(s, REPLAY_TAG);
+    uint64_t deadline = gw_clock_mono_ms() + CONFIRM_WAIT_MS;
+    while (gw_session_alive(s) && r.fl_len && gw_clock_mono_ms() < deadline)
+        gw_session_poll(s, 50, &h);
+    /* Everything still unacked goes back in place. */
+    if (gw_session_alive(s) && r.max_tag)
+        gw_session_nack(s, r.max_tag, true, true);
+    if (!gw_session_alive(s)) {
+        fprintf(stderr, "amqp-gw replay: connection lost: %s\n", gw_session_error(s));
+        r.failed += r.fl_len;
+    }
+    uint64_t left = r.examined - r.moved - r.failed - r.fl_len;
+    double secs = (double)(gw_clock_mono_ms() - r.started_ms) / 1000.0;
+    printf("%s%s: matched %llu, %s %llu, left %llu (%llu not matching, %llu over --max-replays, "
+           "%llu over --limit), failed %llu in %.1fs\n",
+           o.dry_run ? "dry run " : "", r.queue, (unsigned long long)r.matched,
+           o.dry_run ? "would move" : "moved", (unsigned long long)r.moved,
+           (unsigned long long)left, (unsigned long long)r.no_match,
+           (unsigned long long)r.guarded, (unsigned long long)r.over_limit,
+           (unsigned long long)(r.failed + r.fl_len), secs);
+    fflush(stdout);
+    rc = (r.failed || r.fl_len || !gw_session_alive(s) || interrupted) ? 1 : 0;
+out:
+    free(r.fl);
+    gw_session_free(s);
+    gw_config_free(cfg);
+    return rc;
+}

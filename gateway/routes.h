@@ -1,0 +1,120 @@
+/* routes.h — the routing table (SPEC §5): YAML file -> immutable, compiled gw_routes.
+ *
+ * Declared topology (exchanges, queues with bindings) and routes (event type or
+ * pattern -> destinations, optional retry override). gw_routes_load validates
+ * everything (unknown keys, types, duplicate names, routes without destinations,
+ * bindings to undeclared exchanges, malformed patterns) and reports every error as
+ * FILE:LINE:COL: message. Lookups go through the compiled router (router.h).
+ */
+#ifndef GW_ROUTES_H
+#define GW_ROUTES_H
+
+#include "config.h"
+#include "err.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum gw_arg_kind { GW_ARG_STR, GW_ARG_INT, GW_ARG_BOOL } gw_arg_kind;
+
+/* One x-argument of an exchange, queue or binding ("x-message-ttl: 5000"). */
+typedef struct gw_arg {
+    char *key;
+    gw_arg_kind kind;
+    char *s;   /* GW_ARG_STR */
+    int64_t i; /* GW_ARG_INT */
+    bool b;    /* GW_ARG_BOOL */
+} gw_arg;
+
+typedef enum gw_exchange_type {
+    GW_EXCHANGE_DIRECT,
+    GW_EXCHANGE_TOPIC,
+    GW_EXCHANGE_FANOUT,
+    GW_EXCHANGE_HEADERS,
+} gw_exchange_type;
+
+const char *gw_exchange_type_name(gw_exchange_type t);
+
+typedef struct gw_exchange_decl {
+    char *name;
+    gw_exchange_type type;
+    bool durable;     /* default true */
+    bool auto_delete; /* default false */
+    bool internal;    /* default false */
+    gw_arg *args;
+    size_t n_args;
+    int line, col;
+} gw_exchange_decl;
+
+typedef struct gw_binding_decl {
+    char *exchange;    /* must be declared in the same table */
+    char *routing_key; /* default "" */
+    gw_arg *args;
+    size_t n_args;
+    int line, col;
+} gw_binding_decl;
+
+typedef enum gw_queue_type { GW_QUEUE_CLASSIC, GW_QUEUE_QUORUM } gw_queue_type;
+
+typedef struct gw_queue_decl {
+    char *name;
+    bool durable; /* default true; quorum queues must be durable */
+    gw_queue_type type;
+    bool auto_delete; /* default false */
+    gw_arg *args;     /* as written (x-queue-type is derived from type, not listed) */
+    size_t n_args;
+    gw_binding_decl *bindings;
+    size_t n_bindings;
+    int line, col;
+} gw_queue_decl;
+
+typedef struct gw_destination {
+    char *exchange;
+    char *routing_key; /* NULL = the event type */
+} gw_destination;
+
+typedef struct gw_route {
+    char *event; /* exact type or pattern, as written */
+    bool is_pattern;
+    int literal_words; /* words that are neither * nor # (precedence) */
+    size_t index;      /* position in the file (precedence tie-break) */
+    gw_destination *to;
+    size_t n_to; /* >= 1 */
+    bool has_retry;
+    gw_retry_policy retry; /* valid when has_retry; unset fields inherit the default */
+    int line, col;
+} gw_route;
+
+struct gw_router;
+
+typedef struct gw_routes {
+    char *path;
+    int version; /* 1 */
+    gw_exchange_decl *exchanges;
+    size_t n_exchanges;
+    gw_queue_decl *queues;
+    size_t n_queues;
+    gw_route *routes;
+    size_t n_routes;
+    struct gw_router *router; /* compiled lookup over routes; owned */
+} gw_routes;
+
+/* Loads and compiles a routing table. default_retry fills the fields a route's
+ * retry: block leaves out. On failure returns GW_ERR_INVALID/GW_ERR_IO with every
+ * problem in diags and *out untouched. */
+gw_err gw_routes_load(const char *path, const gw_retry_policy *default_retry, gw_routes **out,
+                      gw_diags *diags);
+gw_err gw_routes_parse(const char *path, const char *buf, size_t len,
+                       const gw_retry_policy *default_retry, gw_routes **out, gw_diags *diags);
+
+/* The route for an event type (exact beats pattern; more literal words win; then
+ * the earlier route), or NULL. type need not be NUL-terminated. */
+const gw_route *gw_routes_lookup(const gw_routes *r, const char *type, size_t len);
+
+/* True when the table declares an exchange of that name. */
+const gw_exchange_decl *gw_routes_find_exchange(const gw_routes *r, const char *name);
+
+void gw_routes_free(gw_routes *r);
+
+#endif

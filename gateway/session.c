@@ -1,0 +1,1151 @@
+/* session.c — all rabbitmq-c use: connect, channels, topology, publish, frames, acks.
+ *
+ * Owns two connections (consumer and publisher) on one thread. Frames are read by
+ * a raw dispatcher over amqp_simple_wait_frame_noblock and handed to the caller's
+ * gw_session_handler; nothing here decides what a message means. rabbitmq-c errors
+ * stop here: they become gw_err plus a one-line text. Any connection-level problem
+ * (socket error, heartbeat timeout, connection.close, a failed send) marks the
+ * session dead; the caller destroys it and reconnects.
+ */
+#include "session.h"
+
+#include "alloc.h"
+#include "clock.h"
+
+#include <amqp.h>
+#include <amqp_framing.h>
+#include <amqp_ssl_socket.h>
+#include <amqp_tcp_socket.h>
+#include <openssl/ssl.h>
+
+#include <errno.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CONSUMER_CH 1
+#define SCRATCH_CH  (GW_CH_MAX + 1)
+#define RPC_TIMEOUT_S 15
+#define CONNECT_TIMEOUT_S 5
+
+typedef struct gw_conn {
+    amqp_connection_state_t st;
+    bool alive;
+    uint64_t last_service_ms;
+} gw_conn;
+
+struct gw_session {
+    gw_conn cons;
+    gw_conn pub;
+    bool chan_open[SCRATCH_CH + 1]; /* publisher connection channels */
+    uint64_t seq[GW_CH_MAX + 1];    /* last confirm sequence number used per channel */
+    bool blocked;
+    bool dead;
+    char error[512];
+    size_t frame_max;
+    int heartbeat_s;
+};
+
+struct gw_msg {
+    amqp_message_t msg;
+    uint64_t delivery_tag;
+    bool redelivered;
+    amqp_bytes_t consumer_tag;
+    amqp_bytes_t exchange;
+    amqp_bytes_t routing_key;
+};
+
+static gw_str str_of(amqp_bytes_t b)
+{
+    return (gw_str){b.bytes ? (const char *)b.bytes : "", b.len};
+}
+
+static amqp_bytes_t bytes_of(gw_str s)
+{
+    amqp_bytes_t b;
+    b.len = s.len;
+    b.bytes = (void *)s.ptr;
+    return b;
+}
+
+static void set_err(char *err, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void set_err(char *err, size_t len, const char *fmt, ...)
+{
+    if (!err || !len)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, len, fmt, ap);
+    va_end(ap);
+}
+
+static void die(gw_session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void die(gw_session *s, const char *fmt, ...)
+{
+    if (s->dead)
+        return;
+    s->dead = true;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(s->error, sizeof s->error, fmt, ap);
+    va_end(ap);
+}
+
+/* Describes an RPC reply in one line. */
+static void reply_text(amqp_rpc_reply_t r, char *buf, size_t len, int *code)
+{
+    if (code)
+        *code = 0;
+    switch (r.reply_type) {
+    case AMQP_RESPONSE_NORMAL:
+        snprintf(buf, len, "ok");
+        return;
+    case AMQP_RESPONSE_NONE:
+        snprintf(buf, len, "missing RPC reply");
+        return;
+    case AMQP_RESPONSE_LIBRARY_EXCEPTION:
+        snprintf(buf, len, "%s", amqp_error_string2(r.library_error));
+        return;
+    case AMQP_RESPONSE_SERVER_EXCEPTION:
+        if (r.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
+            amqp_connection_close_t *c = r.reply.decoded;
+            if (code)
+                *code = c->reply_code;
+            snprintf(buf, len, "connection closed: %d %.*s", c->reply_code,
+                     (int)c->reply_text.len, (char *)c->reply_text.bytes);
+        } else if (r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
+            amqp_channel_close_t *c = r.reply.decoded;
+            if (code)
+                *code = c->reply_code;
+            snprintf(buf, len, "%d %.*s", c->reply_code, (int)c->reply_text.len,
+                     (char *)c->reply_text.bytes);
+        } else {
+            snprintf(buf, len, "unexpected server method %s", amqp_method_name(r.reply.id));
+        }
+        return;
+    }
+    snprintf(buf, len, "unknown reply");
+}
+
+/* After a failed RPC on the publisher connection: acknowledge a channel close so the
+ * channel can be reopened, or mark the session dead on anything worse. Returns the
+ * broker's reply code (0 when not a channel close). */
+static int rpc_failed(gw_session *s, gw_conn *c, int ch, amqp_rpc_reply_t r, char *err,
+                      size_t err_len, const char *what)
+{
+    char text[300];
+    int code = 0;
+    reply_text(r, text, sizeof text, &code);
+    set_err(err, err_len, "%s: %s", what, text);
+    if (r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION && r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
+        amqp_channel_close_ok_t ok = {0};
+        if (amqp_send_method(c->st, (amqp_channel_t)ch, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok) !=
+            AMQP_STATUS_OK)
+            die(s, "%s: sending channel.close-ok failed", what);
+        if (c == &s->pub)
+            s->chan_open[ch] = false;
+        else
+            die(s, "consumer channel closed: %s", text);
+        return code;
+    }
+    if (r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION && r.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
+        amqp_connection_close_ok_t ok = {0};
+        amqp_send_method(c->st, 0, AMQP_CONNECTION_CLOSE_OK_METHOD, &ok);
+    }
+    die(s, "%s: %s", what, text);
+    return code;
+}
+
+static amqp_table_t login_properties(const char *name, amqp_table_entry_t *caps, amqp_table_entry_t *props)
+{
+    caps[0].key = amqp_cstring_bytes("connection.blocked");
+    caps[0].value.kind = AMQP_FIELD_KIND_BOOLEAN;
+    caps[0].value.value.boolean = 1;
+    caps[1].key = amqp_cstring_bytes("consumer_cancel_notify");
+    caps[1].value.kind = AMQP_FIELD_KIND_BOOLEAN;
+    caps[1].value.value.boolean = 1;
+    caps[2].key = amqp_cstring_bytes("authentication_failure_close");
+    caps[2].value.kind = AMQP_FIELD_KIND_BOOLEAN;
+    caps[2].value.value.boolean = 1;
+    props[0].key = amqp_cstring_bytes("capabilities");
+    props[0].value.kind = AMQP_FIELD_KIND_TABLE;
+    props[0].value.value.table.num_entries = 3;
+    props[0].value.value.table.entries = caps;
+    props[1].key = amqp_cstring_bytes("connection_name");
+    props[1].value.kind = AMQP_FIELD_KIND_UTF8;
+    props[1].value.value.bytes = amqp_cstring_bytes(name);
+    props[2].key = amqp_cstring_bytes("product");
+    props[2].value.kind = AMQP_FIELD_KIND_UTF8;
+    props[2].value.value.bytes = amqp_cstring_bytes("amqp-gw " GW_VERSION);
+    amqp_table_t t = {3, props};
+    return t;
+}
+
+static gw_err open_conn(const gw_config *cfg, const struct amqp_connection_info *ci,
+                        const char *name, gw_conn *c, char *err, size_t err_len)
+{
+    c->st = amqp_new_connection();
+    amqp_socket_t *sock;
+    if (ci->ssl) {
+        sock = amqp_ssl_socket_new(c->st);
+        if (!sock) {
+            set_err(err, err_len, "cannot create TLS socket");
+            return GW_ERR_BROKER;
+        }
+        amqp_ssl_socket_set_ssl_versions(sock, AMQP_TLSv1_2, AMQP_TLSvLATEST);
+        amqp_ssl_socket_set_verify_peer(sock, cfg->tls.verify_peer);
+        amqp_ssl_socket_set_verify_hostname(sock, cfg->tls.verify_hostname);
+        if (cfg->tls.ca_file) {
+            if (amqp_ssl_socket_set_cacert(sock, cfg->tls.ca_file) != AMQP_STATUS_OK) {
+                set_err(err, err_len, "tls.ca_file %s: cannot load", cfg->tls.ca_file);
+                return GW_ERR_BROKER;
+            }
+        } else {
+            SSL_CTX *ctx = amqp_ssl_socket_get_context(sock);
+            if (ctx)
+                SSL_CTX_set_default_verify_paths(ctx);
+        }
+        if (cfg->tls.cert_file && cfg->tls.key_file &&
+            amqp_ssl_socket_set_key(sock, cfg->tls.cert_file, cfg->tls.key_file) != AMQP_STATUS_OK) {
+            set_err(err, err_len, "tls.cert_file/key_file: cannot load %s / %s", cfg->tls.cert_file,
+                    cfg->tls.key_file);
+            return GW_ERR_BROKER;
+        }
+    } else {
+        sock = amqp_tcp_socket_new(c->st);
+        if (!sock) {
+            set_err(err, err_len, "cannot create socket");
+            return GW_ERR_BROKER;
+        }
+    }
+    struct timeval tv = {CONNECT_TIMEOUT_S, 0};
+    int rc = amqp_socket_open_noblock(sock, ci->host, ci->port, &tv);
+    if (rc != AMQP_STATUS_OK) {
+        set_err(err, err_len, "cannot connect to %s:%d: %s", ci->host, ci->port,
+                amqp_error_string2(rc));
+        return GW_ERR_BROKER;
+    }
+    struct timeval rpc = {RPC_TIMEOUT_S, 0};
+    amqp_set_rpc_timeout(c->st, &rpc);
+    amqp_table_entry_t caps[3], props[3];
+    amqp_table_t t = login_properties(name, caps, props);
+    const char *user = cfg->user ? cfg->user : ci->user;
+    const char *password = cfg->password ? cfg->password : ci->password;
+    amqp_rpc_reply_t r =
+        amqp_login_with_properties(c->st, ci->vhost, 0, AMQP_DEFAULT_FRAME_SIZE, (int)cfg->heartbeat_s,
+                                   &t, AMQP_SASL_METHOD_PLAIN, user, password);
+    if (r.reply_type != AMQP_RESPONSE_NORMAL) {
+        char text[300];
+        reply_text(r, text, sizeof text, NULL);
+        set_err(err, err_len, "login to %s:%d as %s failed: %s", ci->host, ci->port, user, text);
+        return GW_ERR_BROKER;
+    }
+    c->alive = true;
+    c->last_service_ms = gw_clock_mono_ms();
+    return GW_OK;
+}
+
+static gw_err open_channel(gw_session *s, gw_conn *c, int ch, bool confirm, char *err,
+                           size_t err_len)
+{
+    if (!amqp_channel_open(c->st, (amqp_channel_t)ch)) {
+        rpc_failed(s, c, ch, amqp_get_rpc_reply(c->st), err, err_len, "channel.open");
+        return GW_ERR_BROKER;
+    }
+    if (confirm && !amqp_confirm_select(c->st, (amqp_channel_t)ch)) {
+        rpc_failed(s, c, ch, amqp_get_rpc_reply(c->st), err, err_len, "confirm.select");
+        return GW_ERR_BROKER;
+    }
+    if (c == &s->pub) {
+        s->chan_open[ch] = true;
+        if (ch <= GW_CH_MAX)
+            s->seq[ch] = 0;
+    }
+    return GW_OK;
+}
+
+gw_err gw_session_connect(const gw_config *cfg, const char *url, const char *name,
+                          gw_session **out, char *err, size_t err_len)
+{
+    gw_err rc = GW_ERR_BROKER;
+    char *url_copy = gw_xstrdup(url);
+    struct amqp_connection_info ci;
+    amqp_default_connection_info(&ci);
+    gw_session *s = gw_xcalloc(1, sizeof *s);
+    if (amqp_parse_url(url_copy, &ci) != AMQP_STATUS_OK) {
+        set_err(err, err_len, "bad broker url");
+        goto out;
+    }
+    if (cfg->tls.enabled && !ci.ssl && strncmp(url, "amqps://", 8) != 0)
+        ci.ssl = 0; /* tls: block present but URL is amqp:// — URL wins */
+    char cname[160];
+    snprintf(cname, sizeof cname, "%s consumer", name);
+    if (open_conn(cfg, &ci, cname, &s->cons, err, err_len) != GW_OK)
+        goto out;
+    snprintf(cname, sizeof cname, "%s publisher", name);
+    if (open_conn(cfg, &ci, cname, &s->pub, err, err_len) != GW_OK)
+        goto out;
+    s->frame_max = (size_t)amqp_get_frame_max(s->pub.st);
+    s->heartbeat_s = amqp_get_heartbeat(s->pub.st);
+    if (open_channel(s, &s->cons, CONSUMER_CH, false, err, err_len) != GW_OK)
+        goto out;
+    if (open_channel(s, &s->pub, GW_CH_OWN, true, err, err_len) != GW_OK)
+        goto out;
+    *out = s;
+    s = NULL;
+    rc = GW_OK;
+out:
+    free(url_copy);
+    if (s) {
+        s->dead = true;
+        gw_session_free(s);
+    }
+    return rc;
+}
+
+static void conn_free(gw_conn *c, bool graceful)
+{
+    if (!c->st)
+        return;
+    if (graceful && c->alive)
+        amqp_connection_close(c->st, AMQP_REPLY_SUCCESS);
+    amqp_destroy_connection(c->st);
+    c->st = NULL;
+}
+
+void gw_session_free(gw_session *s)
+{
+    if (!s)
+        return;
+    conn_free(&s->pub, !s->dead);
+    conn_free(&s->cons, !s->dead);
+    free(s);
+}
+
+bool gw_session_alive(const gw_session *s)
+{
+    return s && !s->dead;
+}
+
+const char *gw_session_error(const gw_session *s)
+{
+    return s->error;
+}
+
+size_t gw_session_frame_max(const gw_session *s)
+{
+    return s->frame_max;
+}
+
+bool gw_session_blocked(const gw_session *s)
+{
+    return s->blocked;
+}
+
+bool gw_session_channel_is_open(const gw_session *s, int ch)
+{
+    return ch > 0 && ch <= SCRATCH_CH && s->chan_open[ch];
+}
+
+gw_err gw_session_channel_open(gw_session *s, int ch, char *err, size_t err_len)
+{
+    if (s->dead) {
+        set_err(err, err_len, "session is down");
+        return GW_ERR_BROKER;
+    }
+    if (ch < 1 || ch > GW_CH_MAX) {
+        set_err(err, err_len, "channel %d out of range", ch);
+        return GW_ERR_INVALID;
+    }
+    return open_channel(s, &s->pub, ch, true, err, err_len);
+}
+
+/* ---------------------------------------------------------------- topology */
+
+static amqp_table_t args_table(const gw_arg *a, size_t n, const gw_arg *b, size_t nb,
+                               amqp_table_entry_t *e, size_t cap)
+{
+    size_t k = 0;
+    for (size_t pass = 0; pass < 2; pass++) {
+        const gw_arg *src = pass ? b : a;
+        size_t cnt = pass ? nb : n;
+        for (size_t i = 0; i < cnt && k < cap; i++, k++) {
+            e[k].key = amqp_cstring_bytes(src[i].key);
+            switch (src[i].kind) {
+            case GW_ARG_INT:
+                e[k].value.kind = AMQP_FIELD_KIND_I64;
+                e[k].value.value.i64 = src[i].i;
+                break;
+            case GW_ARG_BOOL:
+                e[k].value.kind = AMQP_FIELD_KIND_BOOLEAN;
+                e[k].value.value.boolean = src[i].b;
+                break;
+            case GW_ARG_STR:
+                e[k].value.kind = AMQP_FIELD_KIND_UTF8;
+                e[k].value.value.bytes = amqp_cstring_bytes(src[i].s);
+                break;
+            }
+        }
+    }
+    amqp_table_t t = {(int)k, e};
+    return t;
+}
+
+static gw_err scratch(gw_session *s, char *err, size_t err_len)
+{
+    if (s->dead) {
+        set_err(err, err_len, "session is down: %s", s->error);
+        return GW_ERR_BROKER;
+    }
+    if (s->chan_open[SCRATCH_CH])
+        return GW_OK;
+    return open_channel(s, &s->pub, SCRATCH_CH, false, err, err_len);
+}
+
+gw_err gw_session_declare_exchange(gw_session *s, const gw_exchange_decl *x, char *err,
+                                   size_t err_len)
+{
+    if (scratch(s, err, err_len) != GW_OK)
+        return GW_ERR_BROKER;
+    amqp_table_entry_t e[64];
+    amqp_table_t args = args_table(x->args, x->n_args, NULL, 0, e, 64);
+    if (!amqp_exchange_declare(s->pub.st, SCRATCH_CH, amqp_cstring_bytes(x->name),
+                               amqp_cstring_bytes(gw_exchange_type_name(x->type)), 0, x->durable,
+                               x->auto_delete, x->internal, args)) {
+        char what[320];
+        snprintf(what, sizeof what, "declare exchange \"%s\"", x->name);
+        rpc_failed(s, &s->pub, SCRATCH_CH, amqp_get_rpc_reply(s->pub.st), err, err_len, what);
+        return GW_ERR_BROKER;
+    }
+    return GW_OK;
+}
+
+gw_err gw_session_declare_queue(gw_session *s, const gw_queue_decl *q, const gw_arg *extra,
+                                size_t n_extra, bool accept_existing, char *err, size_t err_len)
+{
+    if (scratch(s, err, err_len) != GW_OK)
+        return GW_ERR_BROKER;
+    amqp_table_entry_t e[64];
+    gw_arg qt = {.key = "x-queue-type", .kind = GW_ARG_STR, .s = "quorum"};
+    gw_arg all_extra[32];
+    size_t ne = 0;
+    for (size_t i = 0; i < n_extra && ne < 31; i++)
+        all_extra[ne++] = extra[i];
+    if (q->type == GW_QUEUE_QUORUM)
+        all_extra[ne++] = qt;
+    amqp_table_t args = args_table(q->args, q->n_args, all_extra, ne, e, 64);
+    char what[320];
+    snprintf(what, sizeof what, "declare queue \"%s\"", q->name);
+    if (amqp_queue_declare(s->pub.st, SCRATCH_CH, amqp_cstring_bytes(q->name), 0, q->durable, 0,
+                           q->auto_delete, args))
+        return GW_OK;
+    int code = rpc_failed(s, &s->pub, SCRATCH_CH, amqp_get_rpc_reply(s->pub.st), err, err_len, what);
+    if (code != AMQP_PRECONDITION_FAILED || !accept_existing || s->dead)
+        return GW_ERR_BROKER;
+    /* It exists with other arguments: use it as it is, say so. */
+    char first[400];
+    snprintf(first, sizeof first, "%s", err ? err : "");
+    if (scratch(s, err, err_len) != GW_OK)
+        return GW_ERR_BROKER;
+    if (!amqp_queue_declare(s->pub.st, SCRATCH_CH, amqp_cstring_bytes(q->name), 1, 0, 0, 0,
+                            amqp_empty_table)) {
+        rpc_failed(s, &s->pub, SCRATCH_CH, amqp_get_rpc_reply(s->pub.st), err, err_len, what);
+        return GW_ERR_BROKER;
+    }
+    set_err(err, err_len, "%s", first);
+    return GW_ERR_INVALID; /* exists, usable, arguments differ */
+}
+
+gw_err gw_session_bind(gw_session *s, const char *queue, const char *exchange,
+                       const char *routing_key, const gw_arg *a, size_t n, char *err,
+                       size_t err_len)
+{
+    if (scratch(s, err, err_len) != GW_OK)
+        return GW_ERR_BROKER;
+    amqp_table_entry_t e[64];
+    amqp_table_t args = args_table(a, n, NULL, 0, e, 64);
+    if (!amqp_queue_bind(s->pub.st, SCRATCH_CH, amqp_cstring_bytes(queue),
+                         amqp_cstring_bytes(exchange), amqp_cstring_bytes(routing_key), args)) {
+        char what[600];
+        snprintf(what, sizeof what, "bind queue \"%s\" to exchange \"%s\" (%s)", queue, exchange,
+                 routing_key);
+        rpc_failed(s, &s->pub, SCRATCH_CH, amqp_get_rpc_reply(s->pub.st), err, err_len, what);
+        return GW_ERR_BROKER;
+    }
+    return GW_OK;
+}
+
+gw_err gw_session_exchange_exists(gw_session *s, const char *name, char *err, size_t err_len)
+{
+    if (scratch(s, err, err_len) != GW_OK)
+        return GW_ERR_BROKER;
+    if (amqp_exchange_declare(s->pub.st, SCRATCH_CH, amqp_cstring_bytes(name),
+                              amqp_cstring_bytes("direct"), 1, 0, 0, 0, amqp_empty_table))
+        return GW_OK;
+    char what[320];
+    snprintf(what, sizeof what, "exchange \"%s\"", name);
+    int code = rpc_failed(s, &s->pub, SCRATCH_CH, amqp_get_rpc_reply(s->pub.st), err, err_len, what);
+    return code == AMQP_NOT_FOUND && !s->dead ? GW_ERR_NOT_FOUND : GW_ERR_BROKER;
+}
+
+gw_err gw_session_queue_inspect(gw_session *s, const char *name, uint32_t *messages,
+                                uint32_t *consumers, char *err, size_t err_len)
+{
+    if (scratch(s, err, err_len) != GW_OK)
+        return GW_ERR_BROKER;
+    amqp_queue_declare_ok_t *ok = amqp_queue_declare(s->pub.st, SCRATCH_CH, amqp_cstring_bytes(name),
+                                                     1, 0, 0, 0, amqp_empty_table);
+    if (ok) {
+        if (messages)
+            *messages = ok->message_count;
+        if (consumers)
+            *consumers = ok->consumer_count;
+        return GW_OK;
+    }
+    char what[320];
+    snprintf(what, sizeof what, "queue \"%s\"", name);
+    int code = rpc_failed(s, &s->pub, SCRATCH_CH, amqp_get_rpc_reply(s->pub.st), err, err_len, what);
+    return code == AMQP_NOT_FOUND && !s->dead ? GW_ERR_NOT_FOUND : GW_ERR_BROKER;
+}
+
+gw_err gw_session_delete_queue(gw_session *s, const char *name, char *err, size_t err_len)
+{
+    if (scratch(s, err, err_len) != GW_OK)
+        return GW_ERR_BROKER;
+    if (amqp_queue_delete(s->pub.st, SCRATCH_CH, amqp_cstring_bytes(name), 0, 0))
+        return GW_OK;
+    rpc_failed(s, &s->pub, SCRATCH_CH, amqp_get_rpc_reply(s->pub.st), err, err_len, "queue.delete");
+    return GW_ERR_BROKER;
+}
+
+/* ---------------------------------------------------------------- consuming */
+
+gw_err gw_session_consume(gw_session *s, const char *queue, const char *tag, uint16_t prefetch,
+                          char *err, size_t err_len)
+{
+    if (s->dead) {
+        set_err(err, err_len, "session is down: %s", s->error);
+        return GW_ERR_BROKER;
+    }
+    if (!amqp_basic_qos(s->cons.st, CONSUMER_CH, 0, prefetch, 0)) {
+        rpc_failed(s, &s->cons, CONSUMER_CH, amqp_get_rpc_reply(s->cons.st), err, err_len,
+                   "basic.qos");
+        return GW_ERR_BROKER;
+    }
+    if (!amqp_basic_consume(s->cons.st, CONSUMER_CH, amqp_cstring_bytes(queue),
+                            amqp_cstring_bytes(tag), 0, 0, 0, amqp_empty_table)) {
+        char what[320];
+        snprintf(what, sizeof what, "consume queue \"%s\"", queue);
+        rpc_failed(s, &s->cons, CONSUMER_CH, amqp_get_rpc_reply(s->cons.st), err, err_len, what);
+        return GW_ERR_BROKER;
+    }
+    return GW_OK;
+}
+
+gw_err gw_session_cancel(gw_session *s, const char *tag)
+{
+    if (s->dead)
+        return GW_ERR_BROKER;
+    if (!amqp_basic_cancel(s->cons.st, CONSUMER_CH, amqp_cstring_bytes(tag))) {
+        rpc_failed(s, &s->cons, CONSUMER_CH, amqp_get_rpc_reply(s->cons.st), NULL, 0,
+                   "basic.cancel");
+        return GW_ERR_BROKER;
+    }
+    return GW_OK;
+}
+
+gw_err gw_session_ack(gw_session *s, uint64_t tag, bool multiple)
+{
+    if (s->dead)
+        return GW_ERR_BROKER;
+    int rc = amqp_basic_ack(s->cons.st, CONSUMER_CH, tag, multiple);
+    if (rc != AMQP_STATUS_OK) {
+        die(s, "basic.ack failed: %s", amqp_error_string2(rc));
+        return GW_ERR_BROKER;
+    }
+    return GW_OK;
+}
+
+gw_err gw_session_nack(gw_session *s, uint64_t tag, bool multiple, bool requeue)
+{
+    if (s->dead)
+        return GW_ERR_BROKER;
+    int rc = amqp_basic_nack(s->cons.st, CONSUMER_CH, tag, multiple, requeue);
+    if (rc != AMQP_STATUS_OK) {
+        die(s, "basic.nack failed: %s", amqp_error_string2(rc));
+        return GW_ERR_BROKER;
+    }
+    return GW_OK;
+}
+
+static gw_msg *msg_new(void)
+{
+    return gw_xcalloc(1, sizeof(gw_msg));
+}
+
+gw_err gw_session_get(gw_session *s, const char *queue, gw_msg **out, uint32_t *remaining,
+                      char *err, size_t err_len)
+{
+    *out = NULL;
+    if (s->dead) {
+        set_err(err, err_len, "session is down: %s", s->error);
+        return GW_ERR_BROKER;
+    }
+    amqp_rpc_reply_t r = amqp_basic_get(s->cons.st, CONSUMER_CH, amqp_cstring_bytes(queue), 0);
+    if (r.reply_type != AMQP_RESPONSE_NORMAL) {
+        char what[320];
+        snprintf(what, sizeof what, "get from queue \"%s\"", queue);
+        int code = rpc_failed(s, &s->cons, CONSUMER_CH, r, err, err_len, what);
+        return code == AMQP_NOT_FOUND ? GW_ERR_NOT_FOUND : GW_ERR_BROKER;
+    }
+    if (r.reply.id == AMQP_BASIC_GET_EMPTY_METHOD) {
+        if (remaining)
+            *remaining = 0;
+        return GW_OK;
+    }
+    amqp_basic_get_ok_t *g = r.reply.decoded;
+    gw_msg *m = msg_new();
+    m->delivery_tag = g->delivery_tag;
+    m->redelivered = g->redelivered;
+    m->exchange = amqp_bytes_malloc_dup(g->exchange);
+    m->routing_key = amqp_bytes_malloc_dup(g->routing_key);
+    if (remaining)
+        *remaining = g->message_count;
+    amqp_rpc_reply_t mr = amqp_read_message(s->cons.st, CONSUMER_CH, &m->msg, 0);
+    if (mr.reply_type != AMQP_RESPONSE_NORMAL) {
+        char text[300];
+        reply_text(mr, text, sizeof text, NULL);
+        die(s, "reading message from \"%s\": %s", queue, text);
+        set_err(err, err_len, "%s", s->error);
+        gw_msg_free(m);
+        return GW_ERR_BROKER;
+    }
+    *out = m;
+    return GW_OK;
+}
+
+/* ---------------------------------------------------------------- publishing */
+
+static size_t field_size(const amqp_field_value_t *v);
+
+static size_t table_size(const amqp_table_t *t)
+{
+    size_t n = 4;
+    for (int i = 0; i < t->num_entries; i++)
+        n += 1 + t->entries[i].key.len + field_size(&t->entries[i].value);
+    return n;
+}
+
+static size_t field_size(const amqp_field_value_t *v)
+{
+    size_t n = 1;
+    switch (v->kind) {
+    case AMQP_FIELD_KIND_BOOLEAN:
+    case AMQP_FIELD_KIND_I8:
+    case AMQP_FIELD_KIND_U8:
+        return n + 1;
+    case AMQP_FIELD_KIND_I16:
+    case AMQP_FIELD_KIND_U16:
+        return n + 2;
+    case AMQP_FIELD_KIND_I32:
+    case AMQP_FIELD_KIND_U32:
+    case AMQP_FIELD_KIND_F32:
+        return n + 4;
+    case AMQP_FIELD_KIND_I64:
+    case AMQP_FIELD_KIND_U64:
+    case AMQP_FIELD_KIND_F64:
+    case AMQP_FIELD_KIND_TIMESTAMP:
+        return n + 8;
+    case AMQP_FIELD_KIND_DECIMAL:
+        return n + 5;
+    case AMQP_FIELD_KIND_UTF8:
+    case AMQP_FIELD_KIND_BYTES:
+        return n + 4 + v->value.bytes.len;
+    case AMQP_FIELD_KIND_TABLE:
+        return n + table_size(&v->value.table);
+    case AMQP_FIELD_KIND_ARRAY: {
+        size_t a = 4;
+        for (int i = 0; i < v->value.array.num_entries; i++)
+            a += field_size(&v->value.array.entries[i]);
+        return n + a;
+    }
+    default:
+        return n;
+    }
+}
+
+static size_t props_size(const amqp_basic_properties_t *p)
+{
+    size_t n = 14; /* class, weight, body size, flags */
+    amqp_flags_t f = p->_flags;
+#define SS(flag, field)                                                                            \
+    if (f & (flag))                                                                                \
+    n += 1 + p->field.len
+    SS(AMQP_BASIC_CONTENT_TYPE_FLAG, content_type);
+    SS(AMQP_BASIC_CONTENT_ENCODING_FLAG, content_encoding);
+    SS(AMQP_BASIC_CORRELATION_ID_FLAG, correlation_id);
+    SS(AMQP_BASIC_REPLY_TO_FLAG, reply_to);
+    SS(AMQP_BASIC_EXPIRATION_FLAG, expiration);
+    SS(AMQP_BASIC_MESSAGE_ID_FLAG, message_id);
+    SS(AMQP_BASIC_TYPE_FLAG, type);
+    SS(AMQP_BASIC_USER_ID_FLAG, user_id);
+    SS(AMQP_BASIC_APP_ID_FLAG, app_id);
+    SS(AMQP_BASIC_CLUSTER_ID_FLAG, cluster_id);
+#undef SS
+    if (f & AMQP_BASIC_HEADERS_FLAG)
+        n += table_size(&p->headers);
+    n += 1 + 1 + 8; /* delivery mode, priority, timestamp (upper bound) */
+    return n;
+}
+
+static bool key_eq(amqp_bytes_t k, const char *s)
+{
+    size_t n = strlen(s);
+    return k.len == n && memcmp(k.bytes, s, n) == 0;
+}
+
+/* Builds the republish properties into *props using entries (capacity cap). Returns
+ * false if more header entries are needed than cap. */
+static bool build_props(const gw_msg *m, const gw_pub *p, amqp_basic_properties_t *props,
+                        amqp_table_entry_t *entries, size_t cap)
+{
+    *props = m->msg.properties;
+    if (p->correlation_id.ptr) {
+        props->_flags |= AMQP_BASIC_CORRELATION_ID_FLAG;
+        props->correlation_id = bytes_of(p->correlation_id);
+    }
+    if (p->message_id.ptr) {
+        props->_flags |= AMQP_BASIC_MESSAGE_ID_FLAG;
+        props->message_id = bytes_of(p->message_id);
+    }
+    if (p->type.ptr && !(props->_flags & AMQP_BASIC_TYPE_FLAG)) {
+        props->_flags |= AMQP_BASIC_TYPE_FLAG;
+        props->type = bytes_of(p->type);
+    }
+    size_t k = 0;
+    if (m->msg.properties._flags & AMQP_BASIC_HEADERS_FLAG) {
+        const amqp_table_t *h = &m->msg.properties.headers;
+        for (int i = 0; i < h->num_entries; i++) {
+            bool skip = false;
+            for (size_t j = 0; j < p->n_hdrs && !skip; j++)
+                skip = key_eq(h->entries[i].key, p->hdrs[j].key);
+            for (const char *const *d = p->drop; d && *d && !skip; d++)
+                skip = key_eq(h->entries[i].key, *d);
+            if (skip)
+                continue;
+            if (k == cap)
+                return false;
+            entries[k++] = h->entries[i];
+        }
+    }
+    for (size_t j = 0; j < p->n_hdrs; j++) {
+        if (k == cap)
+            return false;
+        amqp_table_entry_t *e = &entries[k++];
+        e->key = amqp_cstring_bytes(p->hdrs[j].key);
+        if (p->hdrs[j].kind == 'l') {
+            e->value.kind = AMQP_FIELD_KIND_I64;
+            e->value.value.i64 = p->hdrs[j].i;
+        } else {
+            e->value.kind = AMQP_FIELD_KIND_UTF8;
+            e->value.value.bytes = bytes_of(p->hdrs[j].s);
+        }
+    }
+    props->headers.num_entries = (int)k;
+    props->headers.entries = entries;
+    if (k)
+        props->_flags |= AMQP_BASIC_HEADERS_FLAG;
+    else
+        props->_flags &= ~AMQP_BASIC_HEADERS_FLAG;
+    return true;
+}
+
+static size_t header_capacity(const gw_msg *m, const gw_pub *p)
+{
+    size_t n = p->n_hdrs;
+    if (m->msg.properties._flags & AMQP_BASIC_HEADERS_FLAG)
+        n += (size_t)m->msg.properties.headers.num_entries;
+    return n;
+}
+
+size_t gw_session_props_size(const gw_msg *m, const gw_pub *p)
+{
+    size_t cap = header_capacity(m, p);
+    amqp_table_entry_t stack[64];
+    amqp_table_entry_t *e = cap <= 64 ? stack : gw_xmalloc(cap * sizeof *e);
+    amqp_basic_properties_t props;
+    build_props(m, p, &props, e, cap);
+    size_t n = props_size(&props);
+    if (e != stack)
+        free(e);
+    return n;
+}
+
+gw_err gw_session_publish(gw_session *s, int ch, const gw_msg *m, const gw_pub *p, uint64_t *seq)
+{
+    if (s->dead)
+        return GW_ERR_BROKER;
+    if (strlen(p->routing_key) > 255 || strlen(p->exchange) > 255)
+        return GW_ERR_PERMANENT;
+    size_t cap = header_capacity(m, p);
+    amqp_table_entry_t stack[64];
+    amqp_table_entry_t *e = cap <= 64 ? stack : gw_xmalloc(cap * sizeof *e);
+    amqp_basic_properties_t props;
+    build_props(m, p, &props, e, cap);
+    gw_err rc = GW_OK;
+    if (props_size(&props) + 8 > s->frame_max) {
+        rc = GW_ERR_PERMANENT;
+        goto out;
+    }
+    int st = amqp_basic_publish(s->pub.st, (amqp_channel_t)ch, amqp_cstring_bytes(p->exchange),
+                                amqp_cstring_bytes(p->routing_key), 1, 0, &props, m->msg.body);
+    if (st != AMQP_STATUS_OK) {
+        /* The method frame may be on the wire already: the stream is unusable. */
+        die(s, "publish failed: %s", amqp_error_string2(st));
+        rc = GW_ERR_BROKER;
+        goto out;
+    }
+    *seq = ++s->seq[ch];
+out:
+    if (e != stack)
+        free(e);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- frames */
+
+static void handle_method(gw_session *s, gw_conn *c, amqp_frame_t *f, const gw_session_handler *h)
+{
+    int ch = f->channel;
+    switch (f->payload.method.id) {
+    case AMQP_BASIC_DELIVER_METHOD: {
+        amqp_basic_deliver_t *d = f->payload.method.decoded;
+        gw_msg *m = msg_new();
+        m->delivery_tag = d->delivery_tag;
+        m->redelivered = d->redelivered;
+        m->consumer_tag = amqp_bytes_malloc_dup(d->consumer_tag);
+        m->exchange = amqp_bytes_malloc_dup(d->exchange);
+        m->routing_key = amqp_bytes_malloc_dup(d->routing_key);
+        amqp_rpc_reply_t r = amqp_read_message(c->st, (amqp_channel_t)ch, &m->msg, 0);
+        if (r.reply_type != AMQP_RESPONSE_NORMAL) {
+            char text[300];
+            reply_text(r, text, sizeof text, NULL);
+            die(s, "reading delivery: %s", text);
+            gw_msg_free(m);
+            return;
+        }
+        h->on_deliver(h->ctx, m);
+        return;
+    }
+    case AMQP_BASIC_ACK_METHOD: {
+        amqp_basic_ack_t *a = f->payload.method.decoded;
+        h->on_confirm(h->ctx, ch, a->delivery_tag, a->multiple, true);
+        return;
+    }
+    case AMQP_BASIC_NACK_METHOD: {
+        amqp_basic_nack_t *a = f->payload.method.decoded;
+        h->on_confirm(h->ctx, ch, a->delivery_tag, a->multiple, false);
+        return;
+    }
+    case AMQP_BASIC_RETURN_METHOD: {
+        amqp_basic_return_t *rt = f->payload.method.decoded;
+        int code = rt->reply_code;
+        amqp_bytes_t text = amqp_bytes_malloc_dup(rt->reply_text);
+        amqp_bytes_t ex = amqp_bytes_malloc_dup(rt->exchange);
+        amqp_bytes_t rk = amqp_bytes_malloc_dup(rt->routing_key);
+        amqp_message_t msg;
+        amqp_rpc_reply_t r = amqp_read_message(c->st, (amqp_channel_t)ch, &msg, 0);
+        if (r.reply_type != AMQP_RESPONSE_NORMAL) {
+            char t[300];
+            reply_text(r, t, sizeof t, NULL);
+            die(s, "reading returned message: %s", t);
+        } else {
+            gw_str mid = GW_STR_NULL;
+            if (msg.properties._flags & AMQP_BASIC_MESSAGE_ID_FLAG)
+                mid = str_of(msg.properties.message_id);
+            h->on_return(h->ctx, ch, code, str_of(text), str_of(ex), str_of(rk), mid);
+            amqp_destroy_message(&msg);
+        }
+        amqp_bytes_free(text);
+        amqp_bytes_free(ex);
+        amqp_bytes_free(rk);
+        return;
+    }
+    case AMQP_CHANNEL_CLOSE_METHOD: {
+        amqp_channel_close_t *cl = f->payload.method.decoded;
+        int code = cl->reply_code;
+        char text[300];
+        snprintf(text, sizeof text, "%.*s", (int)cl->reply_text.len, (char *)cl->reply_text.bytes);
+        amqp_channel_close_ok_t ok = {0};
+        if (amqp_send_method(c->st, (amqp_channel_t)ch, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok) !=
+            AMQP_STATUS_OK) {
+            die(s, "sending channel.close-ok failed");
+            return;
+        }
+        if (c == &s->cons) {
+            die(s, "consumer channel closed by broker: %d %s", code, text);
+            return;
+        }
+        s->chan_open[ch] = false;
+        if (ch <= GW_CH_MAX)
+            h->on_channel_closed(h->ctx, ch, code, gw_str_from_cstr(text));
+        return;
+    }
+    case AMQP_CONNECTION_CLOSE_METHOD: {
+        amqp_connection_close_t *cl = f->payload.method.decoded;
+        char text[300];
+        snprintf(text, sizeof text, "%.*s", (int)cl->reply_text.len, (char *)cl->reply_text.bytes);
+        int code = cl->reply_code;
+        amqp_connection_close_ok_t ok = {0};
+        amqp_send_method(c->st, 0, AMQP_CONNECTION_CLOSE_OK_METHOD, &ok);
+        c->alive = false;
+        die(s, "%s connection closed by broker: %d %s", c == &s->cons ? "consumer" : "publisher",
+            code, text);
+        return;
+    }
+    case AMQP_BASIC_CANCEL_METHOD: {
+        amqp_basic_cancel_t *cn = f->payload.method.decoded;
+        char tag[256];
+        snprintf(tag, sizeof tag, "%.*s", (int)cn->consumer_tag.len, (char *)cn->consumer_tag.bytes);
+        h->on_cancelled(h->ctx, gw_str_from_cstr(tag));
+        return;
+    }
+    case AMQP_CONNECTION_BLOCKED_METHOD: {
+        amqp_connection_blocked_t *b = f->payload.method.decoded;
+        char reason[256];
+        snprintf(reason, sizeof reason, "%.*s", (int)b->reason.len, (char *)b->reason.bytes);
+        s->blocked = true;
+        h->on_blocked(h->ctx, true, gw_str_from_cstr(reason));
+        return;
+    }
+    case AMQP_CONNECTION_UNBLOCKED_METHOD:
+        s->blocked = false;
+        h->on_blocked(h->ctx, false, gw_str_from_cstr(""));
+        return;
+    default:
+        return; /* cancel-ok, qos-ok and the like arriving late: nothing to do */
+    }
+}
+
+/* Reads and dispatches every frame already available on c. */
+static void drain(gw_session *s, gw_conn *c, const gw_session_handler *h)
+{
+    static const struct timeval zero = {0, 0};
+    for (int i = 0; i < 100000 && !s->dead; i++) {
+        amqp_frame_t f;
+        int rc = amqp_simple_wait_frame_noblock(c->st, &f, &zero);
+        if (rc == AMQP_STATUS_TIMEOUT)
+            break;
+        if (rc != AMQP_STATUS_OK) {
+            c->alive = false;
+            die(s, "%s connection lost: %s", c == &s->cons ? "consumer" : "publisher",
+                amqp_error_string2(rc));
+            return;
+        }
+        if (f.frame_type == AMQP_FRAME_METHOD)
+            handle_method(s, c, &f, h);
+    }
+    c->last_service_ms = gw_clock_mono_ms();
+    if (!s->dead && !amqp_frames_enqueued(c->st) && !amqp_data_in_buffer(c->st))
+        amqp_maybe_release_buffers(c->st);
+}
+
+static bool pending_input(gw_conn *c)
+{
+    return amqp_frames_enqueued(c->st) || amqp_data_in_buffer(c->st);
+}
+
+gw_err gw_session_poll(gw_session *s, int timeout_ms, const gw_session_handler *h)
+{
+    if (s->dead)
+        return GW_ERR_BROKER;
+    gw_conn *conns[2] = {&s->cons, &s->pub};
+    struct pollfd pfd[2];
+    bool buffered = false;
+    for (int i = 0; i < 2; i++) {
+        pfd[i].fd = amqp_get_sockfd(conns[i]->st);
+        pfd[i].events = POLLIN;
+        pfd[i].revents = 0;
+        buffered = buffered || pending_input(conns[i]);
+    }
+    if (buffered)
+        timeout_ms = 0;
+    int n = poll(pfd, 2, timeout_ms);
+    if (n < 0 && errno != EINTR) {
+        die(s, "poll: %s", strerror(errno));
+        return GW_ERR_BROKER;
+    }
+    uint64_t now = gw_clock_mono_ms();
+    /* Heartbeats are sent and checked only inside library calls: visit each
+     * connection at least once a second even when it is quiet. */
+    for (int i = 0; i < 2 && !s->dead; i++) {
+        if ((n > 0 && pfd[i].revents) || pending_input(conns[i]) ||
+            now - conns[i]->last_service_ms >= 1000)
+            drain(s, conns[i], h);
+    }
+    return s->dead ? GW_ERR_BROKER : GW_OK;
+}
+
+/* ---------------------------------------------------------------- messages */
+
+void gw_msg_free(gw_msg *m)
+{
+    if (!m)
+        return;
+    amqp_destroy_message(&m->msg);
+    amqp_bytes_free(m->consumer_tag);
+    amqp_bytes_free(m->exchange);
+    amqp_bytes_free(m->routing_key);
+    free(m);
+}
+
+uint64_t gw_msg_delivery_tag(const gw_msg *m)
+{
+    return m->delivery_tag;
+}
+
+bool gw_msg_redelivered(const gw_msg *m)
+{
+    return m->redelivered;
+}
+
+gw_str gw_msg_consumer_tag(const gw_msg *m)
+{
+    return str_of(m->consumer_tag);
+}
+
+gw_str gw_msg_exchange(const gw_msg *m)
+{
+    return str_of(m->exchange);
+}
+
+gw_str gw_msg_routing_key(const gw_msg *m)
+{
+    return str_of(m->routing_key);
+}
+
+gw_str gw_msg_body(const gw_msg *m)
+{
+    return str_of(m->msg.body);
+}
+
+size_t gw_msg_body_len(const gw_msg *m)
+{
+    return m->msg.body.len;
+}
+
+gw_str gw_msg_prop(const gw_msg *m, gw_prop p)
+{
+    const amqp_basic_properties_t *pr = &m->msg.properties;
+    switch (p) {
+    case GW_PROP_TYPE:
+        return (pr->_flags & AMQP_BASIC_TYPE_FLAG) ? str_of(pr->type) : GW_STR_NULL;
+    case GW_PROP_CORRELATION_ID:
+        return (pr->_flags & AMQP_BASIC_CORRELATION_ID_FLAG) ? str_of(pr->correlation_id)
+                                                             : GW_STR_NULL;
+    case GW_PROP_MESSAGE_ID:
+        return (pr->_flags & AMQP_BASIC_MESSAGE_ID_FLAG) ? str_of(pr->message_id) : GW_STR_NULL;
+    case GW_PROP_CONTENT_TYPE:
+        return (pr->_flags & AMQP_BASIC_CONTENT_TYPE_FLAG) ? str_of(pr->content_type)
+                                                           : GW_STR_NULL;
+    }
+    return GW_STR_NULL;
+}
+
+static const amqp_field_value_t *table_get(const amqp_table_t *t, const char *key)
+{
+    for (int i = 0; i < t->num_entries; i++)
+        if (key_eq(t->entries[i].key, key))
+            return &t->entries[i].value;
+    return NULL;
+}
+
+static const amqp_field_value_t *header(const gw_msg *m, const char *key)
+{
+    if (!(m->msg.properties._flags & AMQP_BASIC_HEADERS_FLAG))
+        return NULL;
+    return table_get(&m->msg.properties.headers, key);
+}
+
+gw_str gw_msg_header_str(const gw_msg *m, const char *key)
+{
+    const amqp_field_value_t *v = header(m, key);
+    if (v && (v->kind == AMQP_FIELD_KIND_UTF8 || v->kind == AMQP_FIELD_KIND_BYTES))
+        return str_of(v->value.bytes);
+    return GW_STR_NULL;
+}
+
+bool gw_msg_header_present(const gw_msg *m, const char *key)
+{
+    return header(m, key) != NULL;
+}
+
+static bool field_int(const amqp_field_value_t *v, int64_t *out)
+{
+    switch (v->kind) {
+    case AMQP_FIELD_KIND_I8:
+        *out = v->value.i8;
+        return true;
+    case AMQP_FIELD_KIND_U8:
+        *out = v->value.u8;
+        return true;
+    case AMQP_FIELD_KIND_I16:
+        *out = v->value.i16;
+        return true;
+    case AMQP_FIELD_KIND_U16:
+        *out = v->value.u16;
+        return true;
+    case AMQP_FIELD_KIND_I32:
+        *out = v->value.i32;
+        return true;
+    case AMQP_FIELD_KIND_U32:
+        *out = v->value.u32;
+        return true;
+    case AMQP_FIELD_KIND_I64:
+        *out = v->value.i64;
+        return true;
+    case AMQP_FIELD_KIND_U64:
+    case AMQP_FIELD_KIND_TIMESTAMP:
+        *out = v->value.u64 > INT64_MAX ? INT64_MAX : (int64_t)v->value.u64;
+        return true;
+    default:
+        return false;
+    }
+}
+
+bool gw_msg_header_int(const gw_msg *m, const char *key, int64_t *out)
+{
+    const amqp_field_value_t *v = header(m, key);
+    return v && field_int(v, out);
+}
+
+gw_str gw_msg_xdeath_queue(const gw_msg *m, const char *reason)
+{
+    /* RabbitMQ keeps x-death sorted with the most recent dead-lettering first. */
+    const amqp_field_value_t *xd = header(m, "x-death");
+    if (!xd || xd->kind != AMQP_FIELD_KIND_ARRAY)
+        return GW_STR_NULL;
+    for (int i = 0; i < xd->value.array.num_entries; i++) {
+        const amqp_field_value_t *e = &xd->value.array.entries[i];
+        if (e->kind != AMQP_FIELD_KIND_TABLE)
+            continue;
+        const amqp_field_value_t *r = table_get(&e->value.table, "reason");
+        const amqp_field_value_t *q = table_get(&e->value.table, "queue");
+        if (!r || !q || (r->kind != AMQP_FIELD_KIND_UTF8 && r->kind != AMQP_FIELD_KIND_BYTES) ||
+            (q->kind != AMQP_FIELD_KIND_UTF8 && q->kind != AMQP_FIELD_KIND_BYTES))
+            continue;
+        if (key_eq(r->value.bytes, reason))
+            return str_of(q->value.bytes);
+    }
+    return GW_STR_NULL;
+}
+
+bool gw_msg_timestamp(const gw_msg *m, uint64_t *out)
+{
+    if (!(m->msg.properties._flags & AMQP_BASIC_TIMESTAMP_FLAG))
+        return false;
+    *out = m->msg.properties.timestamp;
+    return true;
+}

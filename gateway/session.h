@@ -1,0 +1,166 @@
+/* session.h — every use of rabbitmq-c: connections, channels, topology, publish,
+ * frames, acks. Nothing above this file sees an amqp_* type.
+ *
+ * A session is two AMQP connections driven from one thread: a consumer connection
+ * (one channel, manual acks, prefetch) and a publisher connection (confirm-mode
+ * channels, mandatory publishes). RabbitMQ blocks publishing connections under an
+ * alarm by no longer reading their socket; keeping consumers apart keeps acks flowing.
+ * Frames are read with a raw dispatcher (never amqp_consume_message) and handed to
+ * the caller through gw_session_handler callbacks. Any connection-level error makes
+ * the whole session dead: the caller destroys it and reconnects.
+ */
+#ifndef GW_SESSION_H
+#define GW_SESSION_H
+
+#include "config.h"
+#include "err.h"
+#include "routes.h"
+#include "str.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct gw_session gw_session;
+typedef struct gw_msg gw_msg; /* one consumed message, owned by whoever holds it */
+
+/* Channel numbers on the publisher connection. Channel GW_CH_OWN carries the
+ * gateway's own publishes (retry tiers, DLQ); destination channels start above. */
+#define GW_CH_OWN       1
+#define GW_CH_DEST_BASE 2
+#define GW_CH_MAX       2000
+
+typedef struct gw_session_handler {
+    void *ctx;
+    /* A delivery; the callee takes ownership of m (free with gw_msg_free). */
+    void (*on_deliver)(void *ctx, gw_msg *m);
+    /* Publisher confirm on channel ch: seq (or all <= seq when multiple). */
+    void (*on_confirm)(void *ctx, int ch, uint64_t seq, bool multiple, bool ack);
+    /* basic.return of a mandatory publish; a confirm for it follows. */
+    void (*on_return)(void *ctx, int ch, int reply_code, gw_str reply_text, gw_str exchange,
+                      gw_str routing_key, gw_str message_id);
+    /* The broker closed publisher channel ch (e.g. 404); unconfirmed publishes on it
+     * are lost. The channel must be reopened (gw_session_channel_open) before reuse. */
+    void (*on_channel_closed)(void *ctx, int ch, int reply_code, gw_str reply_text);
+    /* The broker cancelled our consumer (queue deleted). */
+    void (*on_cancelled)(void *ctx, gw_str consumer_tag);
+    /* connection.blocked / unblocked on the publisher connection. */
+    void (*on_blocked)(void *ctx, bool blocked, gw_str reason);
+} gw_session_handler;
+
+/* Connects both connections to url (credentials from cfg->user/password override
+ * the URL's), with heartbeats and the connection.blocked and consumer_cancel_notify
+ * capabilities, opens GW_CH_OWN in confirm mode. On failure returns GW_ERR_BROKER
+ * with a one-line reason in err. */
+gw_err gw_session_connect(const gw_config *cfg, const char *url, const char *name,
+                          gw_session **out, char *err, size_t err_len);
+/* Closes gracefully when healthy, otherwise just destroys. NULL is a no-op. */
+void gw_session_free(gw_session *s);
+bool gw_session_alive(const gw_session *s);
+/* Why the session died (empty while alive). */
+const char *gw_session_error(const gw_session *s);
+/* Negotiated frame_max of the publisher connection. */
+size_t gw_session_frame_max(const gw_session *s);
+
+/* --- topology (synchronous RPCs on a scratch channel) --- */
+
+/* Declares an exchange / queue / binding. GW_ERR_BROKER with err on failure. A
+ * queue that already exists with other arguments (406) is used as it is when
+ * accept_existing is true: then the result is GW_ERR_INVALID and err says how the
+ * declaration differed (the caller logs it as a warning). */
+gw_err gw_session_declare_exchange(gw_session *s, const gw_exchange_decl *x, char *err,
+                                   size_t err_len);
+gw_err gw_session_declare_queue(gw_session *s, const gw_queue_decl *q, const gw_arg *extra,
+                                size_t n_extra, bool accept_existing, char *err, size_t err_len);
+gw_err gw_session_bind(gw_session *s, const char *queue, const char *exchange,
+                       const char *routing_key, const gw_arg *args, size_t n_args, char *err,
+                       size_t err_len);
+/* Passive checks: GW_ERR_NOT_FOUND when absent. */
+gw_err gw_session_exchange_exists(gw_session *s, const char *name, char *err, size_t err_len);
+gw_err gw_session_queue_inspect(gw_session *s, const char *name, uint32_t *messages,
+                                uint32_t *consumers, char *err, size_t err_len);
+gw_err gw_session_delete_queue(gw_session *s, const char *name, char *err, size_t err_len);
+
+/* --- consuming (consumer connection) --- */
+
+gw_err gw_session_consume(gw_session *s, const char *queue, const char *tag, uint16_t prefetch,
+                          char *err, size_t err_len);
+gw_err gw_session_cancel(gw_session *s, const char *tag);
+gw_err gw_session_ack(gw_session *s, uint64_t delivery_tag, bool multiple);
+gw_err gw_session_nack(gw_session *s, uint64_t delivery_tag, bool multiple, bool requeue);
+/* Synchronous basic.get from queue (replay). *out is NULL when the queue is empty. */
+gw_err gw_session_get(gw_session *s, const char *queue, gw_msg **out, uint32_t *remaining,
+                      char *err, size_t err_len);
+
+/* --- publishing (publisher connection) --- */
+
+gw_err gw_session_channel_open(gw_session *s, int ch, char *err, size_t err_len);
+bool gw_session_channel_is_open(const gw_session *s, int ch);
+bool gw_session_blocked(const gw_session *s);
+
+/* One header the gateway sets on a republished message. */
+typedef struct gw_hdr {
+    const char *key;
+    char kind; /* 's' string, 'l' int64 */
+    gw_str s;
+    int64_t i;
+} gw_hdr;
+
+/* What a republish changes on top of the original message. */
+typedef struct gw_pub {
+    const char *exchange;
+    const char *routing_key;
+    gw_str correlation_id; /* ptr NULL = keep */
+    gw_str message_id;     /* ptr NULL = keep */
+    gw_str type;           /* ptr NULL = keep; set only when the original has none */
+    const gw_hdr *hdrs;    /* replace headers of the same name, append the rest */
+    size_t n_hdrs;
+    const char *const *drop; /* header names to remove (NULL-terminated list or NULL) */
+} gw_pub;
+
+/* Publishes m's body with m's properties plus p's changes, mandatory, on ch.
+ * *seq is the publish's confirm sequence number on ch. GW_ERR_PERMANENT when the
+ * message cannot be encoded (routing key too long, header table over frame_max) —
+ * checked before anything is sent; GW_ERR_BROKER when the connection broke. */
+gw_err gw_session_publish(gw_session *s, int ch, const gw_msg *m, const gw_pub *p, uint64_t *seq);
+
+/* Encoded size of m's properties with p's changes (to stay inside frame_max). */
+size_t gw_session_props_size(const gw_msg *m, const gw_pub *p);
+
+/* Waits up to timeout_ms for frames on either connection and dispatches them all
+ * to h (draining buffered frames before sleeping); services heartbeats.
+ * Returns GW_OK, or GW_ERR_BROKER when the session died. */
+gw_err gw_session_poll(gw_session *s, int timeout_ms, const gw_session_handler *h);
+
+/* --- messages --- */
+
+void gw_msg_free(gw_msg *m);
+uint64_t gw_msg_delivery_tag(const gw_msg *m);
+bool gw_msg_redelivered(const gw_msg *m);
+gw_str gw_msg_consumer_tag(const gw_msg *m);
+gw_str gw_msg_exchange(const gw_msg *m);
+gw_str gw_msg_routing_key(const gw_msg *m);
+gw_str gw_msg_body(const gw_msg *m);
+size_t gw_msg_body_len(const gw_msg *m);
+
+typedef enum gw_prop {
+    GW_PROP_TYPE,
+    GW_PROP_CORRELATION_ID,
+    GW_PROP_MESSAGE_ID,
+    GW_PROP_CONTENT_TYPE,
+} gw_prop;
+/* A string property, ptr NULL when absent. Borrowed from m. */
+gw_str gw_msg_prop(const gw_msg *m, gw_prop p);
+/* A string (or bytes) header, ptr NULL when absent or of another kind. */
+gw_str gw_msg_header_str(const gw_msg *m, const char *key);
+/* True when the header is present (any kind). */
+bool gw_msg_header_present(const gw_msg *m, const char *key);
+/* An integer header (any integer kind), false when absent or not an integer. */
+bool gw_msg_header_int(const gw_msg *m, const char *key, int64_t *out);
+/* x-death: the queue of the most recent entry with the given reason (e.g.
+ * "rejected"); ptr NULL when none. */
+gw_str gw_msg_xdeath_queue(const gw_msg *m, const char *reason);
+/* Timestamp property (seconds), false when absent. */
+bool gw_msg_timestamp(const gw_msg *m, uint64_t *out);
+
+#endif

@@ -1,0 +1,183 @@
+"""Faults on the forwarding path (issue 3; SPEC sections 7, 8): connections closed by the
+broker, SIGTERM mid-flow, a missing destination exchange at start-up, the inbound queue
+deleted under the consumer, and a memory alarm (connection.blocked). Nothing may be lost;
+duplicates are allowed, so deliveries are counted by unique x-test-seq.
+"""
+
+import signal
+import time
+
+import pytest
+
+from gwtest import (
+    BackgroundPublisher,
+    Publisher,
+    collect_unique,
+    drain,
+    event_props,
+    publish_many,
+    simple_routes,
+    wait_for,
+)
+
+
+def make_event(tid):
+    def make(seq):
+        return (
+            b'{"data":"%06d"}' % seq,
+            event_props(seq, type="order.flow", message_id=f"{tid}-{seq}"),
+        )
+
+    return make
+
+
+def by_seq(m):
+    return m.seq
+
+
+def assert_all_delivered(broker, gw, dest, n, timeout):
+    """Every seq 0..n-1 reached dest (duplicates allowed), the DLQ is empty."""
+    seen, total = collect_unique(broker, dest, n, by_seq, timeout=timeout)
+    missing = sorted(set(range(n)) - seen)
+    assert not missing, (
+        f"{len(missing)} of {n} events never reached {dest} (first: {missing[:10]}); "
+        f"inbound holds {broker.count(gw.inbound)}, DLQ holds {broker.count(gw.dlq)}"
+    )
+    assert seen == set(range(n)), f"unexpected ids at {dest}: {sorted(seen - set(range(n)))[:10]}"
+    assert broker.count(gw.dlq) == 0, f"DLQ holds {broker.count(gw.dlq)}: {drain(broker, gw.dlq, 3, 1)!r}"
+    return total
+
+
+@pytest.mark.slow
+def test_close_all_connections_repeatedly_while_20000_events_flow(gateway, tid, broker):
+    gw = gateway(simple_routes(tid)).start()
+    dest = f"{tid}.orders.q"
+    n = 20_000
+    pub = BackgroundPublisher(broker, gw.inbound, n, make_event(tid), batch=250)
+    pub.start()
+    try:
+        wait_for(lambda: broker.count(dest) > 0, 30, f"first events in {dest}")
+        flow_over = lambda: not pub.is_alive() and broker.count(gw.inbound) == 0  # noqa: E731
+        for i in range(4):
+            at_close = broker.count(dest)
+            broker.ctl("close_all_connections", f"itest fault {i + 1} of 4")
+            # the gateway is back when the destination grows again (or nothing is left to move)
+            wait_for(
+                lambda: broker.count(dest) > at_close or flow_over(),
+                30,
+                f"{dest} growing again after close_all_connections #{i + 1}",
+                interval=0.1,
+            )
+            assert gw.alive(), f"the gateway exited after close_all_connections #{i + 1}"
+        pub.join_checked(120)
+    finally:
+        pub.stop()
+    total = assert_all_delivered(broker, gw, dest, n, timeout=90)
+    assert gw.alive(), "the gateway exited"
+    wait_for(lambda: broker.consumers(gw.inbound) >= 1, 20, "the gateway consuming again")
+    print(f"{n} events, {total} deliveries ({total - n} duplicates), publisher reconnects {pub.pub.reconnects}")
+
+
+@pytest.mark.slow
+def test_sigterm_while_events_flow_loses_nothing(gateway, tid, broker):
+    shutdown_timeout = 5
+    gw = gateway(simple_routes(tid), {"shutdown_timeout": f"{shutdown_timeout}s"}).start()
+    dest = f"{tid}.orders.q"
+    n = 5_000
+    pub = BackgroundPublisher(broker, gw.inbound, n, make_event(tid), batch=100)
+    pub.start()
+    try:
+        wait_for(lambda: broker.count(dest) >= 300, 30, f"300 events in {dest}")
+        still_publishing = pub.is_alive()
+        t0 = time.monotonic()
+        gw.send_signal(signal.SIGTERM)
+        rc = gw.wait_exit(shutdown_timeout + 5)
+        took = time.monotonic() - t0
+        assert rc == 0, f"exit code {rc} after SIGTERM"
+        pub.join_checked(60)
+    finally:
+        pub.stop()
+    assert broker.consumers(gw.inbound) == 0
+    # a new process on the same config takes what the first one did not ack
+    gw.start()
+    assert_all_delivered(broker, gw, dest, n, timeout=60)
+    assert gw.alive()
+    assert gw.stop() == 0
+    print(f"SIGTERM -> exit 0 in {took:.2f}s (publisher still running at SIGTERM: {still_publishing})")
+
+
+def test_refuses_to_start_when_a_destination_exchange_is_missing(gateway, tid, broker):
+    missing = f"{tid}.missing"
+    routes = simple_routes(tid)
+    routes["routes"].append({"event": "lost.*", "to": [{"exchange": missing}]})
+    gw = gateway(routes)
+    gw.spawn()
+    rc = gw.wait_exit(20)
+    assert rc != 0, "the gateway started although a destination exchange does not exist"
+    text = gw.log_text() + gw.out_path.read_text(errors="replace")
+    assert missing in text, f"the error does not name {missing}:\n{text}"
+    assert not broker.exchange_exists(missing), "the gateway declared an exchange the table does not declare"
+
+
+def test_starts_when_an_undeclared_destination_exchange_exists(gateway, tid, broker):
+    external = f"{tid}.external"
+    broker.admin(lambda ch: ch.exchange_declare(external, "direct", durable=True))
+    broker.declare_queue(f"{tid}.external.q")
+    broker.admin(lambda ch: ch.queue_bind(f"{tid}.external.q", external, "ext.ok"))
+    routes = simple_routes(tid)
+    routes["routes"].append({"event": "ext.ok", "to": [{"exchange": external}]})
+    gw = gateway(routes).start()
+    pub = Publisher(broker)
+    try:
+        pub.publish(gw.inbound, b"x", event_props(1, type="ext.ok"))
+    finally:
+        pub.close()
+    msgs = drain(broker, f"{tid}.external.q", 1, 10)
+    assert [m.seq for m in msgs] == [1]
+    assert gw.alive()
+
+
+def test_inbound_queue_deleted_under_the_consumer_is_consumed_again(gateway, tid, broker):
+    gw = gateway(simple_routes(tid)).start()
+    dest = f"{tid}.orders.q"
+    broker.delete_queue(gw.inbound)
+    # the broker cancels the consumer; the gateway re-declares the queue and consumes again
+    wait_for(lambda: broker.consumers(gw.inbound) >= 1, 20, f"a consumer on the re-declared {gw.inbound}", interval=0.1)
+    assert gw.alive()
+    n = 20
+    publish_many(broker, gw.inbound, n, make_event(tid))
+    msgs = drain(broker, dest, n, 15)
+    assert sorted(m.seq for m in msgs) == list(range(n))
+    assert broker.count(gw.dlq) == 0
+    assert gw.alive()
+
+
+def test_memory_alarm_pauses_publishing_and_loses_nothing(gateway, tid, broker):
+    """connection.blocked: the gateway holds what it cannot publish and forwards it all once
+    the alarm clears. The alarm is node-wide; it is always lifted in `finally`."""
+    gw = gateway(simple_routes(tid)).start()  # declares the topology
+    assert gw.stop() == 0
+    dest = f"{tid}.orders.q"
+    n = 200
+    publish_many(broker, gw.inbound, n, make_event(tid))  # before the alarm: we publish too
+    try:
+        broker.set_memory_watermark("0.0000001")
+        wait_for(
+            lambda: "memory" in broker.ctl("eval", "rabbit_alarm:get_alarms().", check=False),
+            15,
+            "the memory alarm to be raised",
+            interval=0.2,
+        )
+        gw.start()
+        # consuming, but nothing may get out while the node blocks publishers
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline:
+            assert broker.count(dest) == 0, "events were forwarded while the memory alarm was on"
+            assert gw.alive(), "the gateway exited while blocked"
+            time.sleep(0.1)
+        assert broker.count(gw.dlq) == 0
+    finally:
+        broker.set_memory_watermark("0.4")
+    assert_all_delivered(broker, gw, dest, n, timeout=30)
+    assert gw.alive(), "the gateway exited after the alarm"
+    assert gw.stop() == 0
