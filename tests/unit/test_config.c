@@ -229,7 +229,7 @@ Test(config, env_url_list_with_an_empty_entry_is_an_error)
 Test(config, empty_url_list_is_an_error)
 {
     parse_fails_with("routes_file: r.yaml\nbroker: {urls: []}\n",
-                     "mem.yaml:2:17: broker.urls: at least one URL is required");
+                     "mem.yaml:2:16: broker.urls: at least one URL is required");
 }
 
 Test(config, heartbeat_of_zero_turns_it_off)
@@ -246,13 +246,24 @@ Test(config, empty_file_reports_the_missing_routes_file)
 
 Test(config, top_level_sequence_is_an_error)
 {
-    parse_fails_with("- routes_file: r.yaml\n", "mem.yaml:1:1: expected a mapping, got a sequence");
+    gw_diags d = {0};
+    gw_config *cfg = NULL;
+    const char *yaml = "- routes_file: r.yaml\n";
+    cr_assert_eq(gw_config_parse("mem.yaml", yaml, strlen(yaml), false, &cfg, &d),
+                 GW_ERR_INVALID);
+    cr_assert_eq(d.n, 2);
+    char line[512];
+    gw_diag_format(&d.items[0], line, sizeof line);
+    cr_assert_str_eq(line, "mem.yaml: missing required key \"routes_file\"");
+    gw_diag_format(&d.items[1], line, sizeof line);
+    cr_assert_str_eq(line, "mem.yaml:1:1: expected a mapping, got a sequence");
+    gw_diags_cleanup(&d);
 }
 
 Test(config, quoted_integer_is_not_an_integer)
 {
     parse_fails_with("routes_file: r.yaml\ninbound: {prefetch: \"10\"}\n",
-                     "mem.yaml:2:22: inbound.prefetch: expected an integer, got \"10\"");
+                     "mem.yaml:2:21: inbound.prefetch: expected an integer, got \"10\"");
 }
 
 Test(config, ipv6_metrics_listen_needs_brackets)

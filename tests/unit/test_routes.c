@@ -223,7 +223,7 @@ Test(routes, missing_routes_key_is_an_error)
 Test(routes, destination_exchange_may_not_be_empty)
 {
     parse_fails_with("version: 1\nroutes:\n  - {event: a, to: [{exchange: \"\"}]}\n",
-                     "mem.yaml:3:34: route \"a\": to[0].exchange: must not be empty");
+                     "mem.yaml:3:32: route \"a\": to[0].exchange: must not be empty");
 }
 
 Test(routes, destination_routing_key_longer_than_255_bytes_is_an_error)
@@ -231,7 +231,7 @@ Test(routes, destination_routing_key_longer_than_255_bytes_is_an_error)
     char yaml[1024], expected[128];
     snprintf(yaml, sizeof yaml, "version: 1\nroutes:\n  - {event: a, to: [{exchange: x, routing_key: %0256d}]}\n", 0);
     snprintf(expected, sizeof expected,
-             "mem.yaml:3:47: route \"a\": to[0].routing_key: longer than 255 bytes");
+             "mem.yaml:3:48: route \"a\": to[0].routing_key: longer than 255 bytes");
     parse_fails_with(yaml, expected);
 }
 
@@ -252,7 +252,7 @@ Test(routes, x_queue_type_argument_is_refused_in_favour_of_type)
 {
     parse_fails_with("version: 1\nqueues:\n  - {name: q, arguments: {x-queue-type: quorum}}\n"
                      "routes: []\n",
-                     "mem.yaml:3:28: queue \"q\": arguments: \"x-queue-type\" comes from type:, "
+                     "mem.yaml:3:27: queue \"q\": arguments: \"x-queue-type\" comes from type:, "
                      "remove it");
 }
 
@@ -260,7 +260,7 @@ Test(routes, argument_values_must_be_scalars)
 {
     parse_fails_with("version: 1\nqueues:\n  - {name: q, arguments: {x-list: [1]}}\n"
                      "routes: []\n",
-                     "mem.yaml:3:36: queue \"q\": arguments: \"x-list\": expected a scalar value, "
+                     "mem.yaml:3:35: queue \"q\": arguments: \"x-list\": expected a scalar value, "
                      "got a sequence");
 }
 
