@@ -35,13 +35,13 @@ typedef struct cfg_ctx {
 } cfg_ctx;
 
 typedef enum opt_kind {
-    OPT_NAME,     /* char *, 1..max bytes */
-    OPT_PATH,     /* char *, resolved against the config file's folder */
-    OPT_U16,      /* uint16_t in [min, max] */
-    OPT_U32,      /* uint32_t in [min, max] */
-    OPT_MS,       /* uint64_t milliseconds, a duration in [min, max] */
-    OPT_BOOL,     /* bool */
-    OPT_HANDLER,  /* handler(ctx, opt, node, what) */
+    OPT_NAME,    /* char *, 1..max bytes */
+    OPT_PATH,    /* char *, resolved against the config file's folder */
+    OPT_U16,     /* uint16_t in [min, max] */
+    OPT_U32,     /* uint32_t in [min, max] */
+    OPT_MS,      /* uint64_t milliseconds, a duration in [min, max] */
+    OPT_BOOL,    /* bool */
+    OPT_HANDLER, /* handler(ctx, opt, node, what) */
 } opt_kind;
 
 typedef struct option option;
@@ -64,32 +64,33 @@ static opt_handler set_urls, set_heartbeat, set_type_from, set_backoff, set_list
 #define F(field) offsetof(gw_config, field)
 
 /* clang-format off */
+/* section, key, kind, min, max (ms for durations, bytes for names), default as
+ * written in YAML, required, field, handler. */
 static const option options[] = {
-    /* section            key                  kind         min  max             default                       req    field */
-    {"broker",            "urls",              OPT_HANDLER, 1,   0,              "[\"amqp://localhost:5672/%2f\"]", false, 0, set_urls},
-    {"broker",            "heartbeat",         OPT_HANDLER, 0,   MS_HOUR,        "30s",                        false, 0, set_heartbeat},
-    {"broker.tls",        "ca_file",           OPT_PATH,    0,   0,              NULL,                         false, F(tls.ca_file), NULL},
-    {"broker.tls",        "cert_file",         OPT_PATH,    0,   0,              NULL,                         false, F(tls.cert_file), NULL},
-    {"broker.tls",        "key_file",          OPT_PATH,    0,   0,              NULL,                         false, F(tls.key_file), NULL},
-    {"broker.tls",        "verify_peer",       OPT_BOOL,    0,   0,              "true",                       false, F(tls.verify_peer), NULL},
-    {"broker.tls",        "verify_hostname",   OPT_BOOL,    0,   0,              "true",                       false, F(tls.verify_hostname), NULL},
-    {"inbound",           "queue",             OPT_NAME,    1,   NAME_MAX_BYTES, "gw.inbound",                 false, F(inbound_queue), NULL},
-    {"inbound",           "prefetch",          OPT_U16,     1,   65535,          "500",                        false, F(prefetch), NULL},
-    {"inbound",           "type_from",         OPT_HANDLER, 0,   0,              "[property, header, body]",   false, 0, set_type_from},
-    {"",                  "routes_file",       OPT_PATH,    0,   0,              NULL,                         true,  F(routes_file), NULL},
-    {"retry",             "max_attempts",      OPT_U32,     0,   100,            "5",                          false, F(retry.max_attempts), NULL},
-    {"retry",             "backoff",           OPT_HANDLER, 1,   MS_DAY,         "[1s, 5s, 30s, 2m]",          false, 0, set_backoff},
-    {"dead_letter",       "exchange",          OPT_NAME,    1,   NAME_MAX_BYTES, "gw.dlx",                     false, F(dlx_exchange), NULL},
-    {"dead_letter",       "queue",             OPT_NAME,    1,   NAME_MAX_BYTES, "gw.dlq",                     false, F(dlq_queue), NULL},
-    {"circuit_breaker",   "failure_threshold", OPT_U32,     1,   1000,           "5",                          false, F(breaker.failure_threshold), NULL},
-    {"circuit_breaker",   "open_for",          OPT_MS,      1,   MS_DAY,         "30s",                        false, F(breaker.open_for_ms), NULL},
-    {"circuit_breaker",   "half_open_probes",  OPT_U32,     1,   100,            "1",                          false, F(breaker.half_open_probes), NULL},
-    {"circuit_breaker",   "max_deferral",      OPT_MS,      1,   7 * MS_DAY,     "1h",                         false, F(breaker.max_deferral_ms), NULL},
-    {"",                  "prefix",            OPT_NAME,    1,   PREFIX_MAX_BYTES, "gw",                       false, F(prefix), NULL},
-    {"",                  "shutdown_timeout",  OPT_MS,      0,   MS_HOUR,        "10s",                        false, F(shutdown_timeout_ms), NULL},
-    {"metrics",           "listen",            OPT_HANDLER, 0,   0,              "\"127.0.0.1:9464\"",         false, 0, set_listen},
-    {"log",               "format",            OPT_HANDLER, 0,   0,              "json",                       false, 0, set_log_format},
-    {"log",               "level",             OPT_HANDLER, 0,   0,              "info",                       false, 0, set_log_level},
+    {"broker",           "urls",               OPT_HANDLER,  0,  0,                 "[\"amqp://localhost:5672/%2f\"]",  false,  0,                             set_urls},
+    {"broker",           "heartbeat",          OPT_HANDLER,  0,  MS_HOUR,           "30s",                              false,  0,                             set_heartbeat},
+    {"broker.tls",       "ca_file",            OPT_PATH,     0,  0,                 NULL,                               false,  F(tls.ca_file),                NULL},
+    {"broker.tls",       "cert_file",          OPT_PATH,     0,  0,                 NULL,                               false,  F(tls.cert_file),              NULL},
+    {"broker.tls",       "key_file",           OPT_PATH,     0,  0,                 NULL,                               false,  F(tls.key_file),               NULL},
+    {"broker.tls",       "verify_peer",        OPT_BOOL,     0,  0,                 "true",                             false,  F(tls.verify_peer),            NULL},
+    {"broker.tls",       "verify_hostname",    OPT_BOOL,     0,  0,                 "true",                             false,  F(tls.verify_hostname),        NULL},
+    {"inbound",          "queue",              OPT_NAME,     1,  NAME_MAX_BYTES,    "gw.inbound",                       false,  F(inbound_queue),              NULL},
+    {"inbound",          "prefetch",           OPT_U16,      1,  65535,             "500",                              false,  F(prefetch),                   NULL},
+    {"inbound",          "type_from",          OPT_HANDLER,  0,  0,                 "[property, header, body]",         false,  0,                             set_type_from},
+    {"",                 "routes_file",        OPT_PATH,     0,  0,                 NULL,                               true,   F(routes_file),                NULL},
+    {"retry",            "max_attempts",       OPT_U32,      0,  100,               "5",                                false,  F(retry.max_attempts),         NULL},
+    {"retry",            "backoff",            OPT_HANDLER,  1,  MS_DAY,            "[1s, 5s, 30s, 2m]",                false,  0,                             set_backoff},
+    {"dead_letter",      "exchange",           OPT_NAME,     1,  NAME_MAX_BYTES,    "gw.dlx",                           false,  F(dlx_exchange),               NULL},
+    {"dead_letter",      "queue",              OPT_NAME,     1,  NAME_MAX_BYTES,    "gw.dlq",                           false,  F(dlq_queue),                  NULL},
+    {"circuit_breaker",  "failure_threshold",  OPT_U32,      1,  1000,              "5",                                false,  F(breaker.failure_threshold),  NULL},
+    {"circuit_breaker",  "open_for",           OPT_MS,       1,  MS_DAY,            "30s",                              false,  F(breaker.open_for_ms),        NULL},
+    {"circuit_breaker",  "half_open_probes",   OPT_U32,      1,  100,               "1",                                false,  F(breaker.half_open_probes),   NULL},
+    {"circuit_breaker",  "max_deferral",       OPT_MS,       1,  7 * MS_DAY,        "1h",                               false,  F(breaker.max_deferral_ms),    NULL},
+    {"",                 "prefix",             OPT_NAME,     1,  PREFIX_MAX_BYTES,  "gw",                               false,  F(prefix),                     NULL},
+    {"",                 "shutdown_timeout",   OPT_MS,       0,  MS_HOUR,           "10s",                              false,  F(shutdown_timeout_ms),        NULL},
+    {"metrics",          "listen",             OPT_HANDLER,  0,  0,                 "\"127.0.0.1:9464\"",               false,  0,                             set_listen},
+    {"log",              "format",             OPT_HANDLER,  0,  0,                 "json",                             false,  0,                             set_log_format},
+    {"log",              "level",              OPT_HANDLER,  0,  0,                 "info",                             false,  0,                             set_log_level},
 };
 
 /* Every mapping of the file; a section's allowed keys are its options plus its subsections. */
@@ -236,8 +237,7 @@ static void set_backoff(cfg_ctx *c, const option *o, const gw_yaml_node *n, cons
     for (size_t i = 0; i < n->n; i++) {
         char item[64];
         snprintf(item, sizeof item, "%s[%zu]", what, i);
-        if (!gw_yamldoc_get_duration(c->doc, n->items[i], item, o->min, o->max,
-                                     &r->backoff_ms[i]))
+        if (!gw_yamldoc_get_duration(c->doc, n->items[i], item, o->min, o->max, &r->backoff_ms[i]))
             ok = false;
     }
     r->n_backoff = ok ? n->n : r->n_backoff;
@@ -514,8 +514,7 @@ void gw_config_free(gw_config *cfg)
     free(cfg);
 }
 
-static gw_err config_from_doc(const char *path, gw_yamldoc *doc, bool load_routes,
-                              gw_config **out)
+static gw_err config_from_doc(const char *path, gw_yamldoc *doc, bool load_routes, gw_config **out)
 {
     gw_err err = GW_ERR_INVALID;
     cfg_ctx c = {.doc = doc, .cfg = gw_xcalloc(1, sizeof(gw_config))};

@@ -22,6 +22,7 @@
 #include "retry.h"
 #include "routes.h"
 #include "session.h"
+#include "topology.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -62,7 +63,8 @@ typedef struct job {
     char type[GW_CLASSIFY_TYPE_CAP];
     gw_event_ids ids;
     uint64_t first_seen_ms;
-    uint32_t retry_count;
+    uint32_t retry_count;  /* clamped to the route's policy */
+    int64_t raw_retry_count; /* x-gw-retry-count as received (untrusted) */
     bool from_rejected;
     int pending;     /* publishes not yet settled */
     bool dispatched; /* every publish of the first pass has been issued */
@@ -109,8 +111,15 @@ typedef struct gw {
     size_t n_tiers;
     uint64_t longest_tier;
     uint64_t rng[2];
+    gw_topology *topo; /* what we declare, for topo_routes */
+    const gw_routes *topo_routes;
+    gw_routes **retired; /* replaced routing tables, freed once no job can use them */
+    size_t n_retired;
     bool consuming;
-    bool cancelled; /* broker cancelled a consumer: re-establish */
+    bool cancelled;
+    bool redeclare; /* a gateway-own publish failed: declare our topology again */
+    uint64_t last_redeclare_ms;
+    char tier_names[MAX_RETRY_TIERS][300]; /* queue names of tiers[] */ /* broker cancelled a consumer: re-establish */
     uint64_t in_flight;
 } gw;
 
@@ -136,6 +145,16 @@ static void rng_fill(gw *g, uint8_t *buf, size_t n)
 static void tier_name(const gw *g, uint64_t delay_ms, char *buf, size_t len)
 {
     gw_retry_tier_name(g->cfg->prefix, delay_ms, buf, len);
+}
+
+/* The declared tier queue for delay_ms (a stable string). */
+static const char *tier_queue(gw *g, uint64_t delay_ms)
+{
+    for (size_t i = 0; i < g->n_tiers; i++)
+        if (g->tiers[i] == delay_ms)
+            return g->tier_names[i];
+    /* not a declared tier (cannot happen: decisions come from the same policies) */
+    return g->tier_names[g->n_tiers - 1];
 }
 
 static const gw_retry_policy *policy_of(const gw *g, const gw_route *r)
@@ -238,6 +257,15 @@ static void ring_push(gw *g, job *j)
     g->in_flight++;
 }
 
+static void free_retired(gw *g)
+{
+    for (size_t i = 0; i < g->n_retired; i++)
+        gw_routes_free(g->retired[i]);
+    free(g->retired);
+    g->retired = NULL;
+    g->n_retired = 0;
+}
+
 /* Acks (or nacks) the completed jobs at the head of the delivery order. */
 static void ack_ready(gw *g)
 {
@@ -262,6 +290,8 @@ static void ack_ready(gw *g)
     if (ack_upto)
         gw_session_ack(g->s, ack_upto, true);
     gw_metrics_set_in_flight(g->metrics, g->in_flight);
+    if (!g->ring_len)
+        free_retired(g);
 }
 
 static void job_settle(gw *g, job *j)
@@ -294,6 +324,7 @@ static void drop_all_jobs(gw *g)
         }
     }
     chans_reset(g);
+    free_retired(g);
 }
 
 /* ---------------------------------------------------------------- publishing */
@@ -332,7 +363,7 @@ static size_t fwd_headers(const job *j, gw_hdr *h, const char *route_event)
 }
 
 static const char *const drop_internal[] = {
-    GW_H_RETRY_DESTINATION, "x-gw-retry-routing-key", GW_H_DEAD_LETTER_REASON,
+    GW_H_RETRY_DESTINATION, GW_H_RETRY_ROUTING_KEY, GW_H_DEAD_LETTER_REASON,
     GW_H_ORIGINAL_EXCHANGE, GW_H_ORIGINAL_ROUTING_KEY, GW_H_DEAD_LETTERED_AT, NULL};
 
 static gw_pub base_pub(const job *j, const char *exchange, const char *rk, const gw_hdr *h,
@@ -388,14 +419,13 @@ static void dead_letter(gw *g, job *j, gw_reason reason, const char *orig_exchan
 static void park(gw *g, job *j, uint64_t delay_ms, uint32_t retry_count, const char *exchange,
                  const char *rk, const char *why, gw_reason reason, bool deferral)
 {
-    char queue[300];
-    tier_name(g, delay_ms, queue, sizeof queue);
+    const char *queue = tier_queue(g, delay_ms);
     job tmp = *j;
     tmp.retry_count = retry_count;
     gw_hdr h[12];
     size_t n = fwd_headers(&tmp, h, j->route ? j->route->event : NULL);
     h[n++] = (gw_hdr){GW_H_RETRY_DESTINATION, 's', cstr(exchange), 0};
-    h[n++] = (gw_hdr){"x-gw-retry-routing-key", 's', cstr(rk), 0};
+    h[n++] = (gw_hdr){GW_H_RETRY_ROUTING_KEY, 's', cstr(rk), 0};
     size_t err_at = n;
     h[n++] = (gw_hdr){GW_H_LAST_ERROR, 's', cstr(""), 0};
     gw_pub probe = base_pub(j, "", queue, h, n);
@@ -425,6 +455,7 @@ static void dest_failed(gw *g, job *j, const char *exchange, const char *rk, gw_
         dead_letter(g, j, reason, exchange, rk, why);
 }
 
+/* routing_key must outlive the publish's confirm (a static string or a tier name). */
 static void own_publish(gw *g, job *j, const char *exchange, const char *routing_key,
                         const gw_hdr *hdrs, size_t n_hdrs, gw_str type)
 {
@@ -455,7 +486,7 @@ static void own_publish(gw *g, job *j, const char *exchange, const char *routing
     }
     if (c->next - c->low >= c->cap)
         chan_grow(c);
-    *chan_slot(c, seq) = (pend){j, exchange, NULL, true, false, 0, gw_clock_mono_ms()};
+    *chan_slot(c, seq) = (pend){j, exchange, routing_key, true, false, 0, gw_clock_mono_ms()};
     c->next = seq + 1;
     c->unsettled++;
     j->pending++;
@@ -535,7 +566,10 @@ static void settle(gw *g, chan *c, uint64_t seq, bool ok, const char *why_in)
     job *j = e.j;
     j->pending--;
     if (e.own) {
-        if (!ok) {
+        if (!ok || e.returned) {
+            if (e.returned)
+                why_in = "the broker returned it: no queue bound (was a gateway queue deleted?)";
+            g->redeclare = true;
             GW_LOG(GW_LOG_ERROR, "gateway copy not confirmed; the event will be redelivered",
                    GW_S("exchange", e.exchange), GW_S("error", why_in),
                    GW_S("correlation_id", j->ids.correlation_id));
@@ -682,10 +716,36 @@ static const gw_route *route_by_event(const gw_routes *r, gw_str event)
     return NULL;
 }
 
+/* A retry copy names the destination it is for. Only a destination of the event's
+ * route, or a queue of the table (a rejected message going back to its queue),
+ * is honoured: a producer cannot steer events to arbitrary exchanges with it. */
+static bool retry_target_valid(const gw *g, const job *j, gw_str ex, gw_str rk)
+{
+    const gw_routes *r = g->cfg->routes;
+    if (ex.len == 0) {
+        for (size_t i = 0; rk.ptr && i < r->n_queues; i++)
+            if (gw_str_eq_cstr(rk, r->queues[i].name))
+                return true;
+        return false;
+    }
+    if (!j->route)
+        return false;
+    for (size_t i = 0; i < j->route->n_to; i++) {
+        const gw_destination *d = &j->route->to[i];
+        if (!gw_str_eq_cstr(ex, d->exchange))
+            continue;
+        const char *want = d->routing_key ? d->routing_key : j->type;
+        if (!rk.ptr || gw_str_eq_cstr(rk, want))
+            return true;
+    }
+    return false;
+}
+
 static void process_rejected(gw *g, job *j)
 {
     const gw_routes *routes = g->cfg->routes;
     j->route = route_by_event(routes, gw_msg_header_str(j->msg, GW_H_ROUTE));
+    j->retry_count = gw_retry_clamp_count(policy_of(g, j->route), j->raw_retry_count);
     gw_str t = gw_msg_prop(j->msg, GW_PROP_TYPE);
     if (t.ptr && t.len < sizeof j->type) {
         memcpy(j->type, t.ptr, t.len);
@@ -719,9 +779,9 @@ static void process_rejected(gw *g, job *j)
 static void process(gw *g, job *j)
 {
     gw_metrics_received(g->metrics);
-    int64_t rc = 0;
-    if (gw_msg_header_int(j->msg, GW_H_RETRY_COUNT, &rc))
-        j->retry_count = gw_retry_clamp_count(&g->cfg->retry, rc);
+    if (!gw_msg_header_int(j->msg, GW_H_RETRY_COUNT, &j->raw_retry_count))
+        j->raw_retry_count = 0;
+    j->retry_count = gw_retry_clamp_count(&g->cfg->retry, j->raw_retry_count);
     int64_t fs = 0;
     j->first_seen_ms = gw_msg_header_int(j->msg, GW_H_FIRST_SEEN_AT, &fs) && fs > 0
                            ? (uint64_t)fs
@@ -746,10 +806,18 @@ static void process(gw *g, job *j)
     memcpy(j->type, cr.type, cr.type_len + 1);
     compute_ids(g, j, cr.has_ce_id ? (gw_str){cr.ce_id, cr.ce_id_len} : GW_STR_NULL);
     j->route = gw_routes_lookup(g->cfg->routes, cr.type, cr.type_len);
+    j->retry_count = gw_retry_clamp_count(policy_of(g, j->route), j->raw_retry_count);
     gw_str retry_dest = gw_msg_header_str(j->msg, GW_H_RETRY_DESTINATION);
+    gw_str retry_rk = gw_msg_header_str(j->msg, GW_H_RETRY_ROUTING_KEY);
+    if (retry_dest.ptr && !retry_target_valid(g, j, retry_dest, retry_rk)) {
+        GW_LOG(GW_LOG_WARN, "ignoring x-gw-retry-destination that names no destination of the "
+                            "table; routing the event as new",
+               GW_S("event_type", j->type), GW_S("correlation_id", j->ids.correlation_id));
+        retry_dest = GW_STR_NULL;
+    }
     if (retry_dest.ptr) {
         /* A retry or deferral copy: only the destination that failed. */
-        gw_str rrk = gw_msg_header_str(j->msg, "x-gw-retry-routing-key");
+        gw_str rrk = retry_rk;
         if (!rrk.ptr)
             rrk = (gw_str){cr.type, cr.type_len};
         snprintf(j->retry_exchange, sizeof j->retry_exchange, "%.*s", (int)retry_dest.len,
@@ -826,133 +894,17 @@ static void on_blocked(void *ctx, bool blocked, gw_str reason)
 
 /* ---------------------------------------------------------------- topology */
 
-static void rejected_names(const gw *g, char *ex, char *q, size_t len)
-{
-    snprintf(ex, len, "%s.rejected", g->cfg->prefix);
-    snprintf(q, len, "%s.rejected", g->cfg->prefix);
-}
-
-static bool declare_queue_logged(gw *g, const gw_queue_decl *q, const gw_arg *extra, size_t n,
-                                 char *err, size_t len)
-{
-    gw_err rc = gw_session_declare_queue(g->s, q, extra, n, true, err, len);
-    if (rc == GW_ERR_INVALID) {
-        GW_LOG(GW_LOG_WARN, "queue exists with other arguments; using it as it is",
-               GW_S("queue", q->name), GW_S("error", err));
-        return true;
-    }
-    return rc == GW_OK;
-}
-
-static bool arg_present(const gw_queue_decl *q, const char *key)
-{
-    for (size_t i = 0; i < q->n_args; i++)
-        if (strcmp(q->args[i].key, key) == 0)
-            return true;
-    return false;
-}
-
-/* Declares the table's topology and the gateway's own. Returns false with err set;
- * *fatal tells a configuration problem (refuse to start) from a broker hiccup. */
 static bool declare_topology(gw *g, bool *fatal, char *err, size_t len)
 {
-    const gw_config *cfg = g->cfg;
-    const gw_routes *r = cfg->routes;
-    *fatal = false;
-    char rex[300], rq[300];
-    rejected_names(g, rex, rq, sizeof rex);
-
-    for (size_t i = 0; i < r->n_exchanges; i++)
-        if (gw_session_declare_exchange(g->s, &r->exchanges[i], err, len) != GW_OK)
-            goto fail;
-    gw_exchange_decl own_x = {.name = rex, .type = GW_EXCHANGE_FANOUT, .durable = true};
-    if (gw_session_declare_exchange(g->s, &own_x, err, len) != GW_OK)
-        goto fail;
-    for (size_t i = 0; i < r->n_queues; i++) {
-        const gw_queue_decl *q = &r->queues[i];
-        gw_arg dlx = {.key = "x-dead-letter-exchange", .kind = GW_ARG_STR, .s = rex};
-        bool has = arg_present(q, "x-dead-letter-exchange");
-        if (!declare_queue_logged(g, q, &dlx, has ? 0 : 1, err, len))
-            goto fail;
-        for (size_t b = 0; b < q->n_bindings; b++) {
-            const gw_binding_decl *bd = &q->bindings[b];
-            if (gw_session_bind(g->s, q->name, bd->exchange, bd->routing_key ? bd->routing_key : "",
-                                bd->args, bd->n_args, err, len) != GW_OK)
-                goto fail;
-        }
-    }
-    gw_queue_decl inbound = {.name = cfg->inbound_queue, .durable = true};
-    if (!declare_queue_logged(g, &inbound, NULL, 0, err, len))
-        goto fail;
-    gw_exchange_decl dlx = {.name = cfg->dlx_exchange, .type = GW_EXCHANGE_TOPIC, .durable = true};
-    if (gw_session_declare_exchange(g->s, &dlx, err, len) != GW_OK)
-        goto fail;
-    gw_queue_decl dlq = {.name = cfg->dlq_queue, .durable = true};
-    if (!declare_queue_logged(g, &dlq, NULL, 0, err, len))
-        goto fail;
-    if (gw_session_bind(g->s, cfg->dlq_queue, cfg->dlx_exchange, "#", NULL, 0, err, len) != GW_OK)
-        goto fail;
-    gw_queue_decl rejq = {.name = rq, .durable = true};
-    if (!declare_queue_logged(g, &rejq, NULL, 0, err, len))
-        goto fail;
-    if (gw_session_bind(g->s, rq, rex, "", NULL, 0, err, len) != GW_OK)
-        goto fail;
-    for (size_t i = 0; i < g->n_tiers; i++) {
-        char name[300];
-        tier_name(g, g->tiers[i], name, sizeof name);
-        gw_arg args[3] = {
-            {.key = "x-message-ttl", .kind = GW_ARG_INT, .i = (int64_t)g->tiers[i]},
-            {.key = "x-dead-letter-exchange", .kind = GW_ARG_STR, .s = ""},
-            {.key = "x-dead-letter-routing-key", .kind = GW_ARG_STR, .s = cfg->inbound_queue},
-        };
-        gw_queue_decl tq = {.name = name, .durable = true};
-        if (!declare_queue_logged(g, &tq, args, 3, err, len))
-            goto fail;
-    }
-    /* Destinations the table does not declare must already exist. */
-    char missing[1024] = "";
-    size_t n_missing = 0;
-    for (size_t i = 0; i < r->n_routes; i++) {
-        for (size_t k = 0; k < r->routes[i].n_to; k++) {
-            const char *x = r->routes[i].to[k].exchange;
-            if (!x[0] || gw_routes_find_exchange(r, x) || strstr(missing, x))
-                continue;
-            char e2[ERR_TEXT];
-            gw_err rc = gw_session_exchange_exists(g->s, x, e2, sizeof e2);
-            if (rc == GW_ERR_NOT_FOUND) {
-                size_t used = strlen(missing);
-                snprintf(missing + used, sizeof missing - used, "%s\"%s\"", n_missing ? ", " : "",
-                         x);
-                n_missing++;
-            } else if (rc != GW_OK) {
-                snprintf(err, len, "%s", e2);
-                goto fail;
-            }
-        }
-    }
-    if (n_missing) {
-        snprintf(err, len,
-                 "destination exchange%s %s not declared in %s and not found on the broker",
-                 n_missing > 1 ? "s" : "", missing, r->path);
-        *fatal = true;
-        return false;
-    }
-    return true;
-fail:
-    /* A 403/404/406 from a declaration is a configuration problem; a lost
-     * connection is not. */
-    *fatal = gw_session_alive(g->s);
-    return false;
+    return gw_topology_declare(g->s, g->topo, fatal, err, len);
 }
 
 static bool start_consuming(gw *g, char *err, size_t len)
 {
-    char rex[300], rq[300];
-    rejected_names(g, rex, rq, sizeof rex);
     if (gw_session_consume(g->s, g->cfg->inbound_queue, INBOUND_TAG, g->cfg->prefetch, err, len) !=
         GW_OK)
         return false;
-    if (gw_session_consume(g->s, rq, REJECTED_TAG, g->cfg->prefetch, err, len) != GW_OK)
+    if (gw_session_consume(g->s, g->topo->rejected_queue, REJECTED_TAG, g->cfg->prefetch, err, len) != GW_OK)
         return false;
     g->consuming = true;
     return true;
@@ -973,8 +925,6 @@ static void reestablish(gw *g)
     /* Cancelling the consumer that survived (if any) and consuming both again keeps
      * the bookkeeping simple: the channel is the same, tags keep counting. */
     gw_session_cancel(g->s, INBOUND_TAG);
-    char rex[300], rq[300];
-    rejected_names(g, rex, rq, sizeof rex);
     gw_session_cancel(g->s, REJECTED_TAG);
     if (!start_consuming(g, err, sizeof err))
         GW_LOG(GW_LOG_ERROR, "consuming again failed", GW_S("error", err));
@@ -1057,6 +1007,67 @@ static int connect_loop(gw *g, bool first)
 
 /* ---------------------------------------------------------------- run */
 
+static void compute_tiers(gw *g);
+
+/* SIGHUP: load the routing table again; declare its topology; then switch. An
+ * invalid table (or one whose topology the broker refuses) is refused and the old
+ * one keeps serving. Jobs in flight keep the table they were routed with. */
+static void reload_routes(gw *g)
+{
+    gw_diags diags = {0};
+    gw_routes *nr = NULL;
+    const char *path = g->cfg->routes_file;
+    if (gw_routes_load(path, &g->cfg->retry, &nr, &diags) != GW_OK) {
+        for (size_t i = 0; i < diags.n; i++) {
+            char line[1024];
+            gw_diag_format(&diags.items[i], line, sizeof line);
+            GW_LOG(GW_LOG_ERROR, "reload refused: invalid routing table; the old one keeps serving",
+                   GW_S("error", line));
+        }
+        gw_diags_cleanup(&diags);
+        gw_metrics_reload(g->metrics, false);
+        return;
+    }
+    gw_diags_cleanup(&diags);
+    if (g->s && gw_session_alive(g->s)) {
+        char err[ERR_TEXT];
+        bool fatal;
+        gw_routes *old = g->cfg->routes;
+        /* tiers of the new table must exist before it routes anything */
+        g->cfg->routes = nr;
+        gw_topology *old_topo = g->topo;
+        g->topo = NULL;
+        compute_tiers(g);
+        bool ok = declare_topology(g, &fatal, err, sizeof err);
+        if (!ok) {
+            gw_topology_free(g->topo);
+            g->topo = old_topo;
+            g->cfg->routes = old;
+            compute_tiers(g);
+            GW_LOG(GW_LOG_ERROR, "reload refused: declaring the new topology failed; the old "
+                                 "table keeps serving",
+                   GW_S("error", err));
+            gw_routes_free(nr);
+            gw_metrics_reload(g->metrics, false);
+            return;
+        }
+        gw_topology_free(old_topo);
+        g->retired = gw_xrealloc(g->retired, (g->n_retired + 1) * sizeof *g->retired);
+        g->retired[g->n_retired++] = old;
+        if (!g->ring_len)
+            free_retired(g);
+    } else {
+        gw_routes *old = g->cfg->routes;
+        g->cfg->routes = nr;
+        gw_routes_free(old);
+        compute_tiers(g);
+    }
+    GW_LOG(GW_LOG_INFO, "routing table reloaded", GW_S("routes", path),
+           GW_I("routes_count", nr->n_routes), GW_I("exchanges", nr->n_exchanges),
+           GW_I("queues", nr->n_queues));
+    gw_metrics_reload(g->metrics, true);
+}
+
 static void compute_tiers(gw *g)
 {
     const gw_routes *r = g->cfg->routes;
@@ -1068,7 +1079,16 @@ static void compute_tiers(gw *g)
         if (r->routes[i].has_retry)
             pol[k++] = &r->routes[i].retry;
     g->n_tiers = gw_retry_tiers(pol, k, g->tiers, MAX_RETRY_TIERS);
+    if (g->n_tiers > MAX_RETRY_TIERS)
+        g->n_tiers = MAX_RETRY_TIERS;
     g->longest_tier = gw_retry_longest_tier(pol, k);
+    for (size_t i = 0; i < g->n_tiers; i++)
+        tier_name(g, g->tiers[i], g->tier_names[i], sizeof g->tier_names[i]);
+    if (!g->topo || g->topo_routes != g->cfg->routes) {
+        gw_topology_free(g->topo);
+        g->topo = gw_topology_plan(g->cfg, g->cfg->routes, g->tiers, g->n_tiers);
+        g->topo_routes = g->cfg->routes;
+    }
     free(pol);
 }
 
@@ -1169,13 +1189,21 @@ int gw_gateway_run(const char *config_path)
             reestablish(&g);
         if (!g.s)
             continue;
+        if (g.redeclare && gw_clock_mono_ms() - g.last_redeclare_ms > 1000) {
+            char err[ERR_TEXT];
+            bool fatal;
+            g.redeclare = false;
+            g.last_redeclare_ms = gw_clock_mono_ms();
+            if (!declare_topology(&g, &fatal, err, sizeof err))
+                GW_LOG(GW_LOG_ERROR, "re-declaring the gateway's queues failed",
+                       GW_S("error", err));
+        }
         run_backlog(&g);
         gw_session_poll(g.s, POLL_MS, h);
         confirm_timeouts(&g);
         if (reload_requested) {
             reload_requested = 0;
-            GW_LOG(GW_LOG_WARN, "SIGHUP: routing table reload is not supported in this build; "
-                                "restart the gateway to apply a new table");
+            reload_routes(&g);
         }
     }
     rc = 0;
@@ -1186,6 +1214,7 @@ out:
     gw_session_free(g.s);
     free(g.ring);
     gw_metrics_free(g.metrics);
+    gw_topology_free(g.topo);
     gw_breakers_cleanup(&g.breakers);
     gw_config_free(cfg);
     return rc;
@@ -1193,7 +1222,29 @@ out:
 
 int gw_gateway_check_live(const gw_config *cfg)
 {
-    (void)cfg;
-    fprintf(stderr, "amqp-gw: check --live: not available yet\n");
-    return 1;
+    gw g;
+    memset(&g, 0, sizeof g);
+    g.cfg = (gw_config *)cfg;
+    compute_tiers(&g);
+    char err[ERR_TEXT], safe[512] = "";
+    gw_session *s = NULL;
+    for (size_t u = 0; u < cfg->n_broker_urls && !s; u++) {
+        gw_log_redact_url(cfg->broker_urls[u], safe, sizeof safe);
+        if (gw_session_connect(cfg, cfg->broker_urls[u], "amqp-gw check", &s, err, sizeof err) !=
+            GW_OK)
+            s = NULL;
+    }
+    if (!s) {
+        fprintf(stderr, "amqp-gw: cannot connect to the broker (%s): %s\n", safe, err);
+        gw_topology_free(g.topo);
+        return 1;
+    }
+    int drift = gw_topology_check(s, g.topo, stdout);
+    if (drift > 0)
+        printf("%d object%s missing or different\n", drift, drift > 1 ? "s" : "");
+    else if (drift == 0)
+        printf("in sync with %s\n", safe);
+    gw_session_free(s);
+    gw_topology_free(g.topo);
+    return drift == 0 ? 0 : 1;
 }

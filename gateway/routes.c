@@ -78,8 +78,8 @@ static void args_free(gw_arg *args, size_t n)
 
 /* An arguments: mapping of scalars. Plain integers are GW_ARG_INT, plain
  * true/false GW_ARG_BOOL, anything else (quoted included) GW_ARG_STR. */
-static void parse_args(rt_ctx *c, const gw_yaml_node *n, const char *what, bool queue,
-                       gw_arg **out, size_t *n_out)
+static void parse_args(rt_ctx *c, const gw_yaml_node *n, const char *what, bool queue, gw_arg **out,
+                       size_t *n_out)
 {
     if (!gw_yamldoc_expect_map(c->doc, n, what))
         return;
@@ -91,8 +91,7 @@ static void parse_args(rt_ctx *c, const gw_yaml_node *n, const char *what, bool 
         if (!gw_yamldoc_get_name(c->doc, key, what, NAME_MAX_BYTES, &name))
             continue;
         if (queue && strcmp(name, "x-queue-type") == 0) {
-            gw_yamldoc_error(c->doc, key, "%s: \"x-queue-type\" comes from type:, remove it",
-                             what);
+            gw_yamldoc_error(c->doc, key, "%s: \"x-queue-type\" comes from type:, remove it", what);
             continue;
         }
         char item[CTX_MAX];
@@ -123,8 +122,8 @@ static void parse_args(rt_ctx *c, const gw_yaml_node *n, const char *what, bool 
 
 static void parse_exchange(rt_ctx *c, const gw_yaml_node *n, size_t idx)
 {
-    static const char *const keys[] = {"name",     "type",      "durable",
-                                       "auto_delete", "internal", "arguments", NULL};
+    static const char *const keys[] = {"name",     "type",      "durable", "auto_delete",
+                                       "internal", "arguments", NULL};
     static const char *const types[] = {"direct", "topic", "fanout", "headers", NULL};
     char what[CTX_MAX];
     ctx(what, "exchanges[%zu]", idx);
@@ -143,16 +142,16 @@ static void parse_exchange(rt_ctx *c, const gw_yaml_node *n, size_t idx)
     if (name) {
         for (size_t i = 0; i < r->n_exchanges; i++) {
             if (strcmp(r->exchanges[i].name, name) == 0) {
-                gw_yamldoc_error(c->doc, name_n, "%s: duplicate name (first at line %d)",
-                                 what, r->exchanges[i].line);
+                gw_yamldoc_error(c->doc, name_n, "%s: duplicate name (first at line %d)", what,
+                                 r->exchanges[i].line);
                 name = NULL;
                 break;
             }
         }
     }
     if (name && strncmp(name, "amq.", 4) == 0) {
-        gw_yamldoc_error(c->doc, name_n, "%s: names starting with \"amq.\" are reserved by RabbitMQ",
-                         what);
+        gw_yamldoc_error(c->doc, name_n,
+                         "%s: names starting with \"amq.\" are reserved by RabbitMQ", what);
         name = NULL;
     }
 
@@ -273,15 +272,15 @@ static void parse_queue(rt_ctx *c, const gw_yaml_node *n, size_t idx)
     bool ok = name != NULL;
     for (size_t i = 0; name && i < r->n_queues; i++) {
         if (strcmp(r->queues[i].name, name) == 0) {
-            gw_yamldoc_error(c->doc, name_n, "%s: duplicate name (first at line %d)",
-                             what, r->queues[i].line);
+            gw_yamldoc_error(c->doc, name_n, "%s: duplicate name (first at line %d)", what,
+                             r->queues[i].line);
             ok = false;
             break;
         }
     }
     if (ok && strncmp(name, "amq.", 4) == 0) {
-        gw_yamldoc_error(c->doc, name_n, "%s: names starting with \"amq.\" are reserved by RabbitMQ",
-                         what);
+        gw_yamldoc_error(c->doc, name_n,
+                         "%s: names starting with \"amq.\" are reserved by RabbitMQ", what);
         ok = false;
     }
 
@@ -501,8 +500,8 @@ static void parse_route(rt_ctx *c, const gw_yaml_node *n, size_t idx)
 static void each_item(rt_ctx *c, const gw_yaml_node *root, const char *key, bool required,
                       void (*fn)(rt_ctx *, const gw_yaml_node *, size_t))
 {
-    const gw_yaml_node *seq = required ? gw_yamldoc_map_require(c->doc, root, NULL, key)
-                                       : gw_yamldoc_map_get(root, key);
+    const gw_yaml_node *seq =
+        required ? gw_yamldoc_map_require(c->doc, root, NULL, key) : gw_yamldoc_map_get(root, key);
     if (!seq || !gw_yamldoc_expect_seq(c->doc, seq, key))
         return;
     for (size_t i = 0; i < seq->n; i++)
@@ -512,7 +511,8 @@ static void each_item(rt_ctx *c, const gw_yaml_node *root, const char *key, bool
 static gw_err routes_from_doc(gw_yamldoc *doc, const gw_retry_policy *def, gw_routes **out)
 {
     static const char *const keys[] = {"version", "exchanges", "queues", "routes", NULL};
-    rt_ctx c = {.doc = doc, .r = gw_xcalloc(1, sizeof(gw_routes)), .def = def ? def : &builtin_retry};
+    rt_ctx c = {
+        .doc = doc, .r = gw_xcalloc(1, sizeof(gw_routes)), .def = def ? def : &builtin_retry};
     c.r->path = gw_xstrdup(doc->file);
 
     const gw_yaml_node *root = doc->root;

@@ -91,8 +91,7 @@ void gw_yamldoc_quote(const char *s, size_t len, char *buf, size_t cap)
             break;
         }
         if (c < 0x20 || c == 0x7f || c == '"' || c == '\\')
-            o += (size_t)snprintf(buf + o, cap - o, c == '"' || c == '\\' ? "\\%c" : "\\x%02x",
-                                  c);
+            o += (size_t)snprintf(buf + o, cap - o, c == '"' || c == '\\' ? "\\%c" : "\\x%02x", c);
         else
             buf[o++] = (char)c;
     }
@@ -309,8 +308,8 @@ gw_err gw_yamldoc_parse(const char *file, const char *buf, size_t len, gw_diags 
     bool parser_ready = false;
 
     if (len > GW_YAMLDOC_MAX_BYTES) {
-        gw_diags_add(diags, file, 0, 0, "file is too large (%zu bytes; the limit is %d bytes)",
-                     len, GW_YAMLDOC_MAX_BYTES);
+        gw_diags_add(diags, file, 0, 0, "file is too large (%zu bytes; the limit is %d bytes)", len,
+                     GW_YAMLDOC_MAX_BYTES);
         goto out;
     }
     if (!yaml_parser_initialize(&parser)) {
@@ -462,11 +461,10 @@ static void vreport(gw_yamldoc *doc, const gw_yaml_node *at, const char *what, c
     free(msg);
 }
 
-static void report(gw_yamldoc *doc, const gw_yaml_node *at, const char *what, const char *fmt,
-                   ...) __attribute__((format(printf, 4, 5)));
+static void report(gw_yamldoc *doc, const gw_yaml_node *at, const char *what, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
-static void report(gw_yamldoc *doc, const gw_yaml_node *at, const char *what, const char *fmt,
-                   ...)
+static void report(gw_yamldoc *doc, const gw_yaml_node *at, const char *what, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -605,8 +603,7 @@ bool gw_yamldoc_expect_seq(gw_yamldoc *doc, const gw_yaml_node *n, const char *w
     return false;
 }
 
-bool gw_yamldoc_get_str(gw_yamldoc *doc, const gw_yaml_node *n, const char *what,
-                        const char **out)
+bool gw_yamldoc_get_str(gw_yamldoc *doc, const gw_yaml_node *n, const char *what, const char **out)
 {
     if (!n || n->kind != GW_YAML_SCALAR || gw_yamldoc_is_null(n)) {
         report(doc, n, what, "expected a string, got %s", gw_yamldoc_kind_name(n));
@@ -620,8 +617,8 @@ bool gw_yamldoc_get_str(gw_yamldoc *doc, const gw_yaml_node *n, const char *what
     return true;
 }
 
-bool gw_yamldoc_get_name(gw_yamldoc *doc, const gw_yaml_node *n, const char *what,
-                         size_t max_bytes, const char **out)
+bool gw_yamldoc_get_name(gw_yamldoc *doc, const gw_yaml_node *n, const char *what, size_t max_bytes,
+                         const char **out)
 {
     const char *s;
     if (!gw_yamldoc_get_str(doc, n, what, &s))
@@ -701,8 +698,7 @@ bool gw_yamldoc_get_int(gw_yamldoc *doc, const gw_yaml_node *n, const char *what
         return false;
     }
     if (v < min || v > max) {
-        report(doc, n, what, "%" PRId64 " is out of range (%" PRId64 "..%" PRId64 ")", v, min,
-               max);
+        report(doc, n, what, "%" PRId64 " is out of range (%" PRId64 "..%" PRId64 ")", v, min, max);
         return false;
     }
     *out = v;

@@ -36,7 +36,7 @@ struct gw_yaml_node {
     gw_yaml_kind kind;
     int line, col; /* 1-based start of the node */
     /* GW_YAML_SCALAR */
-    char *str;  /* NUL-terminated; len bytes (a "\0" escape may embed a NUL) */
+    char *str; /* NUL-terminated; len bytes (a "\0" escape may embed a NUL) */
     size_t len;
     bool plain; /* unquoted and untagged: may read as null, bool or integer */
     /* GW_YAML_SEQ: items[0..n). GW_YAML_MAP: keys[i] (always scalars) -> items[i],
@@ -111,12 +111,11 @@ bool gw_yamldoc_expect_map(gw_yamldoc *doc, const gw_yaml_node *n, const char *w
 bool gw_yamldoc_expect_seq(gw_yamldoc *doc, const gw_yaml_node *n, const char *what);
 
 /* A non-null scalar without embedded NUL, as a borrowed string (may be ""). */
-bool gw_yamldoc_get_str(gw_yamldoc *doc, const gw_yaml_node *n, const char *what,
-                        const char **out);
+bool gw_yamldoc_get_str(gw_yamldoc *doc, const gw_yaml_node *n, const char *what, const char **out);
 
 /* A string of 1..max_bytes bytes (exchange/queue names, prefixes). */
-bool gw_yamldoc_get_name(gw_yamldoc *doc, const gw_yaml_node *n, const char *what,
-                         size_t max_bytes, const char **out);
+bool gw_yamldoc_get_name(gw_yamldoc *doc, const gw_yaml_node *n, const char *what, size_t max_bytes,
+                         const char **out);
 
 /* Plain true or false (nothing else: not yes/no/on/off/1/0, not quoted). */
 bool gw_yamldoc_get_bool(gw_yamldoc *doc, const gw_yaml_node *n, const char *what, bool *out);

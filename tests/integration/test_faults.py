@@ -57,11 +57,17 @@ def test_close_all_connections_repeatedly_while_20000_events_flow(gateway, tid, 
     pub.start()
     try:
         wait_for(lambda: broker.count(dest) > 0, 30, f"first events in {dest}")
-        flow_over = lambda: not pub.is_alive() and broker.count(gw.inbound) == 0  # noqa: E731
-        for i in range(4):
+        closes = 4
+        flowing_at_close = []
+        for i in range(closes):
+            # spread the closes over the flow: close #i once (i+1)/(closes+1) of it is published
+            # and the gateway has forwarded something since the previous close
+            mark = n * (i + 1) // (closes + 1)
+            wait_for(lambda: pub.sent >= mark or not pub.is_alive(), 60, f"{mark} events published", interval=0.05)
             at_close = broker.count(dest)
-            broker.ctl("close_all_connections", f"itest fault {i + 1} of 4")
-            # the gateway is back when the destination grows again (or nothing is left to move)
+            flowing_at_close.append(pub.is_alive() or broker.count(gw.inbound) > 0)
+            broker.ctl("close_all_connections", f"itest fault {i + 1} of {closes}")
+            flow_over = lambda: not pub.is_alive() and broker.count(gw.inbound) == 0  # noqa: E731
             wait_for(
                 lambda: broker.count(dest) > at_close or flow_over(),
                 30,
@@ -75,7 +81,10 @@ def test_close_all_connections_repeatedly_while_20000_events_flow(gateway, tid, 
     total = assert_all_delivered(broker, gw, dest, n, timeout=90)
     assert gw.alive(), "the gateway exited"
     wait_for(lambda: broker.consumers(gw.inbound) >= 1, 20, "the gateway consuming again")
-    print(f"{n} events, {total} deliveries ({total - n} duplicates), publisher reconnects {pub.pub.reconnects}")
+    print(
+        f"{n} events, {total} deliveries ({total - n} duplicates), publisher reconnects "
+        f"{pub.pub.reconnects}, events still flowing at each close: {flowing_at_close}"
+    )
 
 
 @pytest.mark.slow

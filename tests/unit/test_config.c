@@ -56,8 +56,7 @@ static void parse_fails_with(const char *yaml, const char *expected)
 {
     gw_diags d = {0};
     gw_config *cfg = NULL;
-    cr_assert_eq(gw_config_parse("mem.yaml", yaml, strlen(yaml), false, &cfg, &d),
-                 GW_ERR_INVALID);
+    cr_assert_eq(gw_config_parse("mem.yaml", yaml, strlen(yaml), false, &cfg, &d), GW_ERR_INVALID);
     cr_assert_null(cfg);
     cr_assert_eq(d.n, 1, "expected one diagnostic, got %zu", d.n);
     char line[512];
@@ -249,8 +248,7 @@ Test(config, top_level_sequence_is_an_error)
     gw_diags d = {0};
     gw_config *cfg = NULL;
     const char *yaml = "- routes_file: r.yaml\n";
-    cr_assert_eq(gw_config_parse("mem.yaml", yaml, strlen(yaml), false, &cfg, &d),
-                 GW_ERR_INVALID);
+    cr_assert_eq(gw_config_parse("mem.yaml", yaml, strlen(yaml), false, &cfg, &d), GW_ERR_INVALID);
     cr_assert_eq(d.n, 2);
     char line[512];
     gw_diag_format(&d.items[0], line, sizeof line);

@@ -229,7 +229,8 @@ Test(routes, destination_exchange_may_not_be_empty)
 Test(routes, destination_routing_key_longer_than_255_bytes_is_an_error)
 {
     char yaml[1024], expected[128];
-    snprintf(yaml, sizeof yaml, "version: 1\nroutes:\n  - {event: a, to: [{exchange: x, routing_key: %0256d}]}\n", 0);
+    snprintf(yaml, sizeof yaml,
+             "version: 1\nroutes:\n  - {event: a, to: [{exchange: x, routing_key: %0256d}]}\n", 0);
     snprintf(expected, sizeof expected,
              "mem.yaml:3:48: route \"a\": to[0].routing_key: longer than 255 bytes");
     parse_fails_with(yaml, expected);
@@ -292,14 +293,11 @@ typedef struct invalid_case {
 } invalid_case;
 
 static invalid_case invalid_cases[] = {
-    {"alias_bomb.yaml",
-     {INVALID "alias_bomb.yaml:2:4: anchors and aliases are not supported"}},
-    {"self_alias.yaml",
-     {INVALID "self_alias.yaml:1:4: anchors and aliases are not supported"}},
+    {"alias_bomb.yaml", {INVALID "alias_bomb.yaml:2:4: anchors and aliases are not supported"}},
+    {"self_alias.yaml", {INVALID "self_alias.yaml:1:4: anchors and aliases are not supported"}},
     {"deep_nesting.yaml",
      {INVALID "deep_nesting.yaml:2:73: nesting deeper than 64 levels is not supported"}},
-    {"unsupported_tag.yaml",
-     {INVALID "unsupported_tag.yaml:4:21: unsupported tag \"!!binary\""}},
+    {"unsupported_tag.yaml", {INVALID "unsupported_tag.yaml:4:21: unsupported tag \"!!binary\""}},
     {"route_without_destination.yaml",
      {INVALID "route_without_destination.yaml:3:5: route \"order.created\": missing \"to\" (a "
               "route needs at least one destination)",

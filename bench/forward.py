@@ -1,0 +1,483 @@
+#!/usr/bin/python3
+"""forward.py — amqp-gw against RabbitMQ's shovel, moving the same preload on the same broker.
+
+Driven by bench/forward, which builds the Release binaries and starts the private broker; this
+script only talks to that broker. Phases, all in one run:
+
+  1. gateway throughput: COUNT persistent events preloaded into a durable inbound queue, then
+     amqp-gw started with one route (bench.event -> durable direct exchange -> durable classic
+     queue); timed until the destination holds COUNT. Once per --prefetch value.
+  2. shovel throughput: the identical preload moved by a dynamic shovel (amqp091 both ends,
+     ack-mode on-confirm, src-prefetch-count = the first --prefetch) to the same kind of exchange
+     and queue.
+  3. latency through each at a steady offered load (bench_load latency).
+
+Throughput is reported two ways: `msg/s` over the steady part (first message at the destination
+to the last), and `incl. start` from the moment the gateway process / the rabbitmqctl call
+starts. The latter charges the shovel with rabbitmqctl's own Erlang VM start-up, which is why it
+is not the headline. CPU seconds come from /proc/PID/stat (utime+stime): the gateway's own at
+the end of its move, the broker VM's (beam.smp) over the whole move. The shovel runs inside the
+broker, so its CPU is part of the broker's figure.
+"""
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+import pika
+import pika.exceptions
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+POLL_S = 0.05
+
+EXCHANGE = "bench.x"
+GW_IN = "bench.gw.in"
+GW_OUT = "bench.gw.out"
+GW_PREFIX = "bench.gw"
+SH_IN = "bench.sh.in"
+SH_OUT = "bench.sh.out"
+SHOVEL = "bench-shovel"
+ROUTING_KEY = "bench.event"
+# Everything the benchmark or the gateway (for prefix bench.gw, backoff [1s]) declares.
+ALL_QUEUES = [GW_IN, GW_OUT, SH_IN, SH_OUT, "bench.gw.dlq", "bench.gw.rejected",
+              "bench.gw.retry.1s"]
+ALL_EXCHANGES = [EXCHANGE, "bench.gw.dlx", "bench.gw.rejected"]
+
+
+class BenchError(Exception):
+    """A phase failed; the message says why in one line."""
+
+
+def log(msg):
+    print(f"forward: {msg}", file=sys.stderr, flush=True)
+
+
+def cpu_seconds(pid):
+    """utime+stime of a process, in seconds."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    # fields[0] is field 3 (state); utime and stime are fields 14 and 15.
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+class Broker:
+    """A pika connection to the benchmark's broker, with queue polling that survives 404s."""
+
+    def __init__(self, url, pid, broker_script):
+        self.url = url
+        self.pid = pid
+        self.broker_script = broker_script
+        self.conn = pika.BlockingConnection(pika.URLParameters(url))
+        self.ch = self.conn.channel()
+        self.version = self.conn._impl.server_properties.get("version", "?")
+        if isinstance(self.version, bytes):
+            self.version = self.version.decode()
+
+    def channel(self):
+        if not self.ch.is_open:
+            self.ch = self.conn.channel()
+        return self.ch
+
+    def count(self, queue):
+        """Messages ready in queue, 0 when it does not exist (yet)."""
+        try:
+            return self.channel().queue_declare(queue, passive=True).method.message_count
+        except pika.exceptions.ChannelClosedByBroker as e:
+            if e.reply_code == 404:
+                return 0
+            raise
+
+    def cpu(self):
+        return cpu_seconds(self.pid)
+
+    def reset(self):
+        ch = self.channel()
+        for q in ALL_QUEUES:
+            ch.queue_delete(q)
+        for x in ALL_EXCHANGES:
+            ch.exchange_delete(x)
+
+    def declare_shovel_topology(self):
+        ch = self.channel()
+        ch.queue_declare(SH_IN, durable=True)
+        ch.exchange_declare(EXCHANGE, exchange_type="direct", durable=True)
+        ch.queue_declare(SH_OUT, durable=True)
+        ch.queue_bind(SH_OUT, EXCHANGE, routing_key=ROUTING_KEY)
+
+    def quiesce(self, limit_s=20.0):
+        """Waits until the broker VM is nearly idle (under 5% of a core over 0.5 s)."""
+        deadline = time.monotonic() + limit_s
+        while time.monotonic() < deadline:
+            c0 = self.cpu()
+            time.sleep(0.5)
+            if self.cpu() - c0 < 0.025:
+                return
+        log(f"broker still busy after {limit_s:.0f}s of waiting for it to settle; going on")
+
+    def ctl(self, *args):
+        return subprocess.Popen([self.broker_script, "ctl", "-q", *args],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def preload(opts, broker, queue):
+    out = subprocess.run([opts.loader, "preload", broker.url, queue, str(opts.count),
+                          str(opts.size)], capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise BenchError(f"preload of {queue} failed: {out.stderr.strip() or out.stdout.strip()}")
+    rate = float(out.stdout.split("rate=")[1].split()[0])
+    deadline = time.monotonic() + 60
+    while broker.count(queue) < opts.count:
+        if time.monotonic() > deadline:
+            raise BenchError(f"queue {queue} holds {broker.count(queue)} of {opts.count} "
+                             "after the preload")
+        time.sleep(POLL_S)
+    broker.quiesce()
+    return rate
+
+
+def watch_move(opts, broker, dest, alive):
+    """Polls dest until it holds COUNT. Returns (t_first, n_first, t_done, broker CPU at first
+    arrival); alive() is asked every poll and raises BenchError when the mover died."""
+    t_first = n_first = cpu_first = None
+    deadline = time.monotonic() + max(120.0, opts.count / 200.0)
+    while True:
+        n = broker.count(dest)
+        t = time.monotonic()
+        if n and t_first is None:
+            t_first, n_first, cpu_first = t, n, broker.cpu()
+        if n >= opts.count:
+            return t_first, n_first, t, cpu_first
+        if t > deadline:
+            raise BenchError(f"{dest} holds {n} of {opts.count} after {deadline:.0f}s")
+        alive()
+        time.sleep(POLL_S)
+
+
+def gateway_config(opts, tmp, prefetch):
+    routes = os.path.join(tmp, "routes.yaml")
+    with open(routes, "w", encoding="utf-8") as f:
+        f.write(f"""version: 1
+exchanges:
+  - {{name: {EXCHANGE}, type: direct, durable: true}}
+queues:
+  - name: {GW_OUT}
+    durable: true
+    type: classic
+    bindings:
+      - {{exchange: {EXCHANGE}, routing_key: {ROUTING_KEY}}}
+routes:
+  - event: {ROUTING_KEY}
+    to:
+      - {{exchange: {EXCHANGE}}}
+""")
+    cfg = os.path.join(tmp, f"gw-{prefetch}.yaml")
+    with open(cfg, "w", encoding="utf-8") as f:
+        f.write(f"""broker:
+  urls: ["{opts.url}"]
+  heartbeat: 30s
+inbound:
+  queue: {GW_IN}
+  prefetch: {prefetch}
+  type_from: [property, header, body]
+routes_file: routes.yaml
+retry: {{max_attempts: 3, backoff: [1s]}}
+dead_letter: {{exchange: bench.gw.dlx, queue: bench.gw.dlq}}
+prefix: {GW_PREFIX}
+shutdown_timeout: 10s
+metrics: {{listen: ""}}
+log: {{format: json, level: warn}}
+""")
+    return cfg
+
+
+class Gateway:
+    """An amqp-gw run process; stderr goes to a file shown when something fails."""
+
+    def __init__(self, opts, cfg, tmp):
+        self.log_path = os.path.join(tmp, "gw.log")
+        self.log_file = open(self.log_path, "w", encoding="utf-8")
+        env = dict(os.environ)
+        env.pop("AMQP_GW_URL", None)
+        self.proc = subprocess.Popen([opts.gw, "run", "-c", cfg], stdin=subprocess.DEVNULL,
+                                     stdout=self.log_file, stderr=subprocess.STDOUT, env=env)
+
+    def tail(self):
+        self.log_file.flush()
+        with open(self.log_path, encoding="utf-8", errors="replace") as f:
+            lines = f.read().strip().splitlines()
+        return " | ".join(lines[-3:]) if lines else "(no output)"
+
+    def alive(self):
+        rc = self.proc.poll()
+        if rc is not None:
+            raise BenchError(f"amqp-gw exited with status {rc}: {self.tail()}")
+
+    def cpu(self):
+        return cpu_seconds(self.proc.pid)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise BenchError("amqp-gw did not exit within 20 s of SIGTERM")
+        self.log_file.close()
+        if self.proc.returncode != 0:
+            raise BenchError(f"amqp-gw exited with status {self.proc.returncode}: {self.tail()}")
+
+
+def result(name, opts, t0, t_first, n_first, t_done, mover_cpu, cpu0, cpu_first, cpu_done):
+    steady_s = t_done - t_first
+    return {
+        "name": name,
+        "rate": (opts.count - n_first) / steady_s if steady_s > 0 else float("inf"),
+        "rate_incl_start": opts.count / (t_done - t0),
+        "start_s": t_first - t0,
+        "seconds": t_done - t0,
+        "mover_cpu": mover_cpu,
+        "broker_cpu": cpu_done - cpu0,
+        "broker_cpu_steady": cpu_done - cpu_first,
+    }
+
+
+def phase_gateway(opts, broker, tmp, prefetch):
+    broker.reset()
+    broker.channel().queue_declare(GW_IN, durable=True)
+    log(f"gateway prefetch {prefetch}: preloading {opts.count} events into {GW_IN}")
+    rate = preload(opts, broker, GW_IN)
+    log(f"  preloaded at {rate:.0f} msg/s; starting amqp-gw")
+    cfg = gateway_config(opts, tmp, prefetch)
+    cpu0 = broker.cpu()
+    t0 = time.monotonic()
+    gw = Gateway(opts, cfg, tmp)
+    try:
+        t_first, n_first, t_done, cpu_first = watch_move(opts, broker, GW_OUT, gw.alive)
+        cpu_done = broker.cpu()
+        gw_cpu = gw.cpu()
+    finally:
+        gw.stop()
+    left, dlq = broker.count(GW_IN), broker.count("bench.gw.dlq")
+    if left or dlq:
+        log(f"  after the move: {left} left in {GW_IN}, {dlq} in the DLQ")
+    r = result(f"amqp-gw (prefetch {prefetch})", opts, t0, t_first, n_first, t_done, gw_cpu, cpu0,
+               cpu_first, cpu_done)
+    log(f"  moved in {r['seconds']:.2f}s: {r['rate']:.0f} msg/s steady")
+    return r
+
+
+def shovel_definition(opts, prefetch):
+    src = opts.url.rsplit("/", 1)[0]
+    return json.dumps({
+        "src-protocol": "amqp091", "src-uri": src, "src-queue": SH_IN,
+        "src-prefetch-count": prefetch,
+        "dest-protocol": "amqp091", "dest-uri": src, "dest-exchange": EXCHANGE,
+        "dest-exchange-key": ROUTING_KEY,
+        "ack-mode": "on-confirm",
+    })
+
+
+def set_shovel(opts, broker, prefetch):
+    return broker.ctl("set_parameter", "shovel", SHOVEL, shovel_definition(opts, prefetch))
+
+
+def finish_ctl(proc, what):
+    out, _ = proc.communicate(timeout=120)
+    if proc.returncode != 0:
+        raise BenchError(f"rabbitmqctl {what} failed: {out.strip()}")
+
+
+def clear_shovel(broker):
+    p = broker.ctl("clear_parameter", "shovel", SHOVEL)
+    out, _ = p.communicate(timeout=120)
+    if p.returncode != 0 and "not found" not in out.lower():
+        raise BenchError(f"rabbitmqctl clear_parameter failed: {out.strip()}")
+
+
+def phase_shovel(opts, broker, prefetch):
+    broker.reset()
+    broker.declare_shovel_topology()
+    log(f"shovel: preloading {opts.count} events into {SH_IN}")
+    rate = preload(opts, broker, SH_IN)
+    log(f"  preloaded at {rate:.0f} msg/s; creating the shovel")
+    cpu0 = broker.cpu()
+    t0 = time.monotonic()
+    ctl = set_shovel(opts, broker, prefetch)
+
+    def alive():
+        if ctl.poll() not in (None, 0):
+            finish_ctl(ctl, "set_parameter")
+
+    try:
+        t_first, n_first, t_done, cpu_first = watch_move(opts, broker, SH_OUT, alive)
+        cpu_done = broker.cpu()
+        finish_ctl(ctl, "set_parameter")
+    finally:
+        clear_shovel(broker)
+    r = result(f"shovel (on-confirm, {prefetch})", opts, t0, t_first, n_first, t_done, None, cpu0,
+               cpu_first, cpu_done)
+    log(f"  moved in {r['seconds']:.2f}s: {r['rate']:.0f} msg/s steady "
+        f"(first message after {r['start_s']:.2f}s)")
+    return r
+
+
+def run_latency(opts, broker, src, dst):
+    out = subprocess.run([opts.loader, "latency", broker.url, src, dst, str(opts.rate),
+                          str(opts.seconds), str(opts.size)], capture_output=True, text=True,
+                         check=False, timeout=opts.seconds + 180)
+    line = out.stdout.strip()
+    if not line.startswith("latency "):
+        raise BenchError(f"latency run {src} -> {dst} failed: {out.stderr.strip()}")
+    lat = dict(kv.split("=", 1) for kv in line.split()[1:])
+    lat = {k: float(v) for k, v in lat.items()}
+    if lat["received"] < lat["sent"]:
+        log(f"  latency run lost {lat['sent'] - lat['received']:.0f} of {lat['sent']:.0f} "
+            "messages (not received within 30 s of the last send)")
+    return lat
+
+
+def phase_latency_gateway(opts, broker, tmp, prefetch):
+    broker.reset()
+    log(f"latency through amqp-gw: {opts.rate} msg/s for {opts.seconds}s")
+    gw = Gateway(opts, gateway_config(opts, tmp, prefetch), tmp)
+    try:
+        deadline = time.monotonic() + 30
+        # The gateway declares both queues; wait for the destination before consuming from it.
+        while True:
+            gw.alive()
+            try:
+                broker.channel().queue_declare(GW_OUT, passive=True)
+                broker.channel().queue_declare(GW_IN, passive=True)
+                break
+            except pika.exceptions.ChannelClosedByBroker:
+                if time.monotonic() > deadline:
+                    raise BenchError("amqp-gw did not declare its queues within 30 s")
+                time.sleep(POLL_S)
+        lat = run_latency(opts, broker, GW_IN, GW_OUT)
+    finally:
+        gw.stop()
+    return lat
+
+
+def phase_latency_shovel(opts, broker, prefetch):
+    broker.reset()
+    broker.declare_shovel_topology()
+    log(f"latency through the shovel: {opts.rate} msg/s for {opts.seconds}s")
+    finish_ctl(set_shovel(opts, broker, prefetch), "set_parameter")
+    try:
+        return run_latency(opts, broker, SH_IN, SH_OUT)
+    finally:
+        clear_shovel(broker)
+
+
+def fmt(v, spec):
+    return "-" if v is None else format(v, spec)
+
+
+def print_table(opts, broker, rows, gw_lat, sh_lat):
+    shovel = next(r for r in rows if r["name"].startswith("shovel"))
+    load = os.getloadavg()
+    print()
+    print(f"amqp-gw bench/forward  ({opts.count} x {opts.size} B persistent, RabbitMQ "
+          f"{broker.version}, {os.cpu_count()} cores, load avg at end {load[0]:.1f})")
+    head = (f"{'':28} {'msg/s':>7} {'ratio':>6} {'incl.start':>10} {'ratio':>6} "
+            f"{'gw CPU s':>9} {'broker CPU s':>12} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7}")
+    print(head)
+    for r in rows:
+        lat = None
+        if r["name"].startswith("amqp-gw") and r is rows[0]:
+            lat = gw_lat
+        elif r is shovel:
+            lat = sh_lat
+        print(f"{r['name']:28} {r['rate']:7.0f} {r['rate'] / shovel['rate']:6.2f} "
+              f"{r['rate_incl_start']:10.0f} "
+              f"{r['rate_incl_start'] / shovel['rate_incl_start']:6.2f} "
+              f"{fmt(r['mover_cpu'], '9.2f')} {r['broker_cpu']:12.2f} "
+              f"{fmt(lat and lat['p50_ms'], '7.2f')} {fmt(lat and lat['p99_ms'], '7.2f')} "
+              f"{fmt(lat and lat['max_ms'], '7.1f')}")
+    print()
+    print("msg/s: first message at the destination to the last; incl.start: from starting amqp-gw /")
+    print("calling rabbitmqctl set_parameter (the latter pays for the CLI's own VM start-up).")
+    print("ratio: against the shovel. broker CPU s: beam.smp utime+stime over the whole move.")
+    for r in rows:
+        share = f", gw/broker CPU {r['mover_cpu'] / r['broker_cpu']:.2f}" if r["mover_cpu"] else ""
+        print(f"  {r['name']}: {r['seconds']:.2f}s total, first message after "
+              f"{r['start_s']:.2f}s{share}")
+    for name, lat in (("amqp-gw", gw_lat), ("shovel", sh_lat)):
+        if lat:
+            print(f"  latency {name}: {lat['received']:.0f}/{lat['sent']:.0f} received at "
+                  f"{lat['offered_rate']:.0f} msg/s offered; p50 {lat['p50_ms']:.2f} p90 "
+                  f"{lat['p90_ms']:.2f} p99 {lat['p99_ms']:.2f} p99.9 {lat['p999_ms']:.2f} max "
+                  f"{lat['max_ms']:.1f} ms")
+
+
+def main():
+    ap = argparse.ArgumentParser(prog="bench/forward",
+                                 description="amqp-gw vs RabbitMQ's shovel on one broker")
+    ap.add_argument("--count", type=int, default=100000, help="events per throughput phase")
+    ap.add_argument("--size", type=int, default=256, help="body bytes (default 256)")
+    ap.add_argument("--rate", type=int, default=2000, help="offered msg/s in the latency phase")
+    ap.add_argument("--seconds", type=int, default=10, help="length of the latency phase")
+    ap.add_argument("--prefetch", default="1000,500",
+                    help="gateway prefetch values, comma-separated; the first is also the "
+                         "shovel's and the latency phase's (default 1000,500)")
+    ap.add_argument("--no-latency", action="store_true", help="skip the latency phase")
+    ap.add_argument("--only", choices=["gateway", "shovel"], help="run one mover only")
+    ap.add_argument("--url", required=True, help=argparse.SUPPRESS)
+    ap.add_argument("--broker-pid", type=int, required=True, help=argparse.SUPPRESS)
+    ap.add_argument("--broker-script", required=True, help=argparse.SUPPRESS)
+    ap.add_argument("--gw", required=True, help=argparse.SUPPRESS)
+    ap.add_argument("--loader", required=True, help=argparse.SUPPRESS)
+    opts = ap.parse_args()
+    try:
+        prefetches = [int(p) for p in opts.prefetch.split(",") if p.strip()]
+    except ValueError:
+        ap.error(f"--prefetch must be comma-separated integers, not {opts.prefetch!r}")
+    if not prefetches or any(p < 1 or p > 65535 for p in prefetches):
+        ap.error("--prefetch values must be in 1..65535")
+    if opts.count < 1 or opts.rate < 1 or opts.seconds < 1:
+        ap.error("--count, --rate and --seconds must be positive")
+
+    broker = Broker(opts.url, opts.broker_pid, opts.broker_script)
+    rows, gw_lat, sh_lat = [], None, None
+    with tempfile.TemporaryDirectory(prefix="bench-forward-") as tmp:
+        try:
+            clear_shovel(broker)
+            if opts.only != "shovel":
+                for p in prefetches:
+                    rows.append(phase_gateway(opts, broker, tmp, p))
+            if opts.only != "gateway":
+                rows.append(phase_shovel(opts, broker, prefetches[0]))
+            if not opts.no_latency:
+                if opts.only != "shovel":
+                    gw_lat = phase_latency_gateway(opts, broker, tmp, prefetches[0])
+                if opts.only != "gateway":
+                    sh_lat = phase_latency_shovel(opts, broker, prefetches[0])
+        except BenchError as e:
+            log(str(e))
+            return 1
+        finally:
+            broker.reset()
+    if opts.only:
+        for r in rows:
+            print(f"{r['name']}: {r['rate']:.0f} msg/s steady, {r['rate_incl_start']:.0f} incl. "
+                  f"start, mover CPU {fmt(r['mover_cpu'], '.2f')} s, broker CPU "
+                  f"{r['broker_cpu']:.2f} s")
+        for name, lat in (("amqp-gw", gw_lat), ("shovel", sh_lat)):
+            if lat:
+                print(f"latency {name}: p50 {lat['p50_ms']:.2f} p99 {lat['p99_ms']:.2f} max "
+                      f"{lat['max_ms']:.1f} ms")
+        return 0
+    print_table(opts, broker, rows, gw_lat, sh_lat)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

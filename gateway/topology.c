@@ -1,0 +1,288 @@
+/* topology.c — the declarations the gateway makes, applied or checked through a session.
+ *
+ * The plan is built once per routing table (pure); declaring and checking walk it.
+ * Called by gateway.c (start-up, reconnect, reload, self-repair) and by
+ * `check --live`.
+ */
+#include "topology.h"
+
+#include "alloc.h"
+#include "log.h"
+#include "retry.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define ERR_TEXT 512
+
+static char *keep(gw_topology *t, char *s)
+{
+    t->strings = gw_xrealloc(t->strings, (t->n_strings + 1) * sizeof *t->strings);
+    t->strings[t->n_strings++] = s;
+    return s;
+}
+
+static gw_arg *keep_args(gw_topology *t, size_t n)
+{
+    gw_arg *a = gw_xcalloc(n ? n : 1, sizeof *a);
+    t->arg_arrays = gw_xrealloc(t->arg_arrays, (t->n_arg_arrays + 1) * sizeof *t->arg_arrays);
+    t->arg_arrays[t->n_arg_arrays++] = a;
+    return a;
+}
+
+static gw_topo_item *add(gw_topology *t, gw_topo_kind kind, bool own)
+{
+    t->items = gw_xrealloc(t->items, (t->n + 1) * sizeof *t->items);
+    gw_topo_item *it = &t->items[t->n++];
+    memset(it, 0, sizeof *it);
+    it->kind = kind;
+    it->own = own;
+    return it;
+}
+
+static void add_binding(gw_topology *t, bool own, const char *queue, const char *exchange,
+                        const char *key, const gw_arg *args, size_t n_args)
+{
+    gw_topo_item *it = add(t, GW_TOPO_BINDING, own);
+    it->bind_queue = queue;
+    it->bind_exchange = exchange;
+    it->bind_key = key ? key : "";
+    it->bind_args = args;
+    it->n_bind_args = n_args;
+}
+
+static bool has_arg(const gw_queue_decl *q, const char *key)
+{
+    for (size_t i = 0; i < q->n_args; i++)
+        if (strcmp(q->args[i].key, key) == 0)
+            return true;
+    return false;
+}
+
+gw_topology *gw_topology_plan(const gw_config *cfg, const gw_routes *r, const uint64_t *tiers,
+                              size_t n_tiers)
+{
+    gw_topology *t = gw_xcalloc(1, sizeof *t);
+    t->rejected_exchange = keep(t, gw_xasprintf("%s.rejected", cfg->prefix));
+    t->rejected_queue = t->rejected_exchange;
+
+    for (size_t i = 0; i < r->n_exchanges; i++)
+        add(t, GW_TOPO_EXCHANGE, false)->exchange = r->exchanges[i];
+    gw_topo_item *rx = add(t, GW_TOPO_EXCHANGE, true);
+    rx->exchange = (gw_exchange_decl){.name = t->rejected_exchange,
+                                      .type = GW_EXCHANGE_FANOUT,
+                                      .durable = true};
+
+    for (size_t i = 0; i < r->n_queues; i++) {
+        const gw_queue_decl *q = &r->queues[i];
+        gw_topo_item *it = add(t, GW_TOPO_QUEUE, false);
+        it->queue = *q;
+        if (!has_arg(q, "x-dead-letter-exchange")) {
+            /* rejected messages come to the gateway, which retries them to this queue */
+            gw_arg *a = keep_args(t, q->n_args + 1);
+            if (q->n_args)
+                memcpy(a, q->args, q->n_args * sizeof *a);
+            a[q->n_args] = (gw_arg){.key = "x-dead-letter-exchange",
+                                    .kind = GW_ARG_STR,
+                                    .s = t->rejected_exchange};
+            it->queue.args = a;
+            it->queue.n_args = q->n_args + 1;
+        }
+        for (size_t b = 0; b < q->n_bindings; b++) {
+            const gw_binding_decl *bd = &q->bindings[b];
+            add_binding(t, false, q->name, bd->exchange, bd->routing_key, bd->args, bd->n_args);
+        }
+    }
+
+    add(t, GW_TOPO_QUEUE, true)->queue =
+        (gw_queue_decl){.name = cfg->inbound_queue, .durable = true};
+    add(t, GW_TOPO_EXCHANGE, true)->exchange =
+        (gw_exchange_decl){.name = cfg->dlx_exchange, .type = GW_EXCHANGE_TOPIC, .durable = true};
+    add(t, GW_TOPO_QUEUE, true)->queue = (gw_queue_decl){.name = cfg->dlq_queue, .durable = true};
+    add_binding(t, true, cfg->dlq_queue, cfg->dlx_exchange, "#", NULL, 0);
+    add(t, GW_TOPO_QUEUE, true)->queue =
+        (gw_queue_decl){.name = t->rejected_queue, .durable = true};
+    add_binding(t, true, t->rejected_queue, t->rejected_exchange, "", NULL, 0);
+
+    for (size_t i = 0; i < n_tiers; i++) {
+        char name[300];
+        gw_retry_tier_name(cfg->prefix, tiers[i], name, sizeof name);
+        gw_arg *a = keep_args(t, 3);
+        a[0] = (gw_arg){.key = "x-message-ttl", .kind = GW_ARG_INT, .i = (int64_t)tiers[i]};
+        a[1] = (gw_arg){.key = "x-dead-letter-exchange", .kind = GW_ARG_STR, .s = ""};
+        a[2] = (gw_arg){.key = "x-dead-letter-routing-key",
+                        .kind = GW_ARG_STR,
+                        .s = cfg->inbound_queue};
+        add(t, GW_TOPO_QUEUE, true)->queue = (gw_queue_decl){
+            .name = keep(t, gw_xstrdup(name)), .durable = true, .args = a, .n_args = 3};
+    }
+
+    for (size_t i = 0; i < r->n_routes; i++) {
+        for (size_t k = 0; k < r->routes[i].n_to; k++) {
+            const char *x = r->routes[i].to[k].exchange;
+            if (!x[0] || gw_routes_find_exchange(r, x))
+                continue;
+            bool seen = false;
+            for (size_t j = 0; j < t->n_required && !seen; j++)
+                seen = strcmp(t->required[j], x) == 0;
+            if (seen)
+                continue;
+            t->required = gw_xrealloc(t->required, (t->n_required + 1) * sizeof *t->required);
+            t->required[t->n_required++] = x;
+        }
+    }
+    return t;
+}
+
+void gw_topology_free(gw_topology *t)
+{
+    if (!t)
+        return;
+    for (size_t i = 0; i < t->n_strings; i++)
+        free(t->strings[i]);
+    for (size_t i = 0; i < t->n_arg_arrays; i++)
+        free(t->arg_arrays[i]);
+    free(t->strings);
+    free(t->arg_arrays);
+    free(t->required);
+    free(t->items);
+    free(t);
+}
+
+bool gw_topology_declare(gw_session *s, const gw_topology *t, bool *fatal, char *err,
+                         size_t err_len)
+{
+    *fatal = false;
+    for (size_t i = 0; i < t->n; i++) {
+        const gw_topo_item *it = &t->items[i];
+        gw_err rc = GW_OK;
+        switch (it->kind) {
+        case GW_TOPO_EXCHANGE:
+            rc = gw_session_declare_exchange(s, &it->exchange, err, err_len);
+            break;
+        case GW_TOPO_QUEUE:
+            rc = gw_session_declare_queue(s, &it->queue, NULL, 0, true, err, err_len);
+            if (rc == GW_ERR_INVALID) {
+                GW_LOG(GW_LOG_WARN, "queue exists with other arguments; using it as it is",
+                       GW_S("queue", it->queue.name), GW_S("error", err));
+                rc = GW_OK;
+            }
+            break;
+        case GW_TOPO_BINDING:
+            rc = gw_session_bind(s, it->bind_queue, it->bind_exchange, it->bind_key,
+                                 it->bind_args, it->n_bind_args, err, err_len);
+            break;
+        }
+        if (rc != GW_OK) {
+            /* the broker refusing a declaration is a configuration problem; a lost
+             * connection is not */
+            *fatal = gw_session_alive(s);
+            return false;
+        }
+    }
+    char missing[1024] = "";
+    size_t n_missing = 0;
+    for (size_t i = 0; i < t->n_required; i++) {
+        char e2[ERR_TEXT];
+        gw_err rc = gw_session_exchange_exists(s, t->required[i], e2, sizeof e2);
+        if (rc == GW_ERR_NOT_FOUND) {
+            size_t used = strlen(missing);
+            snprintf(missing + used, sizeof missing - used, "%s\"%s\"", n_missing ? ", " : "",
+                     t->required[i]);
+            n_missing++;
+        } else if (rc != GW_OK) {
+            snprintf(err, err_len, "%s", e2);
+            *fatal = gw_session_alive(s);
+            return false;
+        }
+    }
+    if (n_missing) {
+        snprintf(err, err_len,
+                 "destination exchange%s %s not declared in the routing table and not found on "
+                 "the broker",
+                 n_missing > 1 ? "s" : "", missing);
+        *fatal = true;
+        return false;
+    }
+    return true;
+}
+
+static const char *who(const gw_topo_item *it)
+{
+    return it->own ? "gateway" : "table";
+}
+
+int gw_topology_check(gw_session *s, const gw_topology *t, FILE *out)
+{
+    int drift = 0;
+    char err[ERR_TEXT];
+    for (size_t i = 0; i < t->n; i++) {
+        const gw_topo_item *it = &t->items[i];
+        gw_err rc;
+        switch (it->kind) {
+        case GW_TOPO_EXCHANGE:
+            if (!it->exchange.name[0])
+                continue;
+            rc = gw_session_exchange_exists(s, it->exchange.name, err, sizeof err);
+            if (rc == GW_ERR_NOT_FOUND) {
+                fprintf(out, "missing    exchange %s (%s)\n", it->exchange.name, who(it));
+                drift++;
+                continue;
+            }
+            if (rc != GW_OK)
+                goto broken;
+            /* re-declaring with the same arguments is a no-op; a 406 means they differ */
+            rc = gw_session_declare_exchange(s, &it->exchange, err, sizeof err);
+            if (rc != GW_OK) {
+                if (!gw_session_alive(s))
+                    goto broken;
+                fprintf(out, "different  exchange %s (%s): %s\n", it->exchange.name, who(it), err);
+                drift++;
+                continue;
+            }
+            fprintf(out, "ok         exchange %s (%s)\n", it->exchange.name, who(it));
+            break;
+        case GW_TOPO_QUEUE:
+            rc = gw_session_queue_inspect(s, it->queue.name, NULL, NULL, err, sizeof err);
+            if (rc == GW_ERR_NOT_FOUND) {
+                fprintf(out, "missing    queue    %s (%s)\n", it->queue.name, who(it));
+                drift++;
+                continue;
+            }
+            if (rc != GW_OK)
+                goto broken;
+            rc = gw_session_declare_queue(s, &it->queue, NULL, 0, false, err, sizeof err);
+            if (rc != GW_OK) {
+                if (!gw_session_alive(s))
+                    goto broken;
+                fprintf(out, "different  queue    %s (%s): %s\n", it->queue.name, who(it), err);
+                drift++;
+                continue;
+            }
+            fprintf(out, "ok         queue    %s (%s)\n", it->queue.name, who(it));
+            break;
+        case GW_TOPO_BINDING:
+            /* AMQP 0-9-1 cannot list bindings, and binding again would change the
+             * broker: say what is not verified rather than guess. */
+            fprintf(out, "unchecked  binding  %s -> %s (%s) (needs the management API)\n",
+                    it->bind_exchange, it->bind_queue, it->bind_key);
+            break;
+        }
+    }
+    for (size_t i = 0; i < t->n_required; i++) {
+        gw_err rc = gw_session_exchange_exists(s, t->required[i], err, sizeof err);
+        if (rc == GW_ERR_NOT_FOUND) {
+            fprintf(out, "missing    exchange %s (destination, not declared by the table)\n",
+                    t->required[i]);
+            drift++;
+        } else if (rc != GW_OK) {
+            goto broken;
+        } else {
+            fprintf(out, "ok         exchange %s (destination)\n", t->required[i]);
+        }
+    }
+    return drift;
+broken:
+    fprintf(out, "error: %s\n", err);
+    return -1;
+}
