@@ -297,7 +297,7 @@ def finish_ctl(proc, what):
 def clear_shovel(broker):
     p = broker.ctl("clear_parameter", "shovel", SHOVEL)
     out, _ = p.communicate(timeout=120)
-    if p.returncode != 0 and "not found" not in out.lower():
+    if p.returncode != 0 and "does not exist" not in out.lower():
         raise BenchError(f"rabbitmqctl clear_parameter failed: {out.strip()}")
 
 
@@ -378,7 +378,11 @@ def phase_latency_shovel(opts, broker, prefetch):
 
 
 def fmt(v, spec):
-    return "-" if v is None else format(v, spec)
+    """Formats v, or a right-aligned dash of the same width when there is no value."""
+    if v is None:
+        width = "".join(c for c in spec.split(".")[0] if c.isdigit())
+        return "-".rjust(int(width or 1))
+    return format(v, spec)
 
 
 def print_table(opts, broker, rows, gw_lat, sh_lat):

@@ -1,13 +1,14 @@
 /* main.c — amqp-gw's entry point: argv, subcommands, exit codes.
  *
  * Parses the command line, picks the subcommand and hands over to gateway.c (run,
- * check --live) or commands.c (check, explain, test). Usage errors exit 2 with one
+ * check --live), commands.c (check, explain, test) or replay.c (replay). Usage errors exit 2 with one
  * line naming the problem and the --help to read. Nothing here is worth unit testing:
  * tests/unit/test_cli.c drives the built binary instead.
  */
 #include "alloc.h"
 #include "commands.h"
 #include "gateway.h"
+#include "replay.h"
 
 #include <stdarg.h>
 #include <stdbool.h>
@@ -29,6 +30,7 @@ static const char usage_main[] =
     "                                the table with what the broker has)\n"
     "  explain -c FILE TYPE...       show where events of each type would go\n"
     "  test -c FILE CASES.yaml       check a routing table against test cases\n"
+    "  replay -c FILE [options]      move dead-lettered events back (amqp-gw replay --help)\n"
     "\n"
     "options:\n"
     "  -c, --config FILE             gateway config (default: $AMQP_GW_CONFIG)\n"
@@ -222,6 +224,8 @@ int main(int argc, char **argv)
     }
     if (name[0] == '-')
         return usage_error(NULL, "unknown option '%s'", name);
+    if (strcmp(name, "replay") == 0) /* replay has options of its own */
+        return gw_replay_main(argc - 1, argv + 1);
 
     size_t k = 0;
     while (k < sizeof commands / sizeof commands[0] && strcmp(commands[k].name, name) != 0)

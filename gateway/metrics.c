@@ -49,11 +49,11 @@ struct family {
 struct gw_metrics {
     pthread_mutex_t mu;
     uint64_t received;
-    struct family routed;   /* route, exchange */
-    struct family retried;  /* reason */
-    struct family dead;     /* reason */
-    struct family deferred; /* exchange */
-    struct family circuit;  /* exchange -> state (a gauge) */
+    struct family routed;                    /* route, exchange */
+    struct family retried;                   /* reason */
+    struct family dead;                      /* reason */
+    struct family deferred;                  /* exchange */
+    struct family circuit;                   /* exchange -> state (a gauge) */
     uint64_t latency_buckets[N_BUCKETS + 1]; /* not cumulative; the last is > 10 s */
     uint64_t latency_sum_ms;
     uint64_t latency_count;
@@ -306,7 +306,7 @@ static void render_locked(const gw_metrics *m, struct buf *b)
     buf_printf(b, "amqp_gw_events_received_total %" PRIu64 "\n", m->received);
 
     put_header(b, "amqp_gw_events_routed_total", "counter",
-               "Events published and confirmed, per route and destination exchange.");
+               "Events delivered to a destination and confirmed, per route and exchange.");
     put_family(b, "amqp_gw_events_routed_total", "route", "exchange", &m->routed);
 
     put_header(b, "amqp_gw_events_retried_total", "counter",
@@ -335,7 +335,8 @@ static void render_locked(const gw_metrics *m, struct buf *b)
                m->latency_sum_ms / 1000, m->latency_sum_ms % 1000);
     buf_printf(b, "amqp_gw_confirm_latency_seconds_count %" PRIu64 "\n", m->latency_count);
 
-    put_header(b, "amqp_gw_in_flight", "gauge", "Publishes awaiting a broker confirm.");
+    put_header(b, "amqp_gw_in_flight", "gauge",
+               "Inbound events consumed and not yet acknowledged.");
     buf_printf(b, "amqp_gw_in_flight %" PRIu64 "\n", m->in_flight);
 
     put_header(b, "amqp_gw_circuit_state", "gauge",
@@ -389,9 +390,8 @@ static enum MHD_Result respond(struct MHD_Connection *c, unsigned int status, co
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **req_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **req_cls)
 {
     (void)version;
     (void)upload_data;
@@ -430,8 +430,8 @@ __attribute__((format(printf, 3, 4))) static void set_err(char *err, size_t err_
 
 /* Splits "host:port" / "[v6]:port" into host (brackets removed) and port text.
  * Returns false, with a reason in err, when addr is not of that shape. */
-static bool split_listen(const char *addr, char *host, size_t host_len, char *port,
-                         size_t port_len, char *err, size_t err_len)
+static bool split_listen(const char *addr, char *host, size_t host_len, char *port, size_t port_len,
+                         char *err, size_t err_len)
 {
     const char *colon = strrchr(addr, ':');
     const char *h = addr;
@@ -494,8 +494,7 @@ static int open_listener(const char *addr, char *err, size_t err_len)
     }
     int fd = -1, last_errno = EADDRNOTAVAIL;
     for (struct addrinfo *ai = res; ai && fd < 0; ai = ai->ai_next) {
-        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
-                    ai->ai_protocol);
+        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
         if (fd < 0) {
             last_errno = errno;
             continue;
@@ -516,8 +515,7 @@ static int open_listener(const char *addr, char *err, size_t err_len)
     return fd;
 }
 
-static struct MHD_Daemon *start_httpd(gw_metrics *m, const char *addr, char *err,
-                                      size_t err_len)
+static struct MHD_Daemon *start_httpd(gw_metrics *m, const char *addr, char *err, size_t err_len)
 {
     int fd = open_listener(addr, err, err_len);
     if (fd < 0)

@@ -33,7 +33,8 @@ void gw_metrics_reconnect(gw_metrics *m);
 void gw_metrics_confirm_latency(gw_metrics *m, uint64_t ms);
 void gw_metrics_reload(gw_metrics *m, bool ok);
 
-/* Renders the Prometheus text exposition into a new string (caller frees). */
+/* Renders the Prometheus text exposition into a new string (caller frees); NULL
+ * for a NULL handle. */
 char *gw_metrics_render(gw_metrics *m);
 
 #endif

@@ -388,22 +388,29 @@ def publish_many(broker, queue, n, make, batch=250, start=0):
 class BackgroundPublisher(threading.Thread):
     """Publishes n events (seq 0..n-1) to the inbound queue from a thread, in committed
     batches; survives connection loss. make(seq) -> (body, properties). `sent` counts the
-    events the broker has taken."""
+    events the broker has taken. rate (events/s) paces the flow so it lasts long enough
+    for faults to hit it; None publishes as fast as the broker takes them."""
 
-    def __init__(self, broker, queue, n, make, batch=200, name="itest-bgpub"):
+    def __init__(self, broker, queue, n, make, batch=200, rate=None, name="itest-bgpub"):
         super().__init__(daemon=True, name=name)
         self.pub = BatchPublisher(broker, name=name)
         self.queue = queue
         self.n = n
         self.make = make
         self.batch = batch
+        self.rate = rate
         self.sent = 0
         self.error = None
         self._stop_evt = threading.Event()
 
     def run(self):
+        t0 = time.monotonic()
         try:
             for lo in range(0, self.n, self.batch):
+                if self.rate:
+                    ahead = t0 + lo / self.rate - time.monotonic()
+                    if ahead > 0 and self._stop_evt.wait(ahead):
+                        return
                 if self._stop_evt.is_set():
                     return
                 hi = min(lo + self.batch, self.n)

@@ -87,8 +87,7 @@ struct reply {
 
 /* Sends "METHOD path HTTP/1.0" to host:port and reads the whole reply (the server
  * closes after an HTTP/1.0 request). Returns false when no connection could be made. */
-static bool http(const char *host, int port, const char *method, const char *path,
-                 struct reply *r)
+static bool http(const char *host, int port, const char *method, const char *path, struct reply *r)
 {
     memset(r, 0, sizeof *r);
     char service[8];
