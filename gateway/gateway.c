@@ -109,7 +109,6 @@ typedef struct gw {
     job *backlog_head, *backlog_tail; /* deliveries held while publishing is blocked */
     uint64_t tiers[MAX_RETRY_TIERS];
     size_t n_tiers;
-    uint64_t longest_tier;
     uint64_t rng[2];
     gw_topology *topo; /* what we declare, for topo_routes */
     const gw_routes *topo_routes;
@@ -502,9 +501,13 @@ static void forward(gw *g, job *j, const char *exchange, const char *rk)
     if (!gw_breaker_allow(b, now)) {
         char why[400];
         snprintf(why, sizeof why, "circuit breaker open for exchange \"%s\"", exchange);
+        /* park for the longest delay of the event's own retry policy: an outage of one
+         * destination does not spend the event's attempts */
+        const gw_retry_policy *pol = policy_of(g, j->route);
         gw_retry_decision d = gw_retry_defer(j->first_seen_ms, gw_clock_wall_ms(),
-                                             g->cfg->breaker.max_deferral_ms, g->longest_tier,
-                                             j->retry_count, GW_REASON_PUBLISH_FAILED);
+                                             g->cfg->breaker.max_deferral_ms,
+                                             gw_retry_longest_tier(&pol, 1), j->retry_count,
+                                             GW_REASON_PUBLISH_FAILED);
         if (d.action == GW_RETRY_ACTION_DEFER)
             park(g, j, d.delay_ms, d.next_retry_count, exchange, rk, why,
                  GW_REASON_PUBLISH_FAILED, true);
@@ -565,6 +568,7 @@ static void settle(gw *g, chan *c, uint64_t seq, bool ok, const char *why_in)
     c->unsettled--;
     job *j = e.j;
     j->pending--;
+    gw_metrics_confirm_latency(g->metrics, gw_clock_mono_ms() - e.sent_ms);
     if (e.own) {
         if (!ok || e.returned) {
             if (e.returned)
@@ -1081,7 +1085,6 @@ static void compute_tiers(gw *g)
     g->n_tiers = gw_retry_tiers(pol, k, g->tiers, MAX_RETRY_TIERS);
     if (g->n_tiers > MAX_RETRY_TIERS)
         g->n_tiers = MAX_RETRY_TIERS;
-    g->longest_tier = gw_retry_longest_tier(pol, k);
     for (size_t i = 0; i < g->n_tiers; i++)
         tier_name(g, g->tiers[i], g->tier_names[i], sizeof g->tier_names[i]);
     if (!g->topo || g->topo_routes != g->cfg->routes) {
@@ -1157,7 +1160,7 @@ int gw_gateway_run(const char *config_path)
     char merr[ERR_TEXT] = "";
     g.metrics = gw_metrics_new(cfg->metrics_listen, merr, sizeof merr);
     if (!g.metrics) {
-        fprintf(stderr, "amqp-gw: metrics.listen %s: %s\n", cfg->metrics_listen, merr);
+        fprintf(stderr, "amqp-gw: metrics.listen: %s\n", merr);
         gw_breakers_cleanup(&g.breakers);
         gw_config_free(cfg);
         return 1;

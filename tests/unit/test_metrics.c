@@ -296,13 +296,17 @@ Test(metrics, null_handle_updates_are_no_ops)
 struct hammer {
     gw_metrics *m;
     const char *exchange;
+    pthread_barrier_t *start;
 };
 
 static void *hammer_run(void *arg)
 {
     struct hammer *h = arg;
-    for (int i = 0; i < 100000; i++) {
+    pthread_barrier_wait(h->start); /* both threads begin together, to overlap */
+    /* Separate loops, so each family is hammered by both threads at once. */
+    for (int i = 0; i < 100000; i++)
         gw_metrics_received(h->m);
+    for (int i = 0; i < 100000; i++) {
         gw_metrics_routed(h->m, "order.*", h->exchange);
         gw_metrics_routed(h->m, "order.*", "shared");
     }
@@ -312,12 +316,15 @@ static void *hammer_run(void *arg)
 Test(metrics, two_threads_incrementing_lose_no_updates, .init = watchdog)
 {
     gw_metrics *m = new_quiet();
-    struct hammer a = {m, "left"}, b = {m, "right"};
+    pthread_barrier_t start;
+    cr_assert_eq(pthread_barrier_init(&start, NULL, 2), 0);
+    struct hammer a = {m, "left", &start}, b = {m, "right", &start};
     pthread_t ta, tb;
     cr_assert_eq(pthread_create(&ta, NULL, hammer_run, &a), 0);
     cr_assert_eq(pthread_create(&tb, NULL, hammer_run, &b), 0);
     pthread_join(ta, NULL);
     pthread_join(tb, NULL);
+    pthread_barrier_destroy(&start);
     char *t = gw_metrics_render(m);
     assert_line(t, "amqp_gw_events_received_total 200000");
     assert_line(t, "amqp_gw_events_routed_total{route=\"order.*\",exchange=\"shared\"} 200000");

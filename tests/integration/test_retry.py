@@ -1,0 +1,542 @@
+"""Failure handling end to end (issue 4; SPEC sections 6, 7): broker-side retry tiers,
+per-route retry policies, fan-out with one failing destination, downstream rejections,
+the circuit breaker across an outage, SIGKILL with retries pending, the reasons that are
+never retried, and an inbound message whose headers nearly fill a frame.
+
+Every test uses short backoffs so the whole module runs in well under two minutes; waits are
+bounded (wait_for / drain with a timeout), never a bare sleep standing in for a condition.
+"""
+
+import datetime
+import signal
+import time
+
+import pytest
+
+from gwtest import (
+    BackgroundPublisher,
+    Publisher,
+    collect_unique,
+    drain,
+    drain_exact,
+    event_props,
+    now_ms,
+    wait_for,
+)
+
+# Every SPEC section 6 header a dead-lettered message carries.
+DEAD_LETTER_HEADERS = (
+    "x-gw-dead-letter-reason",
+    "x-gw-original-exchange",
+    "x-gw-original-routing-key",
+    "x-gw-dead-lettered-at",
+    "x-gw-last-error",
+    "x-gw-retry-count",
+    "x-gw-first-seen-at",
+    "x-gw-route",
+    "x-correlation-id",
+)
+
+
+# --- helpers --------------------------------------------------------------------------------
+
+
+def retry_config(max_attempts, backoff, breaker=None):
+    cfg = {"retry": {"max_attempts": max_attempts, "backoff": list(backoff)}}
+    if breaker is not None:
+        cfg["circuit_breaker"] = breaker
+    return cfg
+
+
+def exchange(name, type="topic"):
+    return {"name": name, "type": type, "durable": True}
+
+
+def queue(name, *bindings, arguments=None):
+    q = {
+        "name": name,
+        "durable": True,
+        "type": "classic",
+        "bindings": [{"exchange": x, "routing_key": rk} for x, rk in bindings],
+    }
+    if arguments:
+        q["arguments"] = arguments
+    return q
+
+
+def table(exchanges, queues, routes):
+    return {"version": 1, "exchanges": exchanges, "queues": queues, "routes": routes}
+
+
+def publish(broker, gw, body, props):
+    pub = Publisher(broker)
+    try:
+        pub.publish(gw.inbound, body, props)
+    finally:
+        pub.close()
+
+
+def log_lines(gw, msg, **match):
+    """Every JSON log line (all runs of gw) with this msg whose fields equal match."""
+    out = []
+    for run in range(1, gw.runs + 1):
+        for obj in gw.logs(run):
+            if obj.get("msg") == msg and all(obj.get(k) == v for k, v in match.items()):
+                out.append(obj)
+    return out
+
+
+def log_prefixed(gw, prefix):
+    return [o for r in range(1, gw.runs + 1) for o in gw.logs(r) if str(o.get("msg", "")).startswith(prefix)]
+
+
+def ts_ms(line):
+    """The log line's `ts` (ISO 8601 UTC with milliseconds) as ms since the epoch."""
+    t = datetime.datetime.strptime(line["ts"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=datetime.timezone.utc)
+    return int(t.timestamp() * 1000)
+
+
+def is_int(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def as_text(v):
+    return v.decode() if isinstance(v, bytes) else v
+
+
+def expect_one_dead(broker, gw, timeout=15.0):
+    """The one message the DLQ receives (and nothing after it within a short settle)."""
+    return drain_exact(broker, gw.dlq, 1, timeout=timeout, settle=0.3)[0]
+
+
+def check_dead_letter_headers(m, reason, original_exchange, original_rk, route, retry_count, t0, t1):
+    h = m.headers
+    for name in DEAD_LETTER_HEADERS:
+        assert name in h, f"dead-lettered message lacks {name}: {m!r}"
+    assert as_text(h["x-gw-dead-letter-reason"]) == reason, m
+    assert as_text(h["x-gw-original-exchange"]) == original_exchange, m
+    assert as_text(h["x-gw-original-routing-key"]) == original_rk, m
+    assert as_text(h["x-gw-route"]) == route, m
+    assert is_int(h["x-gw-retry-count"]) and h["x-gw-retry-count"] == retry_count, (
+        f"x-gw-retry-count {h['x-gw-retry-count']!r}, expected {retry_count}"
+    )
+    assert is_int(h["x-gw-dead-lettered-at"]) and t0 - 1 <= h["x-gw-dead-lettered-at"] <= t1 + 1, h
+    assert is_int(h["x-gw-first-seen-at"]) and t0 - 1 <= h["x-gw-first-seen-at"] <= h["x-gw-dead-lettered-at"], h
+    assert as_text(h["x-gw-last-error"]), f"empty x-gw-last-error: {m!r}"
+    assert h["x-correlation-id"] == m.props.correlation_id, m
+
+
+def void_routes(tid, extra_routes=()):
+    """<tid>.void: a topic exchange with no queue bound (every publish is returned)."""
+    return table(
+        [exchange(f"{tid}.void")],
+        [],
+        [{"event": "void.*", "to": [{"exchange": f"{tid}.void"}]}, *extra_routes],
+    )
+
+
+# --- 1. unroutable: retried exactly max_attempts times, spaced by the tiers, then DLQ -------
+
+
+def test_unroutable_is_retried_max_attempts_times_with_growing_delays_then_dead_lettered(gateway, tid, broker):
+    backoff_ms = [200, 400, 800]
+    gw = gateway(void_routes(tid), retry_config(3, [f"{d}ms" for d in backoff_ms])).start()
+    body = b"\x00nobody is bound here\xff"
+    t0 = now_ms()
+    publish(broker, gw, body, event_props(1, type="void.cry", message_id="m-void", correlation_id="c-void", app_id="it"))
+    m = expect_one_dead(broker, gw, timeout=15)
+    t1 = now_ms()
+
+    check_dead_letter_headers(m, "unroutable", f"{tid}.void", "void.cry", "void.*", 3, t0, t1)
+    assert m.body == body
+    assert m.props.message_id == "m-void" and m.props.correlation_id == "c-void" and m.props.app_id == "it"
+    assert m.props.type == "void.cry"
+    assert m.headers.get("x-test-seq") == 1
+    assert "NO_ROUTE" in as_text(m.headers["x-gw-last-error"]) or "no queue" in as_text(m.headers["x-gw-last-error"])
+
+    # the broker's own record: the copy went through every tier queue once, in order
+    xdeath = m.headers.get("x-death") or []
+    tiers_seen = {as_text(e.get("queue")): e.get("count") for e in xdeath if as_text(e.get("reason")) == "expired"}
+    for d in backoff_ms:
+        assert tiers_seen.get(f"{tid}.retry.{d}ms") == 1, f"x-death does not show one pass through the {d}ms tier: {xdeath!r}"
+
+    # the log: retry_count 1..3 with the backoff's delays, attempts spaced at least by them
+    retries = log_lines(gw, "retry scheduled", correlation_id="c-void")
+    assert [r["retry_count"] for r in retries] == [1, 2, 3], retries
+    assert [r["delay_ms"] for r in retries] == backoff_ms, retries
+    assert all(r["reason"] == "unroutable" and r["exchange"] == f"{tid}.void" for r in retries), retries
+    dead = log_lines(gw, "dead-lettered", correlation_id="c-void")
+    assert len(dead) == 1 and dead[0]["reason"] == "unroutable", dead
+    stamps = [ts_ms(r) for r in retries] + [ts_ms(dead[0])]
+    for i, d in enumerate(backoff_ms):
+        gap = stamps[i + 1] - stamps[i]
+        # the next attempt happens only after the tier's TTL expired (a loose lower bound)
+        assert gap >= 0.8 * d, f"attempt {i + 2} came {gap} ms after attempt {i + 1}; the tier delay is {d} ms"
+
+    # nothing left behind
+    for d in backoff_ms:
+        assert broker.count(f"{tid}.retry.{d}ms") == 0
+    assert broker.count(gw.inbound) == 0
+    assert gw.alive()
+
+
+# --- 2. per-route retry policy --------------------------------------------------------------
+
+
+def test_route_retry_override_is_honoured_next_to_the_default(gateway, tid, broker):
+    routes = table(
+        [exchange(f"{tid}.void")],
+        [],
+        [
+            {"event": "void.*", "to": [{"exchange": f"{tid}.void"}]},
+            {
+                "event": "brief.*",
+                "to": [{"exchange": f"{tid}.void"}],
+                "retry": {"max_attempts": 1, "backoff": ["300ms"]},
+            },
+        ],
+    )
+    gw = gateway(routes, retry_config(3, ["200ms"])).start()
+    publish(broker, gw, b"default", event_props(1, type="void.a", correlation_id="c-default"))
+    publish(broker, gw, b"override", event_props(2, type="brief.a", correlation_id="c-override"))
+    got = {m.seq: m for m in drain(broker, gw.dlq, 2, timeout=15)}
+    assert set(got) == {1, 2}, f"dead-lettered: {got!r}"
+    assert got[1].headers["x-gw-retry-count"] == 3 and got[1].headers["x-gw-route"] == "void.*"
+    assert got[2].headers["x-gw-retry-count"] == 1 and got[2].headers["x-gw-route"] == "brief.*"
+    assert got[1].body == b"default" and got[2].body == b"override"
+    r_default = log_lines(gw, "retry scheduled", correlation_id="c-default")
+    r_override = log_lines(gw, "retry scheduled", correlation_id="c-override")
+    assert [(r["retry_count"], r["delay_ms"]) for r in r_default] == [(1, 200), (2, 200), (3, 200)], r_default
+    assert [(r["retry_count"], r["delay_ms"]) for r in r_override] == [(1, 300)], r_override
+    # the override's delay has a tier queue of its own
+    assert broker.queue_info(f"{tid}.retry.300ms") is not None
+    assert not drain(broker, gw.dlq, 1, 0.3)
+
+
+# --- 3. fan-out with one failing destination ------------------------------------------------
+
+
+def test_fan_out_with_one_unroutable_destination_delivers_exactly_one_copy_to_the_healthy_one(gateway, tid, broker):
+    routes = table(
+        [exchange(f"{tid}.good"), exchange(f"{tid}.void")],
+        [queue(f"{tid}.good.q", (f"{tid}.good", "#"))],
+        [{"event": "fan.*", "to": [{"exchange": f"{tid}.good"}, {"exchange": f"{tid}.void"}]}],
+    )
+    gw = gateway(routes, retry_config(2, ["200ms", "300ms"])).start()
+    publish(broker, gw, b"fan body", event_props(1, type="fan.out", correlation_id="c-fan"))
+    m = expect_one_dead(broker, gw, timeout=15)
+    assert m.headers["x-gw-original-exchange"] == f"{tid}.void"
+    assert m.headers["x-gw-retry-count"] == 2
+    assert m.body == b"fan body"
+    # the failing one is finished; the healthy one has exactly one copy, retry count 0
+    good = drain_exact(broker, f"{tid}.good.q", 1, timeout=5, settle=0.5)
+    assert good[0].headers["x-gw-retry-count"] == 0
+    assert good[0].body == b"fan body"
+    retries = log_lines(gw, "retry scheduled", correlation_id="c-fan")
+    assert [r["exchange"] for r in retries] == [f"{tid}.void"] * 2, retries
+
+
+# --- 4./5. downstream rejections ------------------------------------------------------------
+
+
+def rejection_routes(tid):
+    """<tid>.work (topic) -> <tid>.work.q (the rejecting consumer's) and <tid>.audit.q."""
+    return table(
+        [exchange(f"{tid}.work")],
+        [queue(f"{tid}.work.q", (f"{tid}.work", "#")), queue(f"{tid}.audit.q", (f"{tid}.work", "#"))],
+        [{"event": "job.*", "to": [{"exchange": f"{tid}.work"}]}],
+    )
+
+
+def consume_with(broker, queue_name, decide, until, timeout):
+    """Consumes queue_name (manual ack) calling decide(delivery_no, Message) -> "ack" |
+    "reject" for each delivery (reject = basic.reject requeue=False) until until() is true
+    or timeout; returns the list of Messages seen."""
+    from gwtest import Message
+
+    seen = []
+    conn = broker.connect(name="itest-rejecter")
+    try:
+        ch = conn.channel()
+        ch.basic_qos(prefetch_count=1)
+        deadline = time.monotonic() + timeout
+        for method, props, body in ch.consume(queue_name, auto_ack=False, inactivity_timeout=0.1):
+            if method is not None:
+                m = Message(method, props, body)
+                seen.append(m)
+                if decide(len(seen), m) == "ack":
+                    ch.basic_ack(method.delivery_tag)
+                else:
+                    ch.basic_reject(method.delivery_tag, requeue=False)
+            if until():
+                break
+            if time.monotonic() >= deadline:
+                raise AssertionError(f"consumer of {queue_name} timed out after {timeout}s; saw {seen!r}")
+        ch.cancel()
+    finally:
+        conn.close()
+    return seen
+
+
+def test_consumer_rejecting_twice_then_acking_sees_retry_counts_0_1_2_on_the_same_queue(gateway, tid, broker):
+    gw = gateway(rejection_routes(tid), retry_config(3, ["200ms", "300ms"])).start()
+    work = f"{tid}.work.q"
+    # the gateway gave the table's queue its rejection exchange as dead-letter exchange
+    publish(broker, gw, b"do it", event_props(1, type="job.run", message_id="m-job", correlation_id="c-job"))
+    acked = []
+    seen = consume_with(
+        broker,
+        work,
+        lambda n, m: (acked.append(m) or "ack") if n == 3 else "reject",
+        until=lambda: bool(acked),
+        timeout=20,
+    )
+    assert [m.headers.get("x-gw-retry-count") for m in seen] == [0, 1, 2], seen
+    for m in seen:
+        assert m.body == b"do it" and m.props.message_id == "m-job" and m.props.correlation_id == "c-job", m
+        assert m.seq == 1
+    # retries come back to the queue through the default exchange, routing key = the queue
+    assert seen[0].exchange == f"{tid}.work"
+    assert [(m.exchange, m.routing_key) for m in seen[1:]] == [("", work)] * 2, seen
+    # the message ends acked (nothing ready, nothing redelivered), no DLQ copy, no stray retry
+    assert not drain(broker, work, 1, 0.5), "the acked message came back"
+    assert broker.count(gw.dlq) == 0
+    # the other queue bound to the same exchange got its single copy only
+    audit = drain_exact(broker, f"{tid}.audit.q", 1, timeout=5, settle=0.3)
+    assert audit[0].headers["x-gw-retry-count"] == 0
+    retries = log_lines(gw, "retry scheduled", correlation_id="c-job")
+    assert [(r["reason"], r["retry_count"], r["routing_key"]) for r in retries] == [
+        ("rejected", 1, work),
+        ("rejected", 2, work),
+    ], retries
+    assert broker.count(f"{tid}.rejected") == 0
+    assert gw.alive()
+
+
+def test_always_rejecting_consumer_ends_in_dlq_with_reason_rejected(gateway, tid, broker):
+    gw = gateway(rejection_routes(tid), retry_config(2, ["200ms"])).start()
+    work = f"{tid}.work.q"
+    t0 = now_ms()
+    publish(broker, gw, b"never", event_props(7, type="job.fail", correlation_id="c-rej"))
+    seen = consume_with(broker, work, lambda n, m: "reject", until=lambda: broker.count(gw.dlq) >= 1, timeout=20)
+    m = expect_one_dead(broker, gw, timeout=5)
+    t1 = now_ms()
+    assert [s.headers.get("x-gw-retry-count") for s in seen] == [0, 1, 2], seen
+    check_dead_letter_headers(m, "rejected", "", work, "job.*", 2, t0, t1)
+    assert "rejected" in as_text(m.headers["x-gw-last-error"]) and work in as_text(m.headers["x-gw-last-error"])
+    assert m.body == b"never" and m.seq == 7
+    # the audit queue took one copy; nothing is left in the work queue
+    drain_exact(broker, f"{tid}.audit.q", 1, timeout=5, settle=0.2)
+    assert broker.count(work) == 0
+    assert len(log_lines(gw, "dead-lettered", reason="rejected", correlation_id="c-rej")) == 1
+
+
+def test_queue_with_its_own_dead_letter_exchange_is_left_alone(gateway, tid, broker):
+    """A table queue that names its own x-dead-letter-exchange keeps it: rejections go there
+    and the gateway does not retry them."""
+    routes = table(
+        [exchange(f"{tid}.work"), exchange(f"{tid}.own.dlx", "fanout")],
+        [
+            queue(f"{tid}.work.q", (f"{tid}.work", "#"), arguments={"x-dead-letter-exchange": f"{tid}.own.dlx"}),
+            queue(f"{tid}.own.dlq", (f"{tid}.own.dlx", "")),
+        ],
+        [{"event": "job.*", "to": [{"exchange": f"{tid}.work"}]}],
+    )
+    gw = gateway(routes, retry_config(2, ["200ms"])).start()
+    publish(broker, gw, b"mine", event_props(1, type="job.x", correlation_id="c-own"))
+    seen = consume_with(
+        broker, f"{tid}.work.q", lambda n, m: "reject", until=lambda: broker.count(f"{tid}.own.dlq") >= 1, timeout=10
+    )
+    assert len(seen) == 1
+    drain_exact(broker, f"{tid}.own.dlq", 1, timeout=2, settle=0.5)
+    assert not log_lines(gw, "retry scheduled", correlation_id="c-own")
+    assert broker.count(gw.dlq) == 0
+
+
+# --- 6. outage with the circuit breaker -----------------------------------------------------
+
+
+@pytest.mark.slow
+def test_destination_exchange_outage_with_breaker_accounts_for_every_event(gateway, tid, broker):
+    dest_x, dest_q = f"{tid}.orders", f"{tid}.orders.q"
+    routes = table(
+        [exchange(dest_x)], [queue(dest_q, (dest_x, "#"))], [{"event": "order.*", "to": [{"exchange": dest_x}]}]
+    )
+    cfg = retry_config(
+        3,
+        ["200ms", "1s"],
+        breaker={"failure_threshold": 3, "open_for": "1s", "half_open_probes": 1, "max_deferral": "1h"},
+    )
+    gw = gateway(routes, cfg).start()
+    n, rate = 500, 50  # ten seconds of steady flow
+
+    def make(seq):
+        return b'{"n":%d}' % seq, event_props(seq, type="order.flow", message_id=f"{tid}-{seq}")
+
+    pub = BackgroundPublisher(broker, gw.inbound, n, make, batch=10, rate=rate)
+    pub.start()
+    try:
+        wait_for(lambda: pub.sent >= n * 0.2, 30, "a fifth of the events published")
+        broker.delete_exchange(dest_x)  # the queue's binding goes with it
+        outage_from = pub.sent
+        wait_for(lambda: log_lines(gw, "circuit breaker", transition="opened"), 15, "the breaker opening")
+        # keep the exchange away for several seconds while events keep coming
+        wait_for(lambda: pub.sent >= n * 0.7 or not pub.is_alive(), 30, "70% of the events published")
+        broker.admin(lambda ch: ch.exchange_declare(dest_x, "topic", durable=True))
+        broker.admin(lambda ch: ch.queue_bind(dest_q, dest_x, "#"))
+        outage_to = pub.sent
+        pub.join_checked(60)
+    finally:
+        pub.stop()
+
+    # collect until every event is either at the destination or in the DLQ
+    delivered, dead = set(), set()
+    dest_total = 0
+
+    def settled():
+        nonlocal dest_total
+        got, total = collect_unique(broker, dest_q, n, lambda m: m.seq, timeout=0.5)
+        delivered.update(got)
+        dest_total += total
+        dead.update(m.seq for m in drain(broker, gw.dlq, n, 0.05))
+        return len(delivered | dead) >= n
+
+    wait_for(settled, 60, f"all {n} events delivered or dead-lettered", interval=0.2)
+    assert delivered | dead == set(range(n)), f"unknown ids: {sorted((delivered | dead) - set(range(n)))[:10]}"
+    assert not (delivered & dead), f"events both delivered and dead-lettered: {sorted(delivered & dead)[:10]}"
+    assert len(delivered) + len(dead) == n
+    assert len(delivered) >= 0.9 * n, f"only {len(delivered)} of {n} reached {dest_q} ({len(dead)} dead-lettered)"
+
+    opened = log_lines(gw, "circuit breaker", exchange=dest_x, transition="opened")
+    closed = log_lines(gw, "circuit breaker", exchange=dest_x, transition="closed")
+    assert opened, "the breaker never opened"
+    assert closed and ts_ms(closed[-1]) > ts_ms(opened[0]), "the breaker did not close after the exchange came back"
+    for line in opened + closed:
+        assert {"state", "consecutive_failures"} <= set(line), line
+    retried = log_lines(gw, "retry scheduled", exchange=dest_x)
+    deferred = log_lines(gw, "deferred", exchange=dest_x)
+    dead_lines = log_lines(gw, "dead-lettered")
+    assert deferred, "no event was deferred while the breaker was open"
+    assert len(dead_lines) == len(dead), (len(dead_lines), len(dead))
+    # an open breaker spends no attempt: deferrals keep the retry count
+    assert all(d["retry_count"] <= 3 for d in deferred)
+    transitions = [line["transition"] for line in log_lines(gw, "circuit breaker", exchange=dest_x)]
+    print(
+        f"\nOUTAGE NUMBERS: sent={n} outage_between_events={outage_from}..{outage_to} "
+        f"delivered_unique={len(delivered)} delivered_copies={dest_total} dead_lettered={len(dead)} "
+        f"dead_letter_reasons={sorted({d['reason'] for d in dead_lines})} "
+        f"retry_scheduled_lines={len(retried)} deferred_lines={len(deferred)} "
+        f"breaker_transitions={transitions}"
+    )
+    assert gw.alive()
+
+
+# --- 7. SIGKILL with retries parked on the broker -------------------------------------------
+
+
+def test_sigkill_with_retries_pending_restarted_gateway_finishes_them(gateway, tid, broker):
+    dest_x, dest_q = f"{tid}.later", f"{tid}.later.q"
+    routes = table([exchange(dest_x)], [], [{"event": "later.*", "to": [{"exchange": dest_x}]}])
+    gw = gateway(routes, retry_config(3, ["3s"])).start()
+    tier = f"{tid}.retry.3s"
+    n = 20
+    pub = Publisher(broker)
+    try:
+        for seq in range(n):
+            pub.publish(gw.inbound, b"later %d" % seq, event_props(seq, type="later.x", message_id=f"{tid}-{seq}"))
+    finally:
+        pub.close()
+    # all n are parked in the tier queue (the gateway has acked their inbound copies)
+    wait_for(lambda: broker.count(tier) >= n, 10, f"{n} retries parked in {tier}", interval=0.02)
+    gw.kill()  # SIGKILL
+    assert gw.proc.returncode == -signal.SIGKILL
+    # the destination is fixed while no gateway runs; the retries are on the broker only
+    broker.declare_queue(dest_q)
+    broker.admin(lambda ch: ch.queue_bind(dest_q, dest_x, "#"))
+    gw.start()
+    seen, total = collect_unique(broker, dest_q, n, lambda m: m.seq, timeout=20)
+    assert seen == set(range(n)), f"missing after restart: {sorted(set(range(n)) - seen)}"
+    msgs = drain(broker, dest_q, 1, 0.3)
+    assert not msgs or all(m.seq in seen for m in msgs)
+    assert broker.count(gw.dlq) == 0, drain(broker, gw.dlq, 3, 1)
+    assert broker.count(tier) == 0 and broker.count(gw.inbound) == 0
+    # the retried copies arrived with retry count 1 (the restarted gateway did not start over)
+    assert "ready" in {line.get("msg") for line in gw.logs(2)}
+    assert total >= n
+
+
+def test_retried_copies_carry_retry_count_and_first_seen_and_reach_only_the_failed_destination(gateway, tid, broker):
+    """A destination that starts unroutable and is fixed while its event waits in a tier: the
+    event arrives with x-gw-retry-count 1, its first-seen time kept, and the fixed queue is the
+    only one that gets it a second time."""
+    dest_x = f"{tid}.late"
+    routes = table(
+        [exchange(dest_x), exchange(f"{tid}.ok")],
+        [queue(f"{tid}.ok.q", (f"{tid}.ok", "#"))],
+        [{"event": "late.*", "to": [{"exchange": f"{tid}.ok"}, {"exchange": dest_x}]}],
+    )
+    gw = gateway(routes, retry_config(3, ["1s"])).start()
+    t0 = now_ms()
+    publish(broker, gw, b"late body", event_props(1, type="late.one", correlation_id="c-late"))
+    wait_for(lambda: log_lines(gw, "retry scheduled", correlation_id="c-late"), 10, "the first retry scheduled")
+    broker.declare_queue(f"{tid}.late.q")
+    broker.admin(lambda ch: ch.queue_bind(f"{tid}.late.q", dest_x, "#"))
+    m = drain_exact(broker, f"{tid}.late.q", 1, timeout=10, settle=0.3)[0]
+    assert m.headers["x-gw-retry-count"] == 1
+    assert t0 - 1 <= m.headers["x-gw-first-seen-at"] <= t0 + 5000
+    assert m.body == b"late body" and m.props.correlation_id == "c-late"
+    assert "x-gw-retry-destination" not in m.headers and "x-gw-retry-routing-key" not in m.headers
+    ok = drain_exact(broker, f"{tid}.ok.q", 1, timeout=5, settle=0.5)[0]
+    assert ok.headers["x-gw-first-seen-at"] == m.headers["x-gw-first-seen-at"]
+    assert broker.count(gw.dlq) == 0
+    broker.delete_queue(f"{tid}.late.q")
+
+
+# --- 8. reasons that are never retried ------------------------------------------------------
+
+
+def test_invalid_event_and_no_route_are_dead_lettered_at_once_without_retry(gateway, tid, broker):
+    gw = gateway(void_routes(tid), retry_config(3, ["200ms"])).start()
+    publish(broker, gw, b"no type anywhere", event_props(1, correlation_id="c-invalid"))
+    publish(broker, gw, b"{}", event_props(2, type="nobody.routes.this", correlation_id="c-noroute"))
+    got = {m.seq: m for m in drain(broker, gw.dlq, 2, timeout=10)}
+    assert set(got) == {1, 2}, got
+    assert got[1].headers["x-gw-dead-letter-reason"] == "invalid_event"
+    assert got[2].headers["x-gw-dead-letter-reason"] == "no_route"
+    for m in got.values():
+        assert m.headers["x-gw-retry-count"] == 0, m
+        assert "x-death" not in m.headers, f"went through a retry tier: {m!r}"
+    assert got[1].body == b"no type anywhere" and got[2].body == b"{}"
+    assert not drain(broker, gw.dlq, 1, 0.5), "a second DLQ copy followed"
+    assert not log_lines(gw, "retry scheduled"), "an invalid_event or no_route event was scheduled for retry"
+    assert broker.count(f"{tid}.retry.200ms") == 0
+
+
+# --- 9. headers that nearly fill a frame ----------------------------------------------------
+
+
+@pytest.mark.parametrize("header_bytes", [120_000, 130_000])
+def test_inbound_headers_near_frame_max_on_a_failing_event_do_not_break_the_connection(gateway, tid, broker, header_bytes):
+    gw = gateway(void_routes(tid), retry_config(1, ["200ms"])).start()
+    chunk = 1000
+    big = {f"h{i:04d}": "x" * chunk for i in range(header_bytes // (chunk + 11))}
+    publish(broker, gw, b"heavy", event_props(1, type="void.heavy", headers=big, correlation_id="c-heavy"))
+
+    lost = lambda: [line for line in gw.logs() if line.get("msg", "").startswith("connection lost")]  # noqa: E731
+    dead = drain(broker, gw.dlq, 1, timeout=10)
+    assert gw.alive(), "the gateway exited"
+    assert not lost(), f"the gateway lost its connection: {lost()}"
+    assert dead, (
+        f"the event never reached the DLQ (inbound {broker.count(gw.inbound)}, tier {broker.count(f'{tid}.retry.200ms')}); "
+        f"log: {[line.get('msg') for line in gw.logs()][-10:]}"
+    )
+    m = dead[0]
+    assert m.headers["x-gw-dead-letter-reason"] == "unroutable"
+    assert m.body == b"heavy"
+    assert all(m.headers.get(k) == v for k, v in big.items()), "a header of the event was lost"
+    # the gateway stays healthy: a normal event is dead-lettered right after
+    publish(broker, gw, b"light", event_props(2, type="nobody.here"))
+    after = drain(broker, gw.dlq, 1, timeout=10)
+    assert after and after[0].seq == 2
+    assert not lost() and gw.alive()
+    assert broker.count(gw.inbound) == 0
