@@ -61,13 +61,17 @@ def test_close_all_connections_repeatedly_while_20000_events_flow(gateway, tid, 
         wait_for(lambda: broker.count(dest) > 0, 30, f"first events in {dest}")
         closes = 4
         flowing_at_close = []
+        timings = []
+        t_start = time.monotonic()
         for i in range(closes):
             # spread the closes over the flow: close #i once (i+1)/(closes+1) of it is published
             # and the gateway has forwarded something since the previous close
             mark = n * (i + 1) // (closes + 1)
             wait_for(lambda: pub.sent >= mark or not pub.is_alive(), 60, f"{mark} events published", interval=0.05)
             at_close = broker.count(dest)
+            t_close = time.monotonic()
             broker.ctl("close_all_connections", f"itest fault {i + 1} of {closes}")
+            t_ctl = time.monotonic()
             flowing_at_close.append(pub.is_alive())
             flow_over = lambda: not pub.is_alive() and broker.count(gw.inbound) == 0  # noqa: E731
             wait_for(
@@ -76,17 +80,19 @@ def test_close_all_connections_repeatedly_while_20000_events_flow(gateway, tid, 
                 f"{dest} growing again after close_all_connections #{i + 1}",
                 interval=0.1,
             )
+            timings.append(f"#{i + 1}: at {t_close - t_start:.1f}s sent {pub.sent}, ctl {t_ctl - t_close:.1f}s, "
+                           f"growing again {time.monotonic() - t_ctl:.1f}s later")
             assert gw.alive(), f"the gateway exited after close_all_connections #{i + 1}"
         pub.join_checked(120)
     finally:
         pub.stop()
-    assert sum(flowing_at_close) >= 2, f"the closes missed the flow (publisher running after each: {flowing_at_close})"
+    assert sum(flowing_at_close) >= 2, f"the closes missed the flow (publisher running after each: {flowing_at_close}; {timings})"
     total = assert_all_delivered(broker, gw, dest, n, timeout=90)
     assert gw.alive(), "the gateway exited"
     wait_for(lambda: broker.consumers(gw.inbound) >= 1, 20, "the gateway consuming again")
     print(
         f"{n} events, {total} deliveries ({total - n} duplicates), publisher reconnects "
-        f"{pub.pub.reconnects}, events still flowing at each close: {flowing_at_close}"
+        f"{pub.pub.reconnects}, events still flowing at each close: {flowing_at_close}; {timings}"
     )
 
 
