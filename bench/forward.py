@@ -392,7 +392,8 @@ def print_table(opts, broker, rows, gw_lat, sh_lat):
     print(f"amqp-gw bench/forward  ({opts.count} x {opts.size} B persistent, RabbitMQ "
           f"{broker.version}, {os.cpu_count()} cores, load avg at end {load[0]:.1f})")
     head = (f"{'':28} {'msg/s':>7} {'ratio':>6} {'incl.start':>10} {'ratio':>6} "
-            f"{'gw CPU s':>9} {'broker CPU s':>12} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7}")
+            f"{'gw CPU s':>9} {'broker CPU s':>12} {'CPU us/msg':>10} "
+            f"{'p50 ms':>7} {'p99 ms':>7} {'max ms':>7}")
     print(head)
     for r in rows:
         lat = None
@@ -404,12 +405,14 @@ def print_table(opts, broker, rows, gw_lat, sh_lat):
               f"{r['rate_incl_start']:10.0f} "
               f"{r['rate_incl_start'] / shovel['rate_incl_start']:6.2f} "
               f"{fmt(r['mover_cpu'], '9.2f')} {r['broker_cpu']:12.2f} "
+              f"{(r['broker_cpu'] + (r['mover_cpu'] or 0)) / opts.count * 1e6:10.0f} "
               f"{fmt(lat and lat['p50_ms'], '7.2f')} {fmt(lat and lat['p99_ms'], '7.2f')} "
               f"{fmt(lat and lat['max_ms'], '7.1f')}")
     print()
     print("msg/s: first message at the destination to the last; incl.start: from starting amqp-gw /")
     print("calling rabbitmqctl set_parameter (the latter pays for the CLI's own VM start-up).")
     print("ratio: against the shovel. broker CPU s: beam.smp utime+stime over the whole move.")
+    print("CPU us/msg: (gateway + broker) CPU per message moved, which host load does not skew.")
     for r in rows:
         share = f", gw/broker CPU {r['mover_cpu'] / r['broker_cpu']:.2f}" if r["mover_cpu"] else ""
         print(f"  {r['name']}: {r['seconds']:.2f}s total, first message after "

@@ -135,12 +135,52 @@ static void *field(cfg_ctx *c, const option *o)
     return (char *)c->cfg + o->offset;
 }
 
+/* Removes "." segments and "x/.." pairs in place (lexically: "config/../routes/a.yaml"
+ * becomes "routes/a.yaml"), so paths in messages read the way a user wrote them.
+ * Leading ".." segments of a relative path are kept. */
+static void normalize_path(char *path)
+{
+    bool abs = path[0] == '/';
+    char *segs[256];
+    size_t n = 0;
+    char *save = NULL;
+    char *copy = gw_xstrdup(path);
+    for (char *t = strtok_r(copy, "/", &save); t; t = strtok_r(NULL, "/", &save)) {
+        if (strcmp(t, ".") == 0)
+            continue;
+        if (strcmp(t, "..") == 0 && n > 0 && strcmp(segs[n - 1], "..") != 0) {
+            n--;
+            continue;
+        }
+        if (strcmp(t, "..") == 0 && abs)
+            continue;
+        if (n == sizeof segs / sizeof segs[0])
+            goto out; /* absurdly deep: leave it as written */
+        segs[n++] = t;
+    }
+    char *w = path;
+    if (abs)
+        *w++ = '/';
+    for (size_t i = 0; i < n; i++) {
+        size_t len = strlen(segs[i]);
+        memmove(w, segs[i], len);
+        w += len;
+        if (i + 1 < n)
+            *w++ = '/';
+    }
+    if (w == path)
+        *w++ = '.';
+    *w = '\0';
+out:
+    free(copy);
+}
+
 /* dir + p unless p is absolute or there is no folder. */
 static char *resolve(const char *dir, const char *p)
 {
-    if (!dir || p[0] == '/')
-        return gw_xstrdup(p);
-    return gw_xasprintf("%s%s", dir, p);
+    char *r = (!dir || p[0] == '/') ? gw_xstrdup(p) : gw_xasprintf("%s%s", dir, p);
+    normalize_path(r);
+    return r;
 }
 
 static bool url_scheme_ok(const char *url)
