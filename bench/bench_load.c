@@ -130,9 +130,9 @@ static amqp_connection_state_t open_conn(const char *url_in, const char *name)
     int rc = amqp_socket_open(sock, ci.host, ci.port);
     if (rc != AMQP_STATUS_OK)
         die("cannot connect to %s:%d: %s", ci.host, ci.port, amqp_error_string2(rc));
-    amqp_table_entry_t prop = {.key = amqp_cstring_bytes("connection_name"),
-                               .value = {.kind = AMQP_FIELD_KIND_UTF8,
-                                         .value.bytes = amqp_cstring_bytes(name)}};
+    amqp_table_entry_t prop = {
+        .key = amqp_cstring_bytes("connection_name"),
+        .value = {.kind = AMQP_FIELD_KIND_UTF8, .value.bytes = amqp_cstring_bytes(name)}};
     amqp_table_t props = {.num_entries = 1, .entries = &prop};
     amqp_rpc_reply_t r = amqp_login_with_properties(c, ci.vhost, 0, 131072, 0, &props,
                                                     AMQP_SASL_METHOD_PLAIN, ci.user, ci.password);
@@ -195,9 +195,9 @@ static amqp_basic_properties_t event_props(amqp_table_t *headers)
 /* ---------------------------------------------------------------- preload */
 
 typedef struct confirm_state {
-    bool *acked;     /* by delivery tag, 1..count */
+    bool *acked; /* by delivery tag, 1..count */
     uint64_t count;
-    uint64_t low;    /* every tag <= low is confirmed */
+    uint64_t low; /* every tag <= low is confirmed */
 } confirm_state;
 
 static void confirm_mark(confirm_state *cs, uint64_t tag, bool multiple)
@@ -302,8 +302,8 @@ static int cmd_preload(const char *url, const char *queue, uint64_t count, size_
 typedef struct lat_consumer {
     const char *url;
     const char *queue;
-    uint64_t expect;        /* timed messages to wait for */
-    int64_t *lat_ns;        /* one per timed message received */
+    uint64_t expect; /* timed messages to wait for */
+    int64_t *lat_ns; /* one per timed message received */
     uint64_t received;
     atomic_bool ready;      /* consuming */
     atomic_bool probe_seen; /* a probe came through: the path is up */
@@ -396,8 +396,8 @@ static int cmd_latency(const char *url, const char *src, const char *dst, long r
                        size_t size)
 {
     uint64_t total = (uint64_t)rate * (uint64_t)seconds;
-    lat_consumer lc = {.url = url, .queue = dst, .expect = total,
-                       .lat_ns = gw_xcalloc(total, sizeof(int64_t))};
+    lat_consumer lc = {
+        .url = url, .queue = dst, .expect = total, .lat_ns = gw_xcalloc(total, sizeof(int64_t))};
     pthread_t th;
     if (pthread_create(&th, NULL, consumer_main, &lc) != 0)
         die("cannot start the consumer thread");
@@ -480,8 +480,9 @@ static int cmd_latency(const char *url, const char *src, const char *dst, long r
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: %s preload URL QUEUE COUNT SIZE\n"
-                    "       %s latency URL SRC_QUEUE DST_QUEUE RATE SECONDS SIZE\n",
+    fprintf(stderr,
+            "usage: %s preload URL QUEUE COUNT SIZE\n"
+            "       %s latency URL SRC_QUEUE DST_QUEUE RATE SECONDS SIZE\n",
             g_prog, g_prog);
     exit(2);
 }

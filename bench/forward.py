@@ -17,7 +17,8 @@ to the last), and `incl. start` from the moment the gateway process / the rabbit
 starts. The latter charges the shovel with rabbitmqctl's own Erlang VM start-up, which is why it
 is not the headline. CPU seconds come from /proc/PID/stat (utime+stime): the gateway's own at
 the end of its move, the broker VM's (beam.smp) over the whole move. The shovel runs inside the
-broker, so its CPU is part of the broker's figure.
+broker, so its CPU is part of the broker's figure. The broker's work is also counted in Erlang
+reductions (rabbitmqctl eval before and after each move), which a busy host does not inflate.
 """
 
 import argparse
@@ -119,6 +120,16 @@ class Broker:
                 return
         log(f"broker still busy after {limit_s:.0f}s of waiting for it to settle; going on")
 
+    def reductions(self):
+        """The node's total Erlang reductions so far: work done by every process of the broker,
+        counted the same however busy the host is."""
+        p = self.ctl("eval", "element(1, erlang:statistics(exact_reductions)).")
+        out, _ = p.communicate(timeout=120)
+        try:
+            return int(out.strip())
+        except ValueError:
+            raise BenchError(f"rabbitmqctl eval of the reduction count failed: {out.strip()}")
+
     def ctl(self, *args):
         return subprocess.Popen([self.broker_script, "ctl", "-q", *args],
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -198,12 +209,12 @@ log: {{format: json, level: warn}}
 class Gateway:
     """An amqp-gw run process; stderr goes to a file shown when something fails."""
 
-    def __init__(self, opts, cfg, tmp):
+    def __init__(self, binary, cfg, tmp):
         self.log_path = os.path.join(tmp, "gw.log")
         self.log_file = open(self.log_path, "w", encoding="utf-8")
         env = dict(os.environ)
         env.pop("AMQP_GW_URL", None)
-        self.proc = subprocess.Popen([opts.gw, "run", "-c", cfg], stdin=subprocess.DEVNULL,
+        self.proc = subprocess.Popen([binary, "run", "-c", cfg], stdin=subprocess.DEVNULL,
                                      stdout=self.log_file, stderr=subprocess.STDOUT, env=env)
 
     def tail(self):
@@ -234,7 +245,8 @@ class Gateway:
             raise BenchError(f"amqp-gw exited with status {self.proc.returncode}: {self.tail()}")
 
 
-def result(name, opts, t0, t_first, n_first, t_done, mover_cpu, cpu0, cpu_first, cpu_done):
+def result(name, opts, t0, t_first, n_first, t_done, mover_cpu, cpu0, cpu_first, cpu_done,
+           reductions):
     steady_s = t_done - t_first
     return {
         "name": name,
@@ -245,31 +257,43 @@ def result(name, opts, t0, t_first, n_first, t_done, mover_cpu, cpu0, cpu_first,
         "mover_cpu": mover_cpu,
         "broker_cpu": cpu_done - cpu0,
         "broker_cpu_steady": cpu_done - cpu_first,
+        "reductions": reductions,
     }
 
 
-def phase_gateway(opts, broker, tmp, prefetch):
+def phase_gateway(opts, broker, tmp, prefetch, binary, label):
     broker.reset()
     broker.channel().queue_declare(GW_IN, durable=True)
-    log(f"gateway prefetch {prefetch}: preloading {opts.count} events into {GW_IN}")
+    log(f"{label} (prefetch {prefetch}): preloading {opts.count} events into {GW_IN}")
     rate = preload(opts, broker, GW_IN)
     log(f"  preloaded at {rate:.0f} msg/s; starting amqp-gw")
     cfg = gateway_config(opts, tmp, prefetch)
+    red0 = broker.reductions()
     cpu0 = broker.cpu()
     t0 = time.monotonic()
-    gw = Gateway(opts, cfg, tmp)
+    gw = Gateway(binary, cfg, tmp)
     try:
         t_first, n_first, t_done, cpu_first = watch_move(opts, broker, GW_OUT, gw.alive)
         cpu_done = broker.cpu()
         gw_cpu = gw.cpu()
+        red = broker.reductions() - red0
     finally:
         gw.stop()
     left, dlq = broker.count(GW_IN), broker.count("bench.gw.dlq")
     if left or dlq:
         log(f"  after the move: {left} left in {GW_IN}, {dlq} in the DLQ")
-    r = result(f"amqp-gw (prefetch {prefetch})", opts, t0, t_first, n_first, t_done, gw_cpu, cpu0,
-               cpu_first, cpu_done)
+    r = result(f"{label} (prefetch {prefetch})", opts, t0, t_first, n_first, t_done, gw_cpu, cpu0,
+               cpu_first, cpu_done, red)
     log(f"  moved in {r['seconds']:.2f}s: {r['rate']:.0f} msg/s steady")
+    return r
+
+
+def median_run(runs):
+    """The run with the median steady msg/s (the lower middle one for an even count), with
+    every round's msg/s attached for the notes under the table."""
+    ordered = sorted(runs, key=lambda r: r["rate"])
+    r = dict(ordered[(len(ordered) - 1) // 2])
+    r["all_rates"] = [x["rate"] for x in runs]
     return r
 
 
@@ -307,6 +331,7 @@ def phase_shovel(opts, broker, prefetch):
     log(f"shovel: preloading {opts.count} events into {SH_IN}")
     rate = preload(opts, broker, SH_IN)
     log(f"  preloaded at {rate:.0f} msg/s; creating the shovel")
+    red0 = broker.reductions()
     cpu0 = broker.cpu()
     t0 = time.monotonic()
     ctl = set_shovel(opts, broker, prefetch)
@@ -319,10 +344,11 @@ def phase_shovel(opts, broker, prefetch):
         t_first, n_first, t_done, cpu_first = watch_move(opts, broker, SH_OUT, alive)
         cpu_done = broker.cpu()
         finish_ctl(ctl, "set_parameter")
+        red = broker.reductions() - red0
     finally:
         clear_shovel(broker)
     r = result(f"shovel (on-confirm, {prefetch})", opts, t0, t_first, n_first, t_done, None, cpu0,
-               cpu_first, cpu_done)
+               cpu_first, cpu_done, red)
     log(f"  moved in {r['seconds']:.2f}s: {r['rate']:.0f} msg/s steady "
         f"(first message after {r['start_s']:.2f}s)")
     return r
@@ -346,7 +372,7 @@ def run_latency(opts, broker, src, dst):
 def phase_latency_gateway(opts, broker, tmp, prefetch):
     broker.reset()
     log(f"latency through amqp-gw: {opts.rate} msg/s for {opts.seconds}s")
-    gw = Gateway(opts, gateway_config(opts, tmp, prefetch), tmp)
+    gw = Gateway(opts.gw, gateway_config(opts, tmp, prefetch), tmp)
     try:
         deadline = time.monotonic() + 30
         # The gateway declares both queues; wait for the destination before consuming from it.
@@ -391,8 +417,9 @@ def print_table(opts, broker, rows, gw_lat, sh_lat):
     print()
     print(f"amqp-gw bench/forward  ({opts.count} x {opts.size} B persistent, RabbitMQ "
           f"{broker.version}, {os.cpu_count()} cores, load avg at end {load[0]:.1f})")
-    head = (f"{'':28} {'msg/s':>7} {'ratio':>6} {'incl.start':>10} {'ratio':>6} "
-            f"{'gw CPU s':>9} {'broker CPU s':>12} {'CPU us/msg':>10} "
+    width = max(len(r["name"]) for r in rows)
+    head = (f"{'':{width}} {'msg/s':>7} {'ratio':>6} {'incl.start':>10} {'ratio':>6} "
+            f"{'gw CPU s':>9} {'broker CPU s':>12} {'CPU us/msg':>10} {'broker kred/msg':>15} "
             f"{'p50 ms':>7} {'p99 ms':>7} {'max ms':>7}")
     print(head)
     for r in rows:
@@ -401,22 +428,28 @@ def print_table(opts, broker, rows, gw_lat, sh_lat):
             lat = gw_lat
         elif r is shovel:
             lat = sh_lat
-        print(f"{r['name']:28} {r['rate']:7.0f} {r['rate'] / shovel['rate']:6.2f} "
+        print(f"{r['name']:{width}} {r['rate']:7.0f} {r['rate'] / shovel['rate']:6.2f} "
               f"{r['rate_incl_start']:10.0f} "
               f"{r['rate_incl_start'] / shovel['rate_incl_start']:6.2f} "
               f"{fmt(r['mover_cpu'], '9.2f')} {r['broker_cpu']:12.2f} "
               f"{(r['broker_cpu'] + (r['mover_cpu'] or 0)) / opts.count * 1e6:10.0f} "
+              f"{r['reductions'] / opts.count / 1e3:15.2f} "
               f"{fmt(lat and lat['p50_ms'], '7.2f')} {fmt(lat and lat['p99_ms'], '7.2f')} "
               f"{fmt(lat and lat['max_ms'], '7.1f')}")
     print()
     print("msg/s: first message at the destination to the last; incl.start: from starting amqp-gw /")
     print("calling rabbitmqctl set_parameter (the latter pays for the CLI's own VM start-up).")
     print("ratio: against the shovel. broker CPU s: beam.smp utime+stime over the whole move.")
-    print("CPU us/msg: (gateway + broker) CPU per message moved, which host load does not skew.")
+    print("CPU us/msg: (gateway + broker) CPU per message moved. broker kred/msg: thousands of")
+    print("Erlang reductions (the broker's work) per message moved; unlike CPU time, host load")
+    print("does not inflate it.")
     for r in rows:
         share = f", gw/broker CPU {r['mover_cpu'] / r['broker_cpu']:.2f}" if r["mover_cpu"] else ""
+        rounds = ""
+        if len(r["all_rates"]) > 1:
+            rounds = "; msg/s per round " + " ".join(f"{x:.0f}" for x in r["all_rates"])
         print(f"  {r['name']}: {r['seconds']:.2f}s total, first message after "
-              f"{r['start_s']:.2f}s{share}")
+              f"{r['start_s']:.2f}s{share}{rounds}")
     for name, lat in (("amqp-gw", gw_lat), ("shovel", sh_lat)):
         if lat:
             print(f"  latency {name}: {lat['received']:.0f}/{lat['sent']:.0f} received at "
@@ -436,6 +469,11 @@ def main():
                     help="gateway prefetch values, comma-separated; the first is also the "
                          "shovel's and the latency phase's (default 1000,500)")
     ap.add_argument("--no-latency", action="store_true", help="skip the latency phase")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="rounds of the throughput phases, interleaved; each row shows the "
+                         "round with the median msg/s (default 1)")
+    ap.add_argument("--also-gw", metavar="BINARY",
+                    help="a second amqp-gw binary (another build) to measure alongside")
     ap.add_argument("--only", choices=["gateway", "shovel"], help="run one mover only")
     ap.add_argument("--url", required=True, help=argparse.SUPPRESS)
     ap.add_argument("--broker-pid", type=int, required=True, help=argparse.SUPPRESS)
@@ -449,19 +487,32 @@ def main():
         ap.error(f"--prefetch must be comma-separated integers, not {opts.prefetch!r}")
     if not prefetches or any(p < 1 or p > 65535 for p in prefetches):
         ap.error("--prefetch values must be in 1..65535")
-    if opts.count < 1 or opts.rate < 1 or opts.seconds < 1:
-        ap.error("--count, --rate and --seconds must be positive")
+    if opts.count < 1 or opts.rate < 1 or opts.seconds < 1 or opts.repeat < 1:
+        ap.error("--count, --rate, --seconds and --repeat must be positive")
+    gateways = [(opts.gw, "amqp-gw")]
+    if opts.also_gw:
+        if not os.access(opts.also_gw, os.X_OK):
+            ap.error(f"--also-gw {opts.also_gw}: not an executable file")
+        gateways.append((os.path.abspath(opts.also_gw), "amqp-gw [also-gw]"))
 
     broker = Broker(opts.url, opts.broker_pid, opts.broker_script)
     rows, gw_lat, sh_lat = [], None, None
     with tempfile.TemporaryDirectory(prefix="bench-forward-") as tmp:
         try:
             clear_shovel(broker)
-            if opts.only != "shovel":
-                for p in prefetches:
-                    rows.append(phase_gateway(opts, broker, tmp, p))
-            if opts.only != "gateway":
-                rows.append(phase_shovel(opts, broker, prefetches[0]))
+            runs = {}
+            for rep in range(opts.repeat):
+                if opts.repeat > 1:
+                    log(f"round {rep + 1} of {opts.repeat}")
+                if opts.only != "shovel":
+                    for binary, label in gateways:
+                        for p in prefetches:
+                            r = phase_gateway(opts, broker, tmp, p, binary, label)
+                            runs.setdefault(r["name"], []).append(r)
+                if opts.only != "gateway":
+                    r = phase_shovel(opts, broker, prefetches[0])
+                    runs.setdefault(r["name"], []).append(r)
+            rows = [median_run(rs) for rs in runs.values()]
             if not opts.no_latency:
                 if opts.only != "shovel":
                     gw_lat = phase_latency_gateway(opts, broker, tmp, prefetches[0])
@@ -476,7 +527,8 @@ def main():
         for r in rows:
             print(f"{r['name']}: {r['rate']:.0f} msg/s steady, {r['rate_incl_start']:.0f} incl. "
                   f"start, mover CPU {fmt(r['mover_cpu'], '.2f')} s, broker CPU "
-                  f"{r['broker_cpu']:.2f} s")
+                  f"{r['broker_cpu']:.2f} s, broker {r['reductions'] / opts.count / 1e3:.2f} "
+                  "kred/msg")
         for name, lat in (("amqp-gw", gw_lat), ("shovel", sh_lat)):
             if lat:
                 print(f"latency {name}: p50 {lat['p50_ms']:.2f} p99 {lat['p99_ms']:.2f} max "

@@ -38,6 +38,8 @@
 #define REJECTED_TAG       "gw.rejected"
 #define MAX_RETRY_TIERS    64
 #define ERR_TEXT           512
+/* Room left in a retry copy for the x-death headers the broker adds on its way back. */
+#define BROKER_HEADER_RESERVE 2048
 
 static volatile sig_atomic_t stop_requested;
 static volatile sig_atomic_t reload_requested;
@@ -70,6 +72,7 @@ typedef struct job {
     bool dispatched; /* every publish of the first pass has been issued */
     bool done;
     bool requeue; /* a gateway-own publish failed: nack with requeue */
+    bool reject;  /* cannot be handled at all: nack without requeue */
     char retry_exchange[256]; /* x-gw-retry-destination of a retry copy */
     char retry_routing_key[256];
     struct job *next_backlog;
@@ -273,11 +276,11 @@ static void ack_ready(gw *g)
         job *j = g->ring[g->ring_head];
         if (!j->done)
             break;
-        if (j->requeue) {
+        if (j->requeue || j->reject) {
             if (ack_upto)
                 gw_session_ack(g->s, ack_upto, true);
             ack_upto = 0;
-            gw_session_nack(g->s, j->tag, false, true);
+            gw_session_nack(g->s, j->tag, false, !j->reject);
         } else {
             ack_upto = j->tag;
         }
@@ -340,8 +343,7 @@ static void log_breaker(gw *g, const char *exchange, gw_breaker *b, gw_breaker_t
     gw_metrics_breaker_state(g->metrics, exchange, (int)b->state);
 }
 
-static void own_publish(gw *g, job *j, const char *exchange, const char *routing_key,
-                        const gw_hdr *hdrs, size_t n_hdrs, gw_str type);
+static void own_publish(gw *g, job *j, const gw_pub *p);
 
 static gw_str cstr(const char *s)
 {
@@ -380,41 +382,75 @@ static gw_pub base_pub(const job *j, const char *exchange, const char *rk, const
     return p;
 }
 
-/* Writes the x-gw-last-error text, truncated to what the frame leaves room for. */
-static gw_str error_value(gw *g, job *j, const gw_pub *p, const char *err, char *buf,
-                          size_t buf_len)
+/* Writes the x-gw-last-error text, truncated to what a frame of frame_limit bytes
+ * leaves room for. */
+static gw_str error_value(job *j, const gw_pub *p, size_t frame_limit, const char *err,
+                          char *buf, size_t buf_len)
 {
     size_t used = gw_session_props_size(j->msg, p);
-    size_t budget = gw_headers_error_budget(gw_session_frame_max(g->s), used);
+    size_t budget = gw_headers_error_budget(frame_limit, used);
     size_t n = gw_headers_truncate_error(err, strlen(err), budget, buf, buf_len);
     return (gw_str){buf, n};
 }
 
+/* The size of the content-header frame a copy with p's changes would need. */
+static size_t copy_frame_size(const job *j, const gw_pub *p)
+{
+    return gw_session_props_size(j->msg, p) + GW_HEADERS_FRAME_OVERHEAD;
+}
+
+static const char *const drop_retry[] = {GW_H_RETRY_DESTINATION, GW_H_RETRY_ROUTING_KEY, NULL};
+
 static void dead_letter(gw *g, job *j, gw_reason reason, const char *orig_exchange,
                         const char *orig_rk, const char *why)
 {
+    /* In order of importance: when the event's own headers leave little room in the
+     * frame, the least important of ours are left out first (the error text, which is
+     * also in the log, before anything else). */
     gw_hdr h[12];
-    size_t n = fwd_headers(j, h, j->route ? j->route->event : NULL);
+    size_t n = 0;
     h[n++] = (gw_hdr){GW_H_DEAD_LETTER_REASON, 's', cstr(gw_reason_name(reason)), 0};
     h[n++] = (gw_hdr){GW_H_ORIGINAL_EXCHANGE, 's', cstr(orig_exchange), 0};
     h[n++] = (gw_hdr){GW_H_ORIGINAL_ROUTING_KEY, 's', cstr(orig_rk), 0};
     h[n++] = (gw_hdr){GW_H_DEAD_LETTERED_AT, 'l', GW_STR_NULL, (int64_t)gw_clock_wall_ms()};
+    n += fwd_headers(j, h + n, j->route ? j->route->event : NULL);
     size_t err_at = n;
     h[n++] = (gw_hdr){GW_H_LAST_ERROR, 's', cstr(""), 0};
-    gw_pub probe = base_pub(j, g->cfg->dlx_exchange, gw_reason_name(reason), h, n);
+    gw_pub p = base_pub(j, g->cfg->dlx_exchange, gw_reason_name(reason), h, n);
+    p.drop = drop_retry;
+    if (!j->type[0])
+        p.type = GW_STR_NULL;
+    size_t frame_max = gw_session_frame_max(g->s);
     char ebuf[GW_HEADERS_ERROR_MAX_BYTES + 64];
-    h[err_at].s = error_value(g, j, &probe, why, ebuf, sizeof ebuf);
+    h[err_at].s = error_value(j, &p, frame_max, why, ebuf, sizeof ebuf);
+    while (copy_frame_size(j, &p) > frame_max && p.n_hdrs > 1)
+        p.n_hdrs--;
+    if (p.n_hdrs < n)
+        GW_LOG(GW_LOG_WARN, "dead-letter copy carries fewer x-gw headers: the event's own headers "
+                            "fill the frame",
+               GW_I("kept", p.n_hdrs), GW_I("of", n), GW_S("correlation_id", j->ids.correlation_id),
+               GW_I("frame_max", frame_max));
+    if (copy_frame_size(j, &p) > frame_max) {
+        /* Not even the reason fits: keep the body and ours rather than lose the event. */
+        p.n_hdrs = err_at;
+        p.no_original_headers = true;
+        GW_LOG(GW_LOG_ERROR, "dead-letter copy keeps the body but drops the event's own headers: "
+                             "they leave no room in the frame for the reason",
+               GW_S("correlation_id", j->ids.correlation_id), GW_I("frame_max", frame_max));
+    }
     GW_LOG(GW_LOG_WARN, "dead-lettered", GW_S("reason", gw_reason_name(reason)),
            GW_S("error", why), GW_S("event_type", j->type[0] ? j->type : NULL),
            GW_S("route", j->route ? j->route->event : NULL),
            GW_S("correlation_id", j->ids.correlation_id), GW_S("message_id", j->ids.message_id),
            GW_S("original_exchange", orig_exchange), GW_S("original_routing_key", orig_rk));
     gw_metrics_dead_lettered(g->metrics, gw_reason_name(reason));
-    own_publish(g, j, g->cfg->dlx_exchange, gw_reason_name(reason), h, n,
-                j->type[0] ? cstr(j->type) : GW_STR_NULL);
+    own_publish(g, j, &p);
 }
 
-/* Parks a copy of j in the delay tier for `delay_ms`, addressed to one destination. */
+/* Parks a copy of j in the delay tier for `delay_ms`, addressed to one destination.
+ * When it expires there the broker adds x-death headers before it comes back, so
+ * the copy must leave room for them: a copy that would not is dead-lettered now
+ * rather than come back too large to read. */
 static void park(gw *g, job *j, uint64_t delay_ms, uint32_t retry_count, const char *exchange,
                  const char *rk, const char *why, gw_reason reason, bool deferral)
 {
@@ -427,9 +463,22 @@ static void park(gw *g, job *j, uint64_t delay_ms, uint32_t retry_count, const c
     h[n++] = (gw_hdr){GW_H_RETRY_ROUTING_KEY, 's', cstr(rk), 0};
     size_t err_at = n;
     h[n++] = (gw_hdr){GW_H_LAST_ERROR, 's', cstr(""), 0};
-    gw_pub probe = base_pub(j, "", queue, h, n);
+    gw_pub p = base_pub(j, "", queue, h, n);
+    if (!j->type[0])
+        p.type = GW_STR_NULL;
+    size_t frame_max = gw_session_frame_max(g->s);
+    size_t limit = frame_max > BROKER_HEADER_RESERVE ? frame_max - BROKER_HEADER_RESERVE : 0;
     char ebuf[GW_HEADERS_ERROR_MAX_BYTES + 64];
-    h[err_at].s = error_value(g, j, &probe, why, ebuf, sizeof ebuf);
+    h[err_at].s = error_value(j, &p, limit, why, ebuf, sizeof ebuf);
+    if (copy_frame_size(j, &p) > limit) {
+        char why2[700];
+        snprintf(why2, sizeof why2,
+                 "%s; not retried: the event's headers leave no room in the frame for the "
+                 "retry copy",
+                 why);
+        dead_letter(g, j, reason, exchange, rk, why2);
+        return;
+    }
     GW_LOG(deferral ? GW_LOG_INFO : GW_LOG_WARN, deferral ? "deferred" : "retry scheduled",
            GW_S("reason", gw_reason_name(reason)), GW_S("error", why), GW_S("exchange", exchange),
            GW_S("routing_key", rk), GW_I("retry_count", retry_count), GW_I("delay_ms", delay_ms),
@@ -440,7 +489,7 @@ static void park(gw *g, job *j, uint64_t delay_ms, uint32_t retry_count, const c
         gw_metrics_deferred(g->metrics, exchange);
     else
         gw_metrics_retried(g->metrics, gw_reason_name(reason));
-    own_publish(g, j, "", queue, h, n, j->type[0] ? cstr(j->type) : GW_STR_NULL);
+    own_publish(g, j, &p);
 }
 
 /* A publish to (exchange, rk) for job j failed: retry it, or dead-letter it. */
@@ -454,9 +503,10 @@ static void dest_failed(gw *g, job *j, const char *exchange, const char *rk, gw_
         dead_letter(g, j, reason, exchange, rk, why);
 }
 
-/* routing_key must outlive the publish's confirm (a static string or a tier name). */
-static void own_publish(gw *g, job *j, const char *exchange, const char *routing_key,
-                        const gw_hdr *hdrs, size_t n_hdrs, gw_str type)
+/* Publishes a gateway-own copy (retry tier or DLQ) of j on GW_CH_OWN. p->exchange
+ * and p->routing_key must outlive the confirm (config strings, reason names, tier
+ * names). A copy that cannot be published makes the job fail back to the broker. */
+static void own_publish(gw *g, job *j, const gw_pub *p)
 {
     if (!gw_session_alive(g->s))
         return;
@@ -466,26 +516,28 @@ static void own_publish(gw *g, job *j, const char *exchange, const char *routing
         j->requeue = true;
         return;
     }
-    gw_pub p = base_pub(j, exchange, routing_key, hdrs, n_hdrs);
-    p.type = type;
-    p.drop = NULL;
     uint64_t seq;
-    gw_err rc = gw_session_publish(g->s, GW_CH_OWN, j->msg, &p, &seq);
+    gw_err rc = gw_session_publish(g->s, GW_CH_OWN, j->msg, p, &seq);
+    if (rc == GW_ERR_PERMANENT) {
+        /* Cannot happen for copies sized above; if it does, requeueing would loop. */
+        GW_LOG(GW_LOG_ERROR, "cannot publish the gateway's copy: it exceeds the protocol limits; "
+                             "rejecting the event without requeue",
+               GW_S("exchange", p->exchange), GW_S("routing_key", p->routing_key),
+               GW_S("correlation_id", j->ids.correlation_id));
+        j->reject = true;
+        return;
+    }
     if (rc != GW_OK) {
-        if (rc == GW_ERR_PERMANENT)
-            GW_LOG(GW_LOG_ERROR, "cannot publish gateway copy: properties exceed the frame size",
-                   GW_S("exchange", exchange), GW_S("routing_key", routing_key),
-                   GW_S("correlation_id", j->ids.correlation_id));
         j->requeue = true;
         return;
     }
     chan *c = chan_get(g, GW_CH_OWN);
-    if (seq != c->next) { /* channel was reopened: sequence restarted */
+    if (seq != c->next) /* channel was reopened: sequence restarted */
         c->low = c->next = seq;
-    }
     if (c->next - c->low >= c->cap)
         chan_grow(c);
-    *chan_slot(c, seq) = (pend){j, exchange, routing_key, true, false, 0, gw_clock_mono_ms()};
+    *chan_slot(c, seq) =
+        (pend){j, p->exchange, p->routing_key, true, false, 0, gw_clock_mono_ms()};
     c->next = seq + 1;
     c->unsettled++;
     j->pending++;

@@ -197,6 +197,7 @@ gw_replay_verdict gw_replay_filter(const gw_replay_opts *o, const gw_replay_view
 typedef struct inflight {
     uint64_t seq;
     uint64_t tag;
+    uint64_t key; /* return_key of the publish, to match a basic.return to it */
     bool returned;
 } inflight;
 
@@ -257,7 +258,26 @@ static void print_row(replay *r, const gw_msg *m, const gw_replay_view *v)
            v->reason.ptr ? v->reason.ptr : "-", (long long)retries, when, n ? errbuf : "-");
 }
 
-static void fl_push(replay *r, uint64_t seq, uint64_t tag)
+/* FNV-1a over one field, with a presence byte so absent and empty differ. */
+static uint64_t fnv_field(uint64_t h, gw_str f)
+{
+    h = (h ^ (f.ptr ? 1u : 0u)) * 1099511628211ULL;
+    for (size_t i = 0; f.ptr && i < f.len; i++)
+        h = (h ^ (unsigned char)f.ptr[i]) * 1099511628211ULL;
+    return (h ^ 0xffu) * 1099511628211ULL;
+}
+
+/* Identifies a publish by what a basic.return carries back: exchange, routing key
+ * and message id. */
+static uint64_t return_key(gw_str exchange, gw_str rk, gw_str message_id)
+{
+    uint64_t h = 14695981039346656037ULL;
+    h = fnv_field(h, exchange);
+    h = fnv_field(h, rk);
+    return fnv_field(h, message_id);
+}
+
+static void fl_push(replay *r, uint64_t seq, uint64_t tag, uint64_t key)
 {
     if (r->fl_len == r->fl_cap) {
         size_t ncap = r->fl_cap ? r->fl_cap * 2 : 1024;
@@ -269,7 +289,7 @@ static void fl_push(replay *r, uint64_t seq, uint64_t tag)
         r->fl_cap = ncap;
         r->fl_head = 0;
     }
-    r->fl[(r->fl_head + r->fl_len) % r->fl_cap] = (inflight){seq, tag, false};
+    r->fl[(r->fl_head + r->fl_len) % r->fl_cap] = (inflight){seq, tag, key, false};
     r->fl_len++;
 }
 
@@ -331,7 +351,9 @@ static void republish(replay *r, gw_msg *m, const gw_replay_view *v)
     }
     if (rc != GW_OK)
         return; /* session died: reported by the loop */
-    fl_push(r, seq, gw_msg_delivery_tag(m));
+    fl_push(r, seq, gw_msg_delivery_tag(m),
+            return_key(gw_str_from_cstr(ex), gw_str_from_cstr(rk),
+                       gw_msg_prop(m, GW_PROP_MESSAGE_ID)));
 }
 
 static void on_deliver(void *ctx, gw_msg *m)
@@ -427,13 +449,16 @@ static void on_return(void *ctx, int ch, int code, gw_str text, gw_str exchange,
                       gw_str message_id)
 {
     replay *r = ctx;
-    (void)ch;
-    (void)message_id;
-    /* The broker returns in publish order on one channel: the oldest unreturned
-     * publish to the same routing key is the one. */
+    if (ch != GW_CH_OWN)
+        return;
+    /* Returns carry no sequence number, and the confirms of routed publishes may
+     * come after the return (and confirm) of a later one. The broker returns in
+     * publish order on one channel: the oldest unreturned publish with the same
+     * exchange, routing key and message id is the one. */
+    uint64_t key = return_key(exchange, rk, message_id);
     for (size_t i = 0; i < r->fl_len; i++) {
         inflight *f = &r->fl[(r->fl_head + i) % r->fl_cap];
-        if (f->seq && !f->returned) {
+        if (f->seq && !f->returned && f->key == key) {
             f->returned = true;
             GW_LOG(GW_LOG_WARN, "replayed message was unroutable; left in the DLQ",
                    GW_I("code", code), GW_S("exchange", gw_str_dup(exchange)),
@@ -562,8 +587,6 @@ int gw_replay_main(int argc, char **argv)
             interrupted = true;
             break;
         }
-        if (o.limit && !o.dry_run && r.moved + r.fl_len >= o.limit && r.fl_len == 0)
-            break;
         gw_session_poll(s, 100, &h);
         if (gw_clock_mono_ms() - r.last_delivery_ms > IDLE_LIMIT_MS)
             break; /* somebody else took the rest */

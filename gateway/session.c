@@ -725,7 +725,7 @@ static bool build_props(const gw_msg *m, const gw_pub *p, amqp_basic_properties_
         props->type = bytes_of(p->type);
     }
     size_t k = 0;
-    if (m->msg.properties._flags & AMQP_BASIC_HEADERS_FLAG) {
+    if ((m->msg.properties._flags & AMQP_BASIC_HEADERS_FLAG) && !p->no_original_headers) {
         const amqp_table_t *h = &m->msg.properties.headers;
         for (int i = 0; i < h->num_entries; i++) {
             bool skip = false;

@@ -116,6 +116,7 @@ typedef struct gw_pub {
     const gw_hdr *hdrs;    /* replace headers of the same name, append the rest */
     size_t n_hdrs;
     const char *const *drop; /* header names to remove (NULL-terminated list or NULL) */
+    bool no_original_headers; /* keep none of the original headers (last resort) */
 } gw_pub;
 
 /* Publishes m's body with m's properties plus p's changes, mandatory, on ch.

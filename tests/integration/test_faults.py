@@ -4,6 +4,7 @@ deleted under the consumer, and a memory alarm (connection.blocked). Nothing may
 duplicates are allowed, so deliveries are counted by unique x-test-seq.
 """
 
+import json
 import signal
 import time
 
@@ -135,6 +136,9 @@ def test_refuses_to_start_when_a_destination_exchange_is_missing(gateway, tid, b
     assert rc != 0, "the gateway started although a destination exchange does not exist"
     text = gw.log_text() + gw.out_path.read_text(errors="replace")
     assert missing in text, f"the error does not name {missing}:\n{text}"
+    errors = [line for line in gw.logs() if line.get("level") == "error"]
+    assert any(missing in json.dumps(line) for line in errors), f"no JSON error log line names {missing}:\n{text}"
+    assert broker.consumers(gw.inbound) == 0
     assert not broker.exchange_exists(missing), "the gateway declared an exchange the table does not declare"
 
 

@@ -131,6 +131,11 @@ def bind(broker, queue, exchange, binding="#"):
     broker.admin(f)
 
 
+# The gateways of these tests dead-letter at once (no retry), and their breaker must not open
+# on the failures that fill the DLQ: --to inbound replays go through the same gateway.
+GW_CONFIG = {"retry": {"max_attempts": 0}, "circuit_breaker": {"failure_threshold": 1000}}
+
+
 def broken_routes(tid):
     """Two destination exchanges with no queue bound: order.* -> <tid>.orders, shipment.# ->
     <tid>.ship. Everything else has no route."""
@@ -246,7 +251,7 @@ def assert_replayed_copy(m, tid, replay_count=1, t0=None, t1=None):
 def setup_crafted(gateway, tid, broker):
     """A gateway config (not started) whose DLQ exists, and a fixed destination: exchange
     <tid>.orders with queue <tid>.dest bound with '#'."""
-    gw = gateway(broken_routes(tid), {"retry": {"max_attempts": 0}})
+    gw = gateway(broken_routes(tid), GW_CONFIG)
     broker.declare_queue(gw.dlq)
     dest = f"{tid}.dest"
     declare_dest(broker, f"{tid}.orders", dest)
@@ -257,7 +262,7 @@ def setup_crafted(gateway, tid, broker):
 
 
 def test_dry_run_prints_the_table_and_summary_and_changes_nothing(gateway, tid, broker):
-    gw = gateway(broken_routes(tid), {"retry": {"max_attempts": 0}})
+    gw = gateway(broken_routes(tid), GW_CONFIG)
     types = ["order.created"] * 5 + ["invoice.paid"] * 3
     dead_letter_via_gateway(gw, broker, types)
     before = snapshot(broker, gw.dlq, len(types))
@@ -310,7 +315,7 @@ def test_dry_run_with_filters_and_limit_lists_only_what_would_move(gateway, tid,
 
 
 def test_replay_moves_everything_to_its_original_destination(gateway, tid, broker):
-    gw = gateway(broken_routes(tid), {"retry": {"max_attempts": 0}})
+    gw = gateway(broken_routes(tid), GW_CONFIG)
     types = ["order.created"] * 5 + ["invoice.paid"] * 3 + ["shipment.sent.eu"] * 2
     dead_letter_via_gateway(gw, broker, types)
     dest, ship = f"{tid}.dest", f"{tid}.ship.dest"
@@ -381,7 +386,7 @@ FILTER_TYPES = ["order.created", "order.cancelled", "shipment.sent.eu", "invoice
     ids=["type-star", "type-hash", "reason-no_route", "reason-unroutable", "route", "route-and-type", "none"],
 )
 def test_filter_moves_only_matching_messages_and_the_rest_keep_their_order(gateway, tid, broker, args, selects):
-    gw = gateway(broken_routes(tid), {"retry": {"max_attempts": 0}})
+    gw = gateway(broken_routes(tid), GW_CONFIG)
     dead_letter_via_gateway(gw, broker, FILTER_TYPES)
     before = snapshot(broker, gw.dlq, len(FILTER_TYPES))
     bind(broker, f"{tid}.dest", f"{tid}.orders")
@@ -483,7 +488,7 @@ def test_limit_counts_matching_messages_only(gateway, tid, broker):
 
 
 def test_to_inbound_routes_the_events_again_through_a_running_gateway(gateway, tid, broker):
-    gw = gateway(broken_routes(tid), {"retry": {"max_attempts": 0}})
+    gw = gateway(broken_routes(tid), GW_CONFIG)
     types = ["order.created"] * 6
     dead_letter_via_gateway(gw, broker, types, keep_running=True)
     assert gw.alive()
@@ -555,7 +560,7 @@ def test_messages_replayed_max_replays_times_stay_until_the_limit_is_raised(gate
 def test_a_destination_still_broken_sends_replays_back_until_the_guard_stops_them(gateway, tid, broker):
     """The loop the guard exists for: replay --to inbound while the destination is still
     unbound; each round trip adds one to the replay count, the fourth replay is refused."""
-    gw = gateway(broken_routes(tid), {"retry": {"max_attempts": 0}})
+    gw = gateway(broken_routes(tid), GW_CONFIG)
     dead_letter_via_gateway(gw, broker, ["order.created"] * 3, keep_running=True)
     for round_ in range(1, 4):
         p = run_replay(gw, "--to", "inbound")
@@ -591,7 +596,8 @@ def test_messages_whose_destination_is_still_unroutable_stay_in_the_dlq(gateway,
     assert_counts(p, matched=n, moved=n // 2, failed=n // 2)
     at_dest, _ = collect_unique(broker, dest, n // 2, by_seq, timeout=20)
     assert at_dest == set(range(0, n, 2))
-    left = drain(broker, gw.dlq, n, timeout=10)
+    wait_for(lambda: broker.count(gw.dlq) >= n // 2, 10, f"{n // 2} messages back in {gw.dlq}")
+    left = drain(broker, gw.dlq, n, timeout=1)
     assert sorted(seqs(left)) == list(range(1, n, 2)), "an unroutable replay was removed from the DLQ"
 
 
@@ -604,11 +610,14 @@ def test_a_missing_original_exchange_fails_and_leaves_the_message(gateway, tid, 
     s = summary(p)
     assert s["failed"] >= 1, p.stdout
     assert s["moved"] + s["failed"] == 3, p.stdout
-    moved = set(seqs(drain(broker, dest, 3, timeout=3)))
-    left = set(seqs(drain(broker, gw.dlq, 3, timeout=3)))
+    # The 404 closes the publishing channel: what was in flight on it counts as failed and
+    # stays in the DLQ even if the broker routed it before the close (a duplicate, no loss).
+    wait_for(lambda: broker.count(gw.dlq) >= 1, 10, f"the failed message back in {gw.dlq}")
+    moved = set(seqs(drain(broker, dest, 3, timeout=1)))
+    left = set(seqs(drain(broker, gw.dlq, 3, timeout=1)))
     assert 1 in left and 1 not in moved
     assert moved | left == {0, 1, 2}
-    assert len(moved) == s["moved"]
+    assert len(moved) >= s["moved"]
 
 
 # --- 7. --rate ------------------------------------------------------------------------------
@@ -768,9 +777,10 @@ def test_sigint_stops_the_replay_cleanly_and_loses_nothing(gateway, tid, broker)
     s = summary(done)
     assert 0 < s["moved"] < n, out
     wait_for(lambda: broker.consumers(gw.dlq) == 0, 10, f"no consumer left on {gw.dlq}")
-    in_dlq = broker.count(gw.dlq)
     assert broker.count(dest) == s["moved"], "the summary must count what reached the destination"
-    assert in_dlq == n - s["moved"], f"DLQ {in_dlq} + moved {s['moved']} != {n}: a clean stop leaves no duplicate"
+    # a clean stop leaves no duplicate: what did not move is back in the DLQ
+    wait_for(lambda: broker.count(gw.dlq) == n - s["moved"], 10, f"{n - s['moved']} back in {gw.dlq}")
+    in_dlq = n - s["moved"]
     at_dest, total = collect_unique(broker, dest, s["moved"], by_seq, timeout=20)
     left, _ = collect_unique(broker, gw.dlq, in_dlq, by_seq, timeout=20)
     assert total == s["moved"]

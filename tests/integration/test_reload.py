@@ -1,0 +1,120 @@
+"""SIGHUP reloads the routing table (SPEC section 8): a new table's topology is declared before
+it routes anything, events of a new route reach its new queue while the old routes keep
+working; an invalid table, or one whose topology the broker refuses, is refused with an error
+line and the table in use keeps serving; SIGTERM afterwards still exits 0.
+"""
+
+import signal
+
+from gwtest import Publisher, drain, drain_exact, event_props, simple_routes, wait_for
+
+
+def publish(broker, gw, body, props):
+    pub = Publisher(broker)
+    try:
+        pub.publish(gw.inbound, body, props)
+    finally:
+        pub.close()
+
+
+def lines(gw, prefix):
+    return [o for o in gw.logs() if str(o.get("msg", "")).startswith(prefix)]
+
+
+def hup_and_wait(gw, prefix, before, timeout=10):
+    """Sends SIGHUP and waits for one more log line starting with prefix than `before`."""
+    gw.send_signal(signal.SIGHUP)
+    return wait_for(lambda: len(lines(gw, prefix)) > before and lines(gw, prefix), timeout, f"a {prefix!r} log line")
+
+
+def with_invoices(tid, routes):
+    """routes plus exchange <tid>.invoices (direct) -> queue <tid>.invoices.q, route invoice.* ."""
+    r = {k: list(v) if isinstance(v, list) else v for k, v in routes.items()}
+    r["exchanges"] = r["exchanges"] + [{"name": f"{tid}.invoices", "type": "direct", "durable": True}]
+    r["queues"] = r["queues"] + [
+        {
+            "name": f"{tid}.invoices.q",
+            "durable": True,
+            "type": "classic",
+            "bindings": [{"exchange": f"{tid}.invoices", "routing_key": "invoice.paid"}],
+        }
+    ]
+    r["routes"] = r["routes"] + [{"event": "invoice.*", "to": [{"exchange": f"{tid}.invoices"}]}]
+    return r
+
+
+def test_sighup_adds_a_route_refuses_an_invalid_table_and_sigterm_exits_0(gateway, tid, broker):
+    gw = gateway(simple_routes(tid)).start()
+    orders_q, invoices_q = f"{tid}.orders.q", f"{tid}.invoices.q"
+
+    # before: invoice.* has no route
+    publish(broker, gw, b"early", event_props(1, type="invoice.paid"))
+    m = drain_exact(broker, gw.dlq, 1, timeout=10)[0]
+    assert m.headers["x-gw-dead-letter-reason"] == "no_route"
+    assert broker.queue_info(invoices_q) is None
+
+    # a table with a new exchange, queue and route
+    gw.routes = with_invoices(tid, simple_routes(tid))
+    gw.write_files()
+    hup_and_wait(gw, "routing table reloaded", 0)
+    assert broker.exchange_exists(f"{tid}.invoices"), "the new exchange was not declared"
+    assert broker.queue_info(invoices_q) is not None, "the new queue was not declared"
+    publish(broker, gw, b"new route", event_props(2, type="invoice.paid"))
+    publish(broker, gw, b"old route", event_props(3, type="order.created"))
+    got = drain_exact(broker, invoices_q, 1, timeout=10)[0]
+    assert got.seq == 2 and got.body == b"new route" and got.headers["x-gw-route"] == "invoice.*"
+    assert got.exchange == f"{tid}.invoices" and got.routing_key == "invoice.paid"
+    old = drain_exact(broker, orders_q, 1, timeout=10)[0]
+    assert old.seq == 3 and old.headers["x-gw-route"] == "order.*"
+    assert broker.count(gw.dlq) == 0
+
+    # an invalid table: refused with an error line naming the file; the table in use serves on
+    routes_path = gw.dir / gw.config["routes_file"]
+    routes_path.write_text("version: 1\nexchanges: []\nqueues: []\nroutes:\n  - event: order.*\n    bogus_key: 1\n")
+    refused = hup_and_wait(gw, "reload refused", 0)
+    assert all(r["level"] == "error" for r in refused), refused
+    assert any("routes.yaml:" in str(r.get("error", "")) for r in refused), refused
+    assert len(lines(gw, "routing table reloaded")) == 1
+    publish(broker, gw, b"still new", event_props(4, type="invoice.paid"))
+    publish(broker, gw, b"still old", event_props(5, type="order.updated"))
+    assert drain_exact(broker, invoices_q, 1, timeout=10)[0].seq == 4
+    assert drain_exact(broker, orders_q, 1, timeout=10)[0].seq == 5
+    assert broker.count(gw.dlq) == 0
+    assert gw.alive()
+
+    # SIGTERM: clean exit
+    assert gw.stop(signal.SIGTERM, timeout=15) == 0
+    assert lines(gw, "stopped cleanly"), gw.log_tail()
+
+
+def test_sighup_with_a_table_the_broker_refuses_keeps_the_old_table(gateway, tid, broker):
+    """Two tables whose topology cannot be put in place: one redeclares the existing
+    destination exchange with another type (the broker answers 406 PRECONDITION_FAILED), one
+    routes to an exchange that neither the table declares nor the broker has. Both reloads
+    are refused; the gateway keeps routing with the old table on a working connection."""
+    gw = gateway(simple_routes(tid)).start()
+    orders_q = f"{tid}.orders.q"
+    publish(broker, gw, b"before", event_props(1, type="order.a"))
+    assert drain_exact(broker, orders_q, 1, timeout=10)[0].seq == 1
+
+    clash = with_invoices(tid, simple_routes(tid))
+    clash["exchanges"][0] = dict(clash["exchanges"][0], type="fanout")  # <tid>.orders is topic
+    missing = with_invoices(tid, simple_routes(tid))
+    missing["routes"].append({"event": "ghost.*", "to": [{"exchange": f"{tid}.ghost"}]})
+    for n, table in enumerate((clash, missing), start=1):
+        gw.routes = table
+        gw.write_files()
+        refused = hup_and_wait(gw, "reload refused", n - 1)
+        assert refused[-1]["level"] == "error", refused
+        assert not lines(gw, "routing table reloaded"), f"table {n} was taken"
+        # the old table serves on: the old route works, the refused table's route does not
+        publish(broker, gw, b"after", event_props(10 * n, type="order.b"))
+        assert drain_exact(broker, orders_q, 1, timeout=10)[0].seq == 10 * n
+        publish(broker, gw, b"no route yet", event_props(10 * n + 1, type="invoice.paid"))
+        m = drain(broker, gw.dlq, 1, timeout=10)
+        assert m and m[0].seq == 10 * n + 1 and m[0].headers["x-gw-dead-letter-reason"] == "no_route", m
+    assert "exchange" in str(lines(gw, "reload refused")[0].get("error", "")), lines(gw, "reload refused")
+    assert f"{tid}.ghost" in str(lines(gw, "reload refused")[-1].get("error", "")), lines(gw, "reload refused")
+    assert not lines(gw, "connection lost"), lines(gw, "connection lost")
+    assert gw.alive()
+    assert gw.stop(signal.SIGTERM, timeout=15) == 0
