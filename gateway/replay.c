@@ -101,7 +101,7 @@ gw_err gw_replay_parse_args(int argc, char **argv, gw_replay_opts *o, bool *help
             o->route = optarg;
             break;
         case 's':
-            if (!gw_config_parse_duration(optarg, &o->since_ms)) {
+            if (!gw_config_parse_duration(optarg, &o->since_ms) || o->since_ms == 0) {
                 snprintf(err, err_len, "--since \"%s\": bad duration (use e.g. 30m, 2h, 90s)",
                          optarg);
                 return GW_ERR_USAGE;
@@ -215,6 +215,11 @@ typedef struct replay {
     inflight *fl; /* outstanding republishes in seq order */
     size_t fl_len, fl_cap, fl_head;
     bool header_printed;
+    struct known_exchange {
+        char *name;
+        bool exists;
+    } *known; /* original exchanges looked up so far */
+    size_t n_known;
 } replay;
 
 static gw_replay_view view_of(const gw_msg *m)
@@ -308,6 +313,28 @@ static void throttle(replay *r)
     }
 }
 
+/* Whether the broker has exchange ex; asked once per name (passive declare). */
+static bool exchange_exists(replay *r, const char *ex)
+{
+    if (!ex[0])
+        return true; /* the default exchange */
+    for (size_t i = 0; i < r->n_known; i++)
+        if (strcmp(r->known[i].name, ex) == 0)
+            return r->known[i].exists;
+    char err[256];
+    gw_err rc = gw_session_exchange_exists(r->s, ex, err, sizeof err);
+    if (rc != GW_OK && rc != GW_ERR_NOT_FOUND)
+        return true; /* session trouble: the publish will report it */
+    r->known = gw_xrealloc(r->known, (r->n_known + 1) * sizeof *r->known);
+    r->known[r->n_known].name = gw_xstrdup(ex);
+    r->known[r->n_known].exists = rc == GW_OK;
+    r->n_known++;
+    if (rc == GW_ERR_NOT_FOUND)
+        GW_LOG(GW_LOG_WARN, "original exchange does not exist; its messages stay in the DLQ",
+               GW_S("exchange", ex));
+    return rc == GW_OK;
+}
+
 static void republish(replay *r, gw_msg *m, const gw_replay_view *v)
 {
     char ex[256], rk[256];
@@ -317,21 +344,30 @@ static void republish(replay *r, gw_msg *m, const gw_replay_view *v)
     } else {
         gw_str oe = gw_msg_header_str(m, GW_H_ORIGINAL_EXCHANGE);
         gw_str ork = gw_msg_header_str(m, GW_H_ORIGINAL_ROUTING_KEY);
+        gw_str id = gw_msg_prop(m, GW_PROP_MESSAGE_ID);
+        char idbuf[256];
+        snprintf(idbuf, sizeof idbuf, "%.*s", id.ptr ? (int)id.len : 0, id.ptr ? id.ptr : "");
         if (!oe.ptr || !ork.ptr || oe.len > 255 || ork.len > 255) {
-            gw_str id = gw_msg_prop(m, GW_PROP_MESSAGE_ID);
             GW_LOG(GW_LOG_WARN, "message has no x-gw-original-exchange/-routing-key; left in the DLQ",
-                   GW_I("delivery_tag", gw_msg_delivery_tag(m)),
-                   GW_S("message_id", id.ptr ? gw_str_dup(id) : NULL));
+                   GW_I("delivery_tag", gw_msg_delivery_tag(m)), GW_S("message_id", idbuf));
             r->failed++;
             return;
         }
         snprintf(ex, sizeof ex, "%.*s", (int)oe.len, oe.ptr);
         snprintf(rk, sizeof rk, "%.*s", (int)ork.len, ork.ptr);
+        if (!exchange_exists(r, ex)) {
+            /* publishing would close the channel with 404 and fail every republish in
+             * flight with it: leave this one in the DLQ, say so once per exchange */
+            GW_LOG(GW_LOG_DEBUG, "original exchange does not exist; left in the DLQ",
+                   GW_S("exchange", ex), GW_S("message_id", idbuf));
+            r->failed++;
+            return;
+        }
     }
     throttle(r);
     static const char *const drop[] = {
         GW_H_DEAD_LETTER_REASON, GW_H_ORIGINAL_EXCHANGE, GW_H_ORIGINAL_ROUTING_KEY,
-        GW_H_DEAD_LETTERED_AT, GW_H_RETRY_DESTINATION, "x-gw-retry-routing-key", NULL};
+        GW_H_DEAD_LETTERED_AT, GW_H_RETRY_DESTINATION, GW_H_RETRY_ROUTING_KEY, NULL};
     gw_hdr h[3] = {
         {GW_H_RETRY_COUNT, 'l', GW_STR_NULL, 0},
         {GW_H_REPLAYED_AT, 'l', GW_STR_NULL, (int64_t)gw_clock_wall_ms()},
@@ -376,8 +412,7 @@ static void on_deliver(void *ctx, gw_msg *m)
         r->matched++;
         if (verdict == GW_REPLAY_MAX_REPLAYS) {
             r->guarded++;
-        } else if (r->o->limit && r->moved + r->fl_len + (r->o->dry_run ? r->over_limit : 0) >= r->o->limit &&
-                   !r->o->dry_run) {
+        } else if (!r->o->dry_run && r->o->limit && r->moved + r->fl_len >= r->o->limit) {
             r->over_limit++;
         } else if (r->o->dry_run) {
             if (r->o->limit && r->moved >= r->o->limit) {
@@ -460,9 +495,13 @@ static void on_return(void *ctx, int ch, int code, gw_str text, gw_str exchange,
         inflight *f = &r->fl[(r->fl_head + i) % r->fl_cap];
         if (f->seq && !f->returned && f->key == key) {
             f->returned = true;
+            char xb[256], kb[256], tb[256];
+            snprintf(xb, sizeof xb, "%.*s", (int)exchange.len, exchange.ptr ? exchange.ptr : "");
+            snprintf(kb, sizeof kb, "%.*s", (int)rk.len, rk.ptr ? rk.ptr : "");
+            snprintf(tb, sizeof tb, "%.*s", (int)text.len, text.ptr ? text.ptr : "");
             GW_LOG(GW_LOG_WARN, "replayed message was unroutable; left in the DLQ",
-                   GW_I("code", code), GW_S("exchange", gw_str_dup(exchange)),
-                   GW_S("routing_key", gw_str_dup(rk)), GW_S("error", gw_str_dup(text)));
+                   GW_I("code", code), GW_S("exchange", xb), GW_S("routing_key", kb),
+                   GW_S("error", tb));
             return;
         }
     }
@@ -615,6 +654,9 @@ int gw_replay_main(int argc, char **argv)
     fflush(stdout);
     rc = (r.failed || r.fl_len || !gw_session_alive(s) || interrupted) ? 1 : 0;
 out:
+    for (size_t i = 0; i < r.n_known; i++)
+        free(r.known[i].name);
+    free(r.known);
     free(r.fl);
     gw_session_free(s);
     gw_config_free(cfg);
