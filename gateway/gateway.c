@@ -296,12 +296,14 @@ static void ack_ready(gw *g)
         free_retired(g);
 }
 
+/* Marks j done once nothing it caused is outstanding. The ack itself goes out from
+ * the loop after a whole batch of frames has been handled, so one basic.ack with
+ * `multiple` covers every event a burst of confirms completed. */
 static void job_settle(gw *g, job *j)
 {
-    if (j->pending == 0 && j->dispatched && !j->done) {
+    (void)g;
+    if (j->pending == 0 && j->dispatched && !j->done)
         j->done = true;
-        ack_ready(g);
-    }
 }
 
 static void drop_all_jobs(gw *g)
@@ -1177,6 +1179,7 @@ static void shutdown_gracefully(gw *g)
         if (!busy)
             break;
         gw_session_poll(g->s, 50, h);
+        ack_ready(g);
     }
     ack_ready(g);
     if (g->ring_len)
@@ -1255,6 +1258,7 @@ int gw_gateway_run(const char *config_path)
         }
         run_backlog(&g);
         gw_session_poll(g.s, POLL_MS, h);
+        ack_ready(&g);
         confirm_timeouts(&g);
         if (reload_requested) {
             reload_requested = 0;
