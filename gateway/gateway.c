@@ -65,14 +65,14 @@ typedef struct job {
     char type[GW_CLASSIFY_TYPE_CAP];
     gw_event_ids ids;
     uint64_t first_seen_ms;
-    uint32_t retry_count;  /* clamped to the route's policy */
+    uint32_t retry_count;    /* clamped to the route's policy */
     int64_t raw_retry_count; /* x-gw-retry-count as received (untrusted) */
     bool from_rejected;
     int pending;     /* publishes not yet settled */
     bool dispatched; /* every publish of the first pass has been issued */
     bool done;
-    bool requeue; /* a gateway-own publish failed: nack with requeue */
-    bool reject;  /* cannot be handled at all: nack without requeue */
+    bool requeue;             /* a gateway-own publish failed: nack with requeue */
+    bool reject;              /* cannot be handled at all: nack without requeue */
     char retry_exchange[256]; /* x-gw-retry-destination of a retry copy */
     char retry_routing_key[256];
     struct job *next_backlog;
@@ -93,9 +93,9 @@ typedef struct chan {
     int ch;
     char *exchange; /* destination exchange; NULL for GW_CH_OWN */
     pend *ring;
-    size_t cap;      /* power of two */
-    uint64_t low;    /* lowest seq that may still be unsettled */
-    uint64_t next;   /* seq the next publish gets */
+    size_t cap;    /* power of two */
+    uint64_t low;  /* lowest seq that may still be unsettled */
+    uint64_t next; /* seq the next publish gets */
     size_t unsettled;
 } chan;
 
@@ -104,8 +104,8 @@ typedef struct gw {
     gw_session *s;
     gw_breakers breakers;
     gw_metrics *metrics;
-    chan *chans; /* index = channel number; [0] unused */
-    size_t n_chans;
+    chan *chans;    /* index = channel number; [0] unused */
+    size_t n_chans; /* channel numbers in use are below this */
     /* jobs awaiting ack, in delivery order */
     job **ring;
     size_t ring_cap, ring_head, ring_len;
@@ -119,9 +119,16 @@ typedef struct gw {
     size_t n_retired;
     bool consuming;
     bool cancelled;
-    bool redeclare; /* a gateway-own publish failed: declare our topology again */
+    bool redeclare;           /* a gateway-own publish failed: declare our topology again */
+    unsigned own_fail_streak; /* consecutive failed gateway-own copies */
+    char own_last_error[300];
+    bool paused; /* consumers cancelled until pause_until_ms */
+    uint64_t pause_until_ms;
+    uint64_t pause_ms; /* current pause length; doubles while failures go on */
     uint64_t last_redeclare_ms;
-    char tier_names[MAX_RETRY_TIERS][300]; /* queue names of tiers[] */ /* broker cancelled a consumer: re-establish */
+    const char *tier_names[MAX_RETRY_TIERS]; /* queue names of tiers[] (interned) */
+    char **interned;                         /* strings pends may point at; kept until exit */
+    size_t n_interned;                       /* broker cancelled a consumer: re-establish */
     uint64_t in_flight;
 } gw;
 
@@ -149,6 +156,17 @@ static void tier_name(const gw *g, uint64_t delay_ms, char *buf, size_t len)
     gw_retry_tier_name(g->cfg->prefix, delay_ms, buf, len);
 }
 
+/* A copy of s that lives until the gateway exits (pends may point at it across a
+ * reload). Only tier names go here: a handful, whatever the traffic. */
+static const char *intern(gw *g, const char *s)
+{
+    for (size_t i = 0; i < g->n_interned; i++)
+        if (strcmp(g->interned[i], s) == 0)
+            return g->interned[i];
+    g->interned = gw_xrealloc(g->interned, (g->n_interned + 1) * sizeof *g->interned);
+    return g->interned[g->n_interned++] = gw_xstrdup(s);
+}
+
 /* The declared tier queue for delay_ms (a stable string). */
 static const char *tier_queue(gw *g, uint64_t delay_ms)
 {
@@ -166,16 +184,14 @@ static const gw_retry_policy *policy_of(const gw *g, const gw_route *r)
 
 /* ---------------------------------------------------------------- channels */
 
+/* Channel state lives in one array sized for every channel number, allocated once,
+ * so a chan pointer stays valid while callbacks open further channels. */
 static chan *chan_get(gw *g, int ch)
 {
-    if ((size_t)ch >= g->n_chans) {
-        size_t n = g->n_chans ? g->n_chans : 8;
-        while (n <= (size_t)ch)
-            n *= 2;
-        g->chans = gw_xrealloc(g->chans, n * sizeof *g->chans);
-        memset(g->chans + g->n_chans, 0, (n - g->n_chans) * sizeof *g->chans);
-        g->n_chans = n;
-    }
+    if (!g->chans)
+        g->chans = gw_xcalloc(GW_CH_MAX + 1, sizeof *g->chans);
+    if ((size_t)ch >= g->n_chans)
+        g->n_chans = (size_t)ch + 1;
     chan *c = &g->chans[ch];
     if (!c->ring) {
         c->ch = ch;
@@ -189,6 +205,25 @@ static chan *chan_get(gw *g, int ch)
 static pend *chan_slot(chan *c, uint64_t seq)
 {
     return &c->ring[seq & (c->cap - 1)];
+}
+
+static void settle_pend(gw *g, pend e, bool ok, const char *why_in);
+static void record_pend(gw *g, int ch, uint64_t seq, pend e);
+
+/* Takes every outstanding pend out of c (a new array the caller frees; *n of them). */
+static pend *chan_detach(chan *c, size_t *n)
+{
+    pend *out = gw_xmalloc((c->unsettled ? c->unsettled : 1) * sizeof *out);
+    *n = 0;
+    for (uint64_t s = c->low; s < c->next; s++) {
+        pend *p = chan_slot(c, s);
+        if (p->j) {
+            out[(*n)++] = *p;
+            p->j = NULL;
+        }
+    }
+    c->unsettled = 0;
+    return out;
 }
 
 static void chan_grow(chan *c)
@@ -308,16 +343,12 @@ static void job_settle(gw *g, job *j)
 
 static void drop_all_jobs(gw *g)
 {
-    while (g->ring_len) {
-        job_free(g->ring[g->ring_head]);
-        g->ring_head = (g->ring_head + 1) % g->ring_cap;
-        g->ring_len--;
-    }
-    g->ring_head = 0;
-    g->in_flight = 0;
-    g->backlog_head = g->backlog_tail = NULL; /* backlog jobs are in the ring too */
+    /* Probes in flight will never report: free their breaker slots. Pends point
+     * into jobs, so this comes before the jobs go. */
     for (size_t i = GW_CH_DEST_BASE; i < g->n_chans; i++) {
         chan *c = &g->chans[i];
+        if (!c->ring)
+            continue;
         for (uint64_t s = c->low; s < c->next; s++) {
             pend *p = chan_slot(c, s);
             if (p->j && !p->own && p->exchange) {
@@ -328,6 +359,14 @@ static void drop_all_jobs(gw *g)
         }
     }
     chans_reset(g);
+    while (g->ring_len) {
+        job_free(g->ring[g->ring_head]);
+        g->ring_head = (g->ring_head + 1) % g->ring_cap;
+        g->ring_len--;
+    }
+    g->ring_head = 0;
+    g->in_flight = 0;
+    g->backlog_head = g->backlog_tail = NULL; /* backlog jobs are in the ring too */
     free_retired(g);
 }
 
@@ -365,9 +404,13 @@ static size_t fwd_headers(const job *j, gw_hdr *h, const char *route_event)
     return n;
 }
 
-static const char *const drop_internal[] = {
-    GW_H_RETRY_DESTINATION, GW_H_RETRY_ROUTING_KEY, GW_H_DEAD_LETTER_REASON,
-    GW_H_ORIGINAL_EXCHANGE, GW_H_ORIGINAL_ROUTING_KEY, GW_H_DEAD_LETTERED_AT, NULL};
+static const char *const drop_internal[] = {GW_H_RETRY_DESTINATION,
+                                            GW_H_RETRY_ROUTING_KEY,
+                                            GW_H_DEAD_LETTER_REASON,
+                                            GW_H_ORIGINAL_EXCHANGE,
+                                            GW_H_ORIGINAL_ROUTING_KEY,
+                                            GW_H_DEAD_LETTERED_AT,
+                                            NULL};
 
 static gw_pub base_pub(const job *j, const char *exchange, const char *rk, const gw_hdr *h,
                        size_t n)
@@ -386,8 +429,8 @@ static gw_pub base_pub(const job *j, const char *exchange, const char *rk, const
 
 /* Writes the x-gw-last-error text, truncated to what a frame of frame_limit bytes
  * leaves room for. */
-static gw_str error_value(job *j, const gw_pub *p, size_t frame_limit, const char *err,
-                          char *buf, size_t buf_len)
+static gw_str error_value(job *j, const gw_pub *p, size_t frame_limit, const char *err, char *buf,
+                          size_t buf_len)
 {
     size_t used = gw_session_props_size(j->msg, p);
     size_t budget = gw_headers_error_budget(frame_limit, used);
@@ -420,6 +463,7 @@ static void dead_letter(gw *g, job *j, gw_reason reason, const char *orig_exchan
     h[n++] = (gw_hdr){GW_H_LAST_ERROR, 's', cstr(""), 0};
     gw_pub p = base_pub(j, g->cfg->dlx_exchange, gw_reason_name(reason), h, n);
     p.drop = drop_retry;
+    p.persistent = true; /* the only copy once the inbound event is acked */
     if (!j->type[0])
         p.type = GW_STR_NULL;
     size_t frame_max = gw_session_frame_max(g->s);
@@ -428,20 +472,22 @@ static void dead_letter(gw *g, job *j, gw_reason reason, const char *orig_exchan
     while (copy_frame_size(j, &p) > frame_max && p.n_hdrs > 1)
         p.n_hdrs--;
     if (p.n_hdrs < n)
-        GW_LOG(GW_LOG_WARN, "dead-letter copy carries fewer x-gw headers: the event's own headers "
-                            "fill the frame",
+        GW_LOG(GW_LOG_WARN,
+               "dead-letter copy carries fewer x-gw headers: the event's own headers "
+               "fill the frame",
                GW_I("kept", p.n_hdrs), GW_I("of", n), GW_S("correlation_id", j->ids.correlation_id),
                GW_I("frame_max", frame_max));
     if (copy_frame_size(j, &p) > frame_max) {
         /* Not even the reason fits: keep the body and ours rather than lose the event. */
         p.n_hdrs = err_at;
         p.no_original_headers = true;
-        GW_LOG(GW_LOG_ERROR, "dead-letter copy keeps the body but drops the event's own headers: "
-                             "they leave no room in the frame for the reason",
+        GW_LOG(GW_LOG_ERROR,
+               "dead-letter copy keeps the body but drops the event's own headers: "
+               "they leave no room in the frame for the reason",
                GW_S("correlation_id", j->ids.correlation_id), GW_I("frame_max", frame_max));
     }
-    GW_LOG(GW_LOG_WARN, "dead-lettered", GW_S("reason", gw_reason_name(reason)),
-           GW_S("error", why), GW_S("event_type", j->type[0] ? j->type : NULL),
+    GW_LOG(GW_LOG_WARN, "dead-lettered", GW_S("reason", gw_reason_name(reason)), GW_S("error", why),
+           GW_S("event_type", j->type[0] ? j->type : NULL),
            GW_S("route", j->route ? j->route->event : NULL),
            GW_S("correlation_id", j->ids.correlation_id), GW_S("message_id", j->ids.message_id),
            GW_S("original_exchange", orig_exchange), GW_S("original_routing_key", orig_rk));
@@ -466,6 +512,7 @@ static void park(gw *g, job *j, uint64_t delay_ms, uint32_t retry_count, const c
     size_t err_at = n;
     h[n++] = (gw_hdr){GW_H_LAST_ERROR, 's', cstr(""), 0};
     gw_pub p = base_pub(j, "", queue, h, n);
+    p.persistent = true; /* the only copy once the inbound event is acked */
     if (!j->type[0])
         p.type = GW_STR_NULL;
     size_t frame_max = gw_session_frame_max(g->s);
@@ -498,7 +545,8 @@ static void park(gw *g, job *j, uint64_t delay_ms, uint32_t retry_count, const c
 static void dest_failed(gw *g, job *j, const char *exchange, const char *rk, gw_reason reason,
                         const char *why, bool permanent)
 {
-    gw_retry_decision d = gw_retry_decide(policy_of(g, j->route), j->retry_count, reason, permanent);
+    gw_retry_decision d =
+        gw_retry_decide(policy_of(g, j->route), j->retry_count, reason, permanent);
     if (d.action == GW_RETRY_ACTION_RETRY)
         park(g, j, d.delay_ms, d.next_retry_count, exchange, rk, why, reason, false);
     else
@@ -512,6 +560,12 @@ static void own_publish(gw *g, job *j, const gw_pub *p)
 {
     if (!gw_session_alive(g->s))
         return;
+    if (gw_session_blocked(g->s)) {
+        /* a write to a blocked connection can stall the whole loop: hand the event
+         * back to the broker; it waits in the backlog until publishing resumes */
+        j->requeue = true;
+        return;
+    }
     char err[ERR_TEXT];
     if (!gw_session_channel_is_open(g->s, GW_CH_OWN) &&
         gw_session_channel_open(g->s, GW_CH_OWN, err, sizeof err) != GW_OK) {
@@ -522,8 +576,9 @@ static void own_publish(gw *g, job *j, const gw_pub *p)
     gw_err rc = gw_session_publish(g->s, GW_CH_OWN, j->msg, p, &seq);
     if (rc == GW_ERR_PERMANENT) {
         /* Cannot happen for copies sized above; if it does, requeueing would loop. */
-        GW_LOG(GW_LOG_ERROR, "cannot publish the gateway's copy: it exceeds the protocol limits; "
-                             "rejecting the event without requeue",
+        GW_LOG(GW_LOG_ERROR,
+               "cannot publish the gateway's copy: it exceeds the protocol limits; "
+               "rejecting the event without requeue",
                GW_S("exchange", p->exchange), GW_S("routing_key", p->routing_key),
                GW_S("correlation_id", j->ids.correlation_id));
         j->reject = true;
@@ -533,16 +588,8 @@ static void own_publish(gw *g, job *j, const gw_pub *p)
         j->requeue = true;
         return;
     }
-    chan *c = chan_get(g, GW_CH_OWN);
-    if (seq != c->next) /* channel was reopened: sequence restarted */
-        c->low = c->next = seq;
-    if (c->next - c->low >= c->cap)
-        chan_grow(c);
-    *chan_slot(c, seq) =
-        (pend){j, p->exchange, p->routing_key, true, false, 0, gw_clock_mono_ms()};
-    c->next = seq + 1;
-    c->unsettled++;
-    j->pending++;
+    record_pend(g, GW_CH_OWN, seq,
+                (pend){j, p->exchange, p->routing_key, true, false, 0, gw_clock_mono_ms()});
 }
 
 static void forward(gw *g, job *j, const char *exchange, const char *rk)
@@ -558,13 +605,12 @@ static void forward(gw *g, job *j, const char *exchange, const char *rk)
         /* park for the longest delay of the event's own retry policy: an outage of one
          * destination does not spend the event's attempts */
         const gw_retry_policy *pol = policy_of(g, j->route);
-        gw_retry_decision d = gw_retry_defer(j->first_seen_ms, gw_clock_wall_ms(),
-                                             g->cfg->breaker.max_deferral_ms,
-                                             gw_retry_longest_tier(&pol, 1), j->retry_count,
-                                             GW_REASON_PUBLISH_FAILED);
+        gw_retry_decision d = gw_retry_defer(
+            j->first_seen_ms, gw_clock_wall_ms(), g->cfg->breaker.max_deferral_ms,
+            gw_retry_longest_tier(&pol, 1), j->retry_count, GW_REASON_PUBLISH_FAILED);
         if (d.action == GW_RETRY_ACTION_DEFER)
-            park(g, j, d.delay_ms, d.next_retry_count, exchange, rk, why,
-                 GW_REASON_PUBLISH_FAILED, true);
+            park(g, j, d.delay_ms, d.next_retry_count, exchange, rk, why, GW_REASON_PUBLISH_FAILED,
+                 true);
         else
             dead_letter(g, j, GW_REASON_EXPIRED, exchange, rk,
                         "deferred by an open circuit breaker longer than max_deferral");
@@ -599,19 +645,12 @@ static void forward(gw *g, job *j, const char *exchange, const char *rk)
         gw_breaker_cancel(b);
         return; /* session died; the job is dropped and redelivered */
     }
-    chan *c = chan_get(g, ch);
-    if (seq != c->next)
-        c->low = c->next = seq;
-    if (c->next - c->low >= c->cap)
-        chan_grow(c);
-    *chan_slot(c, seq) = (pend){j, exchange, rk, false, false, 0, gw_clock_mono_ms()};
-    c->next = seq + 1;
-    c->unsettled++;
-    j->pending++;
+    record_pend(g, ch, seq, (pend){j, exchange, rk, false, false, 0, gw_clock_mono_ms()});
 }
 
 /* ---------------------------------------------------------------- confirms */
 
+/* Takes seq's pend out of c's ring and settles it. */
 static void settle(gw *g, chan *c, uint64_t seq, bool ok, const char *why_in)
 {
     pend *p = chan_slot(c, seq);
@@ -620,6 +659,15 @@ static void settle(gw *g, chan *c, uint64_t seq, bool ok, const char *why_in)
     pend e = *p;
     p->j = NULL;
     c->unsettled--;
+    while (c->low < c->next && !chan_slot(c, c->low)->j)
+        c->low++;
+    settle_pend(g, e, ok, why_in);
+}
+
+/* Acts on the outcome of one publish already taken out of its channel's ring (the
+ * ring may change under it: failures publish retry and DLQ copies). */
+static void settle_pend(gw *g, pend e, bool ok, const char *why_in)
+{
     job *j = e.j;
     j->pending--;
     gw_metrics_confirm_latency(g->metrics, gw_clock_mono_ms() - e.sent_ms);
@@ -628,10 +676,16 @@ static void settle(gw *g, chan *c, uint64_t seq, bool ok, const char *why_in)
             if (e.returned)
                 why_in = "the broker returned it: no queue bound (was a gateway queue deleted?)";
             g->redeclare = true;
+            g->own_fail_streak++;
+            snprintf(g->own_last_error, sizeof g->own_last_error, "%s", why_in);
             GW_LOG(GW_LOG_ERROR, "gateway copy not confirmed; the event will be redelivered",
                    GW_S("exchange", e.exchange), GW_S("error", why_in),
                    GW_S("correlation_id", j->ids.correlation_id));
             j->requeue = true;
+        } else {
+            g->own_fail_streak = 0;
+            if (!g->paused)
+                g->pause_ms = 0;
         }
     } else {
         gw_breaker *b = gw_breakers_get(&g->breakers, e.exchange);
@@ -656,9 +710,44 @@ static void settle(gw *g, chan *c, uint64_t seq, bool ok, const char *why_in)
             dest_failed(g, j, e.exchange, e.routing_key, reason, why, false);
         }
     }
-    while (c->low < c->next && !chan_slot(c, c->low)->j)
-        c->low++;
     job_settle(g, j);
+}
+
+/* Fails every outstanding publish of c (its channel closed, or its sequence
+ * restarted). They are detached first and the ring reset, so the copies their
+ * failures publish (possibly on this very channel, reopened) start clean. */
+static void chan_fail_all(gw *g, chan *c, const char *why)
+{
+    size_t n;
+    pend *out = chan_detach(c, &n);
+    c->low = c->next = 1;
+    for (size_t i = 0; i < n; i++)
+        settle_pend(g, out[i], false, why);
+    free(out);
+}
+
+/* Records publish seq on channel ch for e.j. If the channel was reopened since the
+ * last publish (its sequence restarted), what was outstanding on the old one will
+ * never be confirmed: it fails — after e is recorded, since failing publishes
+ * copies that may take the next sequence numbers of this very channel. */
+static void record_pend(gw *g, int ch, uint64_t seq, pend e)
+{
+    chan *c = chan_get(g, ch);
+    size_t n_old = 0;
+    pend *old = NULL;
+    if (seq != c->next) {
+        old = chan_detach(c, &n_old);
+        c->low = c->next = seq;
+    }
+    if (c->next - c->low >= c->cap)
+        chan_grow(c);
+    *chan_slot(c, seq) = e;
+    c->next = seq + 1;
+    c->unsettled++;
+    e.j->pending++;
+    for (size_t i = 0; i < n_old; i++)
+        settle_pend(g, old[i], false, "the channel was reopened before the broker confirmed it");
+    free(old);
 }
 
 static void on_confirm(void *ctx, int ch, uint64_t seq, bool multiple, bool ack)
@@ -711,15 +800,13 @@ static void on_channel_closed(void *ctx, int ch, int code, gw_str text)
            GW_S("error", why));
     if ((size_t)ch >= g->n_chans || !g->chans[ch].ring)
         return;
-    chan *c = &g->chans[ch];
-    uint64_t end = c->next;
-    for (uint64_t s = c->low; s < end; s++)
-        settle(g, c, s, false, why);
-    c->low = c->next = 1;
+    chan_fail_all(g, &g->chans[ch], why);
 }
 
 static void confirm_timeouts(gw *g)
 {
+    if (gw_session_blocked(g->s))
+        return; /* the broker holds confirms back on purpose; see on_blocked */
     uint64_t now = gw_clock_mono_ms();
     for (size_t i = 1; i < g->n_chans; i++) {
         chan *c = &g->chans[i];
@@ -868,8 +955,9 @@ static void process(gw *g, job *j)
     gw_str retry_dest = gw_msg_header_str(j->msg, GW_H_RETRY_DESTINATION);
     gw_str retry_rk = gw_msg_header_str(j->msg, GW_H_RETRY_ROUTING_KEY);
     if (retry_dest.ptr && !retry_target_valid(g, j, retry_dest, retry_rk)) {
-        GW_LOG(GW_LOG_WARN, "ignoring x-gw-retry-destination that names no destination of the "
-                            "table; routing the event as new",
+        GW_LOG(GW_LOG_WARN,
+               "ignoring x-gw-retry-destination that names no destination of the "
+               "table; routing the event as new",
                GW_S("event_type", j->type), GW_S("correlation_id", j->ids.correlation_id));
         retry_dest = GW_STR_NULL;
     }
@@ -880,8 +968,7 @@ static void process(gw *g, job *j)
             rrk = (gw_str){cr.type, cr.type_len};
         snprintf(j->retry_exchange, sizeof j->retry_exchange, "%.*s", (int)retry_dest.len,
                  retry_dest.ptr);
-        snprintf(j->retry_routing_key, sizeof j->retry_routing_key, "%.*s", (int)rrk.len,
-                 rrk.ptr);
+        snprintf(j->retry_routing_key, sizeof j->retry_routing_key, "%.*s", (int)rrk.len, rrk.ptr);
         forward(g, j, j->retry_exchange, j->retry_routing_key);
         goto out;
     }
@@ -941,7 +1028,16 @@ static void on_cancelled(void *ctx, gw_str tag)
 
 static void on_blocked(void *ctx, bool blocked, gw_str reason)
 {
-    (void)ctx;
+    gw *g = ctx;
+    if (!blocked) {
+        /* confirm timeouts count from now, not from before the alarm */
+        uint64_t now = gw_clock_mono_ms();
+        for (size_t i = 1; i < g->n_chans; i++) {
+            chan *c = &g->chans[i];
+            for (uint64_t s = c->low; c->ring && s < c->next; s++)
+                chan_slot(c, s)->sent_ms = now;
+        }
+    }
     char r[200];
     snprintf(r, sizeof r, "%.*s", (int)reason.len, reason.ptr ? reason.ptr : "");
     if (blocked)
@@ -962,7 +1058,8 @@ static bool start_consuming(gw *g, char *err, size_t len)
     if (gw_session_consume(g->s, g->cfg->inbound_queue, INBOUND_TAG, g->cfg->prefetch, err, len) !=
         GW_OK)
         return false;
-    if (gw_session_consume(g->s, g->topo->rejected_queue, REJECTED_TAG, g->cfg->prefetch, err, len) != GW_OK)
+    if (gw_session_consume(g->s, g->topo->rejected_queue, REJECTED_TAG, g->cfg->prefetch, err,
+                           len) != GW_OK)
         return false;
     g->consuming = true;
     return true;
@@ -1053,6 +1150,8 @@ static int connect_loop(gw *g, bool first)
                    GW_I("prefetch", g->cfg->prefetch),
                    GW_I("frame_max", (long long)gw_session_frame_max(g->s)));
             gw_metrics_set_connected(g->metrics, true);
+            g->paused = false; /* a fresh session consumes; failures pause it again */
+            g->own_fail_streak = 0;
             return 0;
         }
         if (stop_requested)
@@ -1066,6 +1165,47 @@ static int connect_loop(gw *g, bool first)
 /* ---------------------------------------------------------------- run */
 
 static void compute_tiers(gw *g);
+
+/* Repairs the gateway's own topology after its copies failed, and stops consuming
+ * for a while (1 s, doubling to 30 s) when they keep failing: requeueing every event
+ * at full speed would only spin. */
+static void maintain(gw *g)
+{
+    uint64_t now = gw_clock_mono_ms();
+    char err[ERR_TEXT];
+    bool fatal;
+    if (!g->paused && g->own_fail_streak >= 5) {
+        g->pause_ms = g->pause_ms ? (g->pause_ms * 2 > 30000 ? 30000 : g->pause_ms * 2) : 1000;
+        g->paused = true;
+        g->pause_until_ms = now + g->pause_ms;
+        gw_session_cancel(g->s, INBOUND_TAG);
+        gw_session_cancel(g->s, REJECTED_TAG);
+        GW_LOG(GW_LOG_ERROR,
+               "pausing consumption: the gateway's own copies (retry tiers, dead-letter queue) "
+               "keep failing",
+               GW_I("pause_ms", g->pause_ms), GW_I("failures", g->own_fail_streak),
+               GW_S("error", g->own_last_error));
+        g->redeclare = true;
+        return;
+    }
+    if (g->redeclare && now - g->last_redeclare_ms > 1000) {
+        g->redeclare = false;
+        g->last_redeclare_ms = now;
+        if (!declare_topology(g, &fatal, err, sizeof err)) {
+            GW_LOG(GW_LOG_ERROR, "re-declaring the gateway's queues failed", GW_S("error", err));
+            if (g->paused)
+                g->redeclare = true;
+        }
+    }
+    if (g->paused && now >= g->pause_until_ms && !g->redeclare) {
+        g->paused = false;
+        g->own_fail_streak = 0;
+        if (start_consuming(g, err, sizeof err))
+            GW_LOG(GW_LOG_INFO, "resuming consumption", GW_S("queue", g->cfg->inbound_queue));
+        else
+            GW_LOG(GW_LOG_ERROR, "consuming again failed", GW_S("error", err));
+    }
+}
 
 /* SIGHUP: load the routing table again; declare its topology; then switch. An
  * invalid table (or one whose topology the broker refuses) is refused and the old
@@ -1102,8 +1242,9 @@ static void reload_routes(gw *g)
             g->topo = old_topo;
             g->cfg->routes = old;
             compute_tiers(g);
-            GW_LOG(GW_LOG_ERROR, "reload refused: declaring the new topology failed; the old "
-                                 "table keeps serving",
+            GW_LOG(GW_LOG_ERROR,
+                   "reload refused: declaring the new topology failed; the old "
+                   "table keeps serving",
                    GW_S("error", err));
             gw_routes_free(nr);
             gw_metrics_reload(g->metrics, false);
@@ -1115,10 +1256,15 @@ static void reload_routes(gw *g)
         if (!g->ring_len)
             free_retired(g);
     } else {
+        /* no broker to declare on now: the table's topology is declared on reconnect;
+         * jobs of the dead session may still point into the old table */
         gw_routes *old = g->cfg->routes;
         g->cfg->routes = nr;
-        gw_routes_free(old);
         compute_tiers(g);
+        g->retired = gw_xrealloc(g->retired, (g->n_retired + 1) * sizeof *g->retired);
+        g->retired[g->n_retired++] = old;
+        if (!g->ring_len)
+            free_retired(g);
     }
     GW_LOG(GW_LOG_INFO, "routing table reloaded", GW_S("routes", path),
            GW_I("routes_count", nr->n_routes), GW_I("exchanges", nr->n_exchanges),
@@ -1139,8 +1285,11 @@ static void compute_tiers(gw *g)
     g->n_tiers = gw_retry_tiers(pol, k, g->tiers, MAX_RETRY_TIERS);
     if (g->n_tiers > MAX_RETRY_TIERS)
         g->n_tiers = MAX_RETRY_TIERS;
-    for (size_t i = 0; i < g->n_tiers; i++)
-        tier_name(g, g->tiers[i], g->tier_names[i], sizeof g->tier_names[i]);
+    for (size_t i = 0; i < g->n_tiers; i++) {
+        char name[300];
+        tier_name(g, g->tiers[i], name, sizeof name);
+        g->tier_names[i] = intern(g, name);
+    }
     if (!g->topo || g->topo_routes != g->cfg->routes) {
         gw_topology_free(g->topo);
         g->topo = gw_topology_plan(g->cfg, g->cfg->routes, g->tiers, g->n_tiers);
@@ -1220,9 +1369,8 @@ int gw_gateway_run(const char *config_path)
         gw_config_free(cfg);
         return 1;
     }
-    GW_LOG(GW_LOG_INFO, "starting", GW_S("config", config_path),
-           GW_S("routes", cfg->routes->path), GW_I("routes_count", cfg->routes->n_routes),
-           GW_S("version", GW_VERSION));
+    GW_LOG(GW_LOG_INFO, "starting", GW_S("config", config_path), GW_S("routes", cfg->routes->path),
+           GW_I("routes_count", cfg->routes->n_routes), GW_S("version", GW_VERSION));
 
     int rc = connect_loop(&g, true);
     if (rc > 0)
@@ -1243,24 +1391,19 @@ int gw_gateway_run(const char *config_path)
                 break;
             continue;
         }
-        if (g.cancelled)
+        /* Declarations are RPCs: on a blocked connection they would hang. */
+        bool blocked = gw_session_blocked(g.s);
+        if (g.cancelled && !blocked && !g.paused)
             reestablish(&g);
         if (!g.s)
             continue;
-        if (g.redeclare && gw_clock_mono_ms() - g.last_redeclare_ms > 1000) {
-            char err[ERR_TEXT];
-            bool fatal;
-            g.redeclare = false;
-            g.last_redeclare_ms = gw_clock_mono_ms();
-            if (!declare_topology(&g, &fatal, err, sizeof err))
-                GW_LOG(GW_LOG_ERROR, "re-declaring the gateway's queues failed",
-                       GW_S("error", err));
-        }
+        if (!blocked)
+            maintain(&g);
         run_backlog(&g);
         gw_session_poll(g.s, POLL_MS, h);
         ack_ready(&g);
         confirm_timeouts(&g);
-        if (reload_requested) {
+        if (reload_requested && !gw_session_blocked(g.s)) {
             reload_requested = 0;
             reload_routes(&g);
         }
@@ -1274,6 +1417,9 @@ out:
     free(g.ring);
     gw_metrics_free(g.metrics);
     gw_topology_free(g.topo);
+    for (size_t i = 0; i < g.n_interned; i++)
+        free(g.interned[i]);
+    free(g.interned);
     gw_breakers_cleanup(&g.breakers);
     gw_config_free(cfg);
     return rc;
@@ -1285,15 +1431,10 @@ int gw_gateway_check_live(const gw_config *cfg)
     memset(&g, 0, sizeof g);
     g.cfg = (gw_config *)cfg;
     compute_tiers(&g);
-    char err[ERR_TEXT], safe[512] = "";
+    char err[ERR_TEXT], safe[512];
     gw_session *s = NULL;
-    for (size_t u = 0; u < cfg->n_broker_urls && !s; u++) {
-        gw_log_redact_url(cfg->broker_urls[u], safe, sizeof safe);
-        if (gw_session_connect(cfg, cfg->broker_urls[u], "amqp-gw check", &s, err, sizeof err) !=
-            GW_OK)
-            s = NULL;
-    }
-    if (!s) {
+    if (gw_session_connect_any(cfg, "amqp-gw check", &s, safe, sizeof safe, err, sizeof err) !=
+        GW_OK) {
         fprintf(stderr, "amqp-gw: cannot connect to the broker (%s): %s\n", safe, err);
         gw_topology_free(g.topo);
         return 1;

@@ -27,8 +27,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#define REPLAY_TAG     "gw.replay"
-#define IDLE_LIMIT_MS  5000
+#define REPLAY_TAG      "gw.replay"
+#define IDLE_LIMIT_MS   5000
 #define CONFIRM_WAIT_MS 30000
 
 static volatile sig_atomic_t replay_stop;
@@ -56,12 +56,18 @@ gw_err gw_replay_parse_args(int argc, char **argv, gw_replay_opts *o, bool *help
                             size_t err_len)
 {
     static const struct option longopts[] = {
-        {"config", required_argument, NULL, 'c'},  {"queue", required_argument, NULL, 'q'},
-        {"type", required_argument, NULL, 't'},    {"reason", required_argument, NULL, 'r'},
-        {"route", required_argument, NULL, 'R'},   {"since", required_argument, NULL, 's'},
-        {"limit", required_argument, NULL, 'l'},   {"rate", required_argument, NULL, 'x'},
-        {"to", required_argument, NULL, 'T'},      {"max-replays", required_argument, NULL, 'm'},
-        {"dry-run", no_argument, NULL, 'n'},       {"help", no_argument, NULL, 'h'},
+        {"config", required_argument, NULL, 'c'},
+        {"queue", required_argument, NULL, 'q'},
+        {"type", required_argument, NULL, 't'},
+        {"reason", required_argument, NULL, 'r'},
+        {"route", required_argument, NULL, 'R'},
+        {"since", required_argument, NULL, 's'},
+        {"limit", required_argument, NULL, 'l'},
+        {"rate", required_argument, NULL, 'x'},
+        {"to", required_argument, NULL, 'T'},
+        {"max-replays", required_argument, NULL, 'm'},
+        {"dry-run", no_argument, NULL, 'n'},
+        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     memset(o, 0, sizeof *o);
@@ -173,8 +179,7 @@ gw_err gw_replay_parse_args(int argc, char **argv, gw_replay_opts *o, bool *help
 gw_replay_verdict gw_replay_filter(const gw_replay_opts *o, const gw_replay_view *v,
                                    uint64_t now_ms)
 {
-    if (o->type_glob &&
-        (!v->type.ptr || !gw_match(o->type_glob, v->type.ptr, v->type.len)))
+    if (o->type_glob && (!v->type.ptr || !gw_match(o->type_glob, v->type.ptr, v->type.len)))
         return GW_REPLAY_NO_MATCH;
     if (o->has_reason && !gw_str_eq_cstr(v->reason, gw_reason_name(o->reason)))
         return GW_REPLAY_NO_MATCH;
@@ -183,8 +188,7 @@ gw_replay_verdict gw_replay_filter(const gw_replay_opts *o, const gw_replay_view
     if (o->since_ms) {
         if (!v->has_dead_lettered_at)
             return GW_REPLAY_NO_MATCH;
-        if (v->dead_lettered_at_ms < 0 ||
-            (uint64_t)v->dead_lettered_at_ms + o->since_ms < now_ms)
+        if (v->dead_lettered_at_ms < 0 || (uint64_t)v->dead_lettered_at_ms + o->since_ms < now_ms)
             return GW_REPLAY_NO_MATCH;
     }
     if (v->replay_count >= (int64_t)o->max_replays)
@@ -206,7 +210,7 @@ typedef struct replay {
     const gw_config *cfg;
     gw_session *s;
     const char *queue;
-    uint64_t target;   /* messages to examine (ready count at start) */
+    uint64_t target; /* messages to examine (ready count at start) */
     uint64_t examined;
     uint64_t matched, moved, failed, no_match, guarded, over_limit;
     uint64_t max_tag;
@@ -218,7 +222,7 @@ typedef struct replay {
     struct known_exchange {
         char *name;
         bool exists;
-    } *known; /* original exchanges looked up so far */
+    } * known; /* original exchanges looked up so far */
     size_t n_known;
 } replay;
 
@@ -348,7 +352,8 @@ static void republish(replay *r, gw_msg *m, const gw_replay_view *v)
         char idbuf[256];
         snprintf(idbuf, sizeof idbuf, "%.*s", id.ptr ? (int)id.len : 0, id.ptr ? id.ptr : "");
         if (!oe.ptr || !ork.ptr || oe.len > 255 || ork.len > 255) {
-            GW_LOG(GW_LOG_WARN, "message has no x-gw-original-exchange/-routing-key; left in the DLQ",
+            GW_LOG(GW_LOG_WARN,
+                   "message has no x-gw-original-exchange/-routing-key; left in the DLQ",
                    GW_I("delivery_tag", gw_msg_delivery_tag(m)), GW_S("message_id", idbuf));
             r->failed++;
             return;
@@ -365,9 +370,13 @@ static void republish(replay *r, gw_msg *m, const gw_replay_view *v)
         }
     }
     throttle(r);
-    static const char *const drop[] = {
-        GW_H_DEAD_LETTER_REASON, GW_H_ORIGINAL_EXCHANGE, GW_H_ORIGINAL_ROUTING_KEY,
-        GW_H_DEAD_LETTERED_AT, GW_H_RETRY_DESTINATION, GW_H_RETRY_ROUTING_KEY, NULL};
+    static const char *const drop[] = {GW_H_DEAD_LETTER_REASON,
+                                       GW_H_ORIGINAL_EXCHANGE,
+                                       GW_H_ORIGINAL_ROUTING_KEY,
+                                       GW_H_DEAD_LETTERED_AT,
+                                       GW_H_RETRY_DESTINATION,
+                                       GW_H_RETRY_ROUTING_KEY,
+                                       NULL};
     gw_hdr h[3] = {
         {GW_H_RETRY_COUNT, 'l', GW_STR_NULL, 0},
         {GW_H_REPLAYED_AT, 'l', GW_STR_NULL, (int64_t)gw_clock_wall_ms()},
@@ -387,9 +396,9 @@ static void republish(replay *r, gw_msg *m, const gw_replay_view *v)
     }
     if (rc != GW_OK)
         return; /* session died: reported by the loop */
-    fl_push(r, seq, gw_msg_delivery_tag(m),
-            return_key(gw_str_from_cstr(ex), gw_str_from_cstr(rk),
-                       gw_msg_prop(m, GW_PROP_MESSAGE_ID)));
+    fl_push(
+        r, seq, gw_msg_delivery_tag(m),
+        return_key(gw_str_from_cstr(ex), gw_str_from_cstr(rk), gw_msg_prop(m, GW_PROP_MESSAGE_ID)));
 }
 
 static void on_deliver(void *ctx, gw_msg *m)
@@ -541,14 +550,13 @@ static void on_blocked(void *ctx, bool blocked, gw_str reason)
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "usage: amqp-gw replay -c FILE [--queue Q] [--type GLOB] [--reason R] [--route "
-            "PATTERN]\n"
-            "                      [--since DUR] [--limit N] [--rate N/s] [--to "
-            "original|inbound]\n"
-            "                      [--max-replays N] [--dry-run]\n"
-            "Moves matching dead-lettered messages back; each leaves the DLQ only after its\n"
-            "republish is confirmed. Ends with: matched, moved, left, failed.\n");
+    fprintf(out, "usage: amqp-gw replay -c FILE [--queue Q] [--type GLOB] [--reason R] [--route "
+                 "PATTERN]\n"
+                 "                      [--since DUR] [--limit N] [--rate N/s] [--to "
+                 "original|inbound]\n"
+                 "                      [--max-replays N] [--dry-run]\n"
+                 "Moves matching dead-lettered messages back; each leaves the DLQ only after its\n"
+                 "republish is confirmed. Ends with: matched, moved, left, failed.\n");
 }
 
 int gw_replay_main(int argc, char **argv)
@@ -589,13 +597,8 @@ int gw_replay_main(int argc, char **argv)
     r.queue = o.queue ? o.queue : cfg->dlq_queue;
     char safe[512];
     gw_session *s = NULL;
-    for (size_t u = 0; u < cfg->n_broker_urls && !s; u++) {
-        gw_log_redact_url(cfg->broker_urls[u], safe, sizeof safe);
-        if (gw_session_connect(cfg, cfg->broker_urls[u], "amqp-gw replay", &s, err, sizeof err) !=
-            GW_OK)
-            s = NULL;
-    }
-    if (!s) {
+    if (gw_session_connect_any(cfg, "amqp-gw replay", &s, safe, sizeof safe, err, sizeof err) !=
+        GW_OK) {
         fprintf(stderr, "amqp-gw replay: cannot connect to the broker (%s): %s\n", safe, err);
         goto out;
     }
@@ -613,10 +616,9 @@ int gw_replay_main(int argc, char **argv)
     r.target = ready;
     r.started_ms = gw_clock_mono_ms();
     r.last_delivery_ms = r.started_ms;
-    gw_session_handler h = {&r, on_deliver, on_confirm, on_return, on_channel_closed, on_cancelled,
-                            on_blocked};
-    if (r.target > 0 &&
-        gw_session_consume(s, r.queue, REPLAY_TAG, 0, err, sizeof err) != GW_OK) {
+    gw_session_handler h = {&r,           on_deliver, on_confirm, on_return, on_channel_closed,
+                            on_cancelled, on_blocked};
+    if (r.target > 0 && gw_session_consume(s, r.queue, REPLAY_TAG, 0, err, sizeof err) != GW_OK) {
         fprintf(stderr, "amqp-gw replay: %s\n", err);
         goto out;
     }
@@ -648,9 +650,8 @@ int gw_replay_main(int argc, char **argv)
            "%llu over --limit), failed %llu in %.1fs\n",
            o.dry_run ? "dry run " : "", r.queue, (unsigned long long)r.matched,
            o.dry_run ? "would move" : "moved", (unsigned long long)r.moved,
-           (unsigned long long)left, (unsigned long long)r.no_match,
-           (unsigned long long)r.guarded, (unsigned long long)r.over_limit,
-           (unsigned long long)(r.failed + r.fl_len), secs);
+           (unsigned long long)left, (unsigned long long)r.no_match, (unsigned long long)r.guarded,
+           (unsigned long long)r.over_limit, (unsigned long long)(r.failed + r.fl_len), secs);
     fflush(stdout);
     rc = (r.failed || r.fl_len || !gw_session_alive(s) || interrupted) ? 1 : 0;
 out:

@@ -11,6 +11,7 @@
 
 #include "alloc.h"
 #include "clock.h"
+#include "log.h"
 
 #include <amqp.h>
 #include <amqp_framing.h>
@@ -25,9 +26,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CONSUMER_CH 1
-#define SCRATCH_CH  (GW_CH_MAX + 1)
-#define RPC_TIMEOUT_S 15
+#define CONSUMER_CH       1
+#define SCRATCH_CH        (GW_CH_MAX + 1)
+#define RPC_TIMEOUT_S     15
 #define CONNECT_TIMEOUT_S 5
 
 typedef struct gw_conn {
@@ -70,7 +71,8 @@ static amqp_bytes_t bytes_of(gw_str s)
     return b;
 }
 
-static void set_err(char *err, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void set_err(char *err, size_t len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static void set_err(char *err, size_t len, const char *fmt, ...)
 {
     if (!err || !len)
@@ -113,8 +115,8 @@ static void reply_text(amqp_rpc_reply_t r, char *buf, size_t len, int *code)
             amqp_connection_close_t *c = r.reply.decoded;
             if (code)
                 *code = c->reply_code;
-            snprintf(buf, len, "connection closed: %d %.*s", c->reply_code,
-                     (int)c->reply_text.len, (char *)c->reply_text.bytes);
+            snprintf(buf, len, "connection closed: %d %.*s", c->reply_code, (int)c->reply_text.len,
+                     (char *)c->reply_text.bytes);
         } else if (r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
             amqp_channel_close_t *c = r.reply.decoded;
             if (code)
@@ -150,7 +152,8 @@ static int rpc_failed(gw_session *s, gw_conn *c, int ch, amqp_rpc_reply_t r, cha
             die(s, "consumer channel closed: %s", text);
         return code;
     }
-    if (r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION && r.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
+    if (r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION &&
+        r.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
         amqp_connection_close_ok_t ok = {0};
         amqp_send_method(c->st, 0, AMQP_CONNECTION_CLOSE_OK_METHOD, &ok);
     }
@@ -158,7 +161,8 @@ static int rpc_failed(gw_session *s, gw_conn *c, int ch, amqp_rpc_reply_t r, cha
     return code;
 }
 
-static amqp_table_t login_properties(const char *name, amqp_table_entry_t *caps, amqp_table_entry_t *props)
+static amqp_table_t login_properties(const char *name, amqp_table_entry_t *caps,
+                                     amqp_table_entry_t *props)
 {
     caps[0].key = amqp_cstring_bytes("connection.blocked");
     caps[0].value.kind = AMQP_FIELD_KIND_BOOLEAN;
@@ -208,7 +212,8 @@ static gw_err open_conn(const gw_config *cfg, const struct amqp_connection_info 
                 SSL_CTX_set_default_verify_paths(ctx);
         }
         if (cfg->tls.cert_file && cfg->tls.key_file &&
-            amqp_ssl_socket_set_key(sock, cfg->tls.cert_file, cfg->tls.key_file) != AMQP_STATUS_OK) {
+            amqp_ssl_socket_set_key(sock, cfg->tls.cert_file, cfg->tls.key_file) !=
+                AMQP_STATUS_OK) {
             set_err(err, err_len, "tls.cert_file/key_file: cannot load %s / %s", cfg->tls.cert_file,
                     cfg->tls.key_file);
             return GW_ERR_BROKER;
@@ -233,9 +238,9 @@ static gw_err open_conn(const gw_config *cfg, const struct amqp_connection_info 
     amqp_table_t t = login_properties(name, caps, props);
     const char *user = cfg->user ? cfg->user : ci->user;
     const char *password = cfg->password ? cfg->password : ci->password;
-    amqp_rpc_reply_t r =
-        amqp_login_with_properties(c->st, ci->vhost, 0, AMQP_DEFAULT_FRAME_SIZE, (int)cfg->heartbeat_s,
-                                   &t, AMQP_SASL_METHOD_PLAIN, user, password);
+    amqp_rpc_reply_t r = amqp_login_with_properties(c->st, ci->vhost, 0, AMQP_DEFAULT_FRAME_SIZE,
+                                                    (int)cfg->heartbeat_s, &t,
+                                                    AMQP_SASL_METHOD_PLAIN, user, password);
     if (r.reply_type != AMQP_RESPONSE_NORMAL) {
         char text[300];
         reply_text(r, text, sizeof text, NULL);
@@ -266,8 +271,8 @@ static gw_err open_channel(gw_session *s, gw_conn *c, int ch, bool confirm, char
     return GW_OK;
 }
 
-gw_err gw_session_connect(const gw_config *cfg, const char *url, const char *name,
-                          gw_session **out, char *err, size_t err_len)
+gw_err gw_session_connect(const gw_config *cfg, const char *url, const char *name, gw_session **out,
+                          char *err, size_t err_len)
 {
     gw_err rc = GW_ERR_BROKER;
     char *url_copy = gw_xstrdup(url);
@@ -303,6 +308,20 @@ out:
         gw_session_free(s);
     }
     return rc;
+}
+
+gw_err gw_session_connect_any(const gw_config *cfg, const char *name, gw_session **out,
+                              char *url_out, size_t url_len, char *err, size_t err_len)
+{
+    set_err(err, err_len, "no broker URL configured");
+    if (url_len)
+        url_out[0] = '\0';
+    for (size_t u = 0; u < cfg->n_broker_urls; u++) {
+        gw_log_redact_url(cfg->broker_urls[u], url_out, url_len);
+        if (gw_session_connect(cfg, cfg->broker_urls[u], name, out, err, err_len) == GW_OK)
+            return GW_OK;
+    }
+    return GW_ERR_BROKER;
 }
 
 static void conn_free(gw_conn *c, bool graceful)
@@ -441,7 +460,8 @@ gw_err gw_session_declare_queue(gw_session *s, const gw_queue_decl *q, const gw_
     if (amqp_queue_declare(s->pub.st, SCRATCH_CH, amqp_cstring_bytes(q->name), 0, q->durable, 0,
                            q->auto_delete, args))
         return GW_OK;
-    int code = rpc_failed(s, &s->pub, SCRATCH_CH, amqp_get_rpc_reply(s->pub.st), err, err_len, what);
+    int code =
+        rpc_failed(s, &s->pub, SCRATCH_CH, amqp_get_rpc_reply(s->pub.st), err, err_len, what);
     if (code != AMQP_PRECONDITION_FAILED || !accept_existing || s->dead)
         return GW_ERR_BROKER;
     /* It exists with other arguments: use it as it is, say so. */
@@ -486,7 +506,8 @@ gw_err gw_session_exchange_exists(gw_session *s, const char *name, char *err, si
         return GW_OK;
     char what[320];
     snprintf(what, sizeof what, "exchange \"%s\"", name);
-    int code = rpc_failed(s, &s->pub, SCRATCH_CH, amqp_get_rpc_reply(s->pub.st), err, err_len, what);
+    int code =
+        rpc_failed(s, &s->pub, SCRATCH_CH, amqp_get_rpc_reply(s->pub.st), err, err_len, what);
     return code == AMQP_NOT_FOUND && !s->dead ? GW_ERR_NOT_FOUND : GW_ERR_BROKER;
 }
 
@@ -495,8 +516,8 @@ gw_err gw_session_queue_inspect(gw_session *s, const char *name, uint32_t *messa
 {
     if (scratch(s, err, err_len) != GW_OK)
         return GW_ERR_BROKER;
-    amqp_queue_declare_ok_t *ok = amqp_queue_declare(s->pub.st, SCRATCH_CH, amqp_cstring_bytes(name),
-                                                     1, 0, 0, 0, amqp_empty_table);
+    amqp_queue_declare_ok_t *ok = amqp_queue_declare(
+        s->pub.st, SCRATCH_CH, amqp_cstring_bytes(name), 1, 0, 0, 0, amqp_empty_table);
     if (ok) {
         if (messages)
             *messages = ok->message_count;
@@ -506,7 +527,8 @@ gw_err gw_session_queue_inspect(gw_session *s, const char *name, uint32_t *messa
     }
     char what[320];
     snprintf(what, sizeof what, "queue \"%s\"", name);
-    int code = rpc_failed(s, &s->pub, SCRATCH_CH, amqp_get_rpc_reply(s->pub.st), err, err_len, what);
+    int code =
+        rpc_failed(s, &s->pub, SCRATCH_CH, amqp_get_rpc_reply(s->pub.st), err, err_len, what);
     return code == AMQP_NOT_FOUND && !s->dead ? GW_ERR_NOT_FOUND : GW_ERR_BROKER;
 }
 
@@ -720,6 +742,10 @@ static bool build_props(const gw_msg *m, const gw_pub *p, amqp_basic_properties_
         props->_flags |= AMQP_BASIC_MESSAGE_ID_FLAG;
         props->message_id = bytes_of(p->message_id);
     }
+    if (p->persistent) {
+        props->_flags |= AMQP_BASIC_DELIVERY_MODE_FLAG;
+        props->delivery_mode = AMQP_DELIVERY_PERSISTENT;
+    }
     if (p->type.ptr && !(props->_flags & AMQP_BASIC_TYPE_FLAG)) {
         props->_flags |= AMQP_BASIC_TYPE_FLAG;
         props->type = bytes_of(p->type);
@@ -908,7 +934,8 @@ static void handle_method(gw_session *s, gw_conn *c, amqp_frame_t *f, const gw_s
     case AMQP_BASIC_CANCEL_METHOD: {
         amqp_basic_cancel_t *cn = f->payload.method.decoded;
         char tag[256];
-        snprintf(tag, sizeof tag, "%.*s", (int)cn->consumer_tag.len, (char *)cn->consumer_tag.bytes);
+        snprintf(tag, sizeof tag, "%.*s", (int)cn->consumer_tag.len,
+                 (char *)cn->consumer_tag.bytes);
         h->on_cancelled(h->ctx, gw_str_from_cstr(tag));
         return;
     }
@@ -1048,8 +1075,7 @@ gw_str gw_msg_prop(const gw_msg *m, gw_prop p)
     case GW_PROP_MESSAGE_ID:
         return (pr->_flags & AMQP_BASIC_MESSAGE_ID_FLAG) ? str_of(pr->message_id) : GW_STR_NULL;
     case GW_PROP_CONTENT_TYPE:
-        return (pr->_flags & AMQP_BASIC_CONTENT_TYPE_FLAG) ? str_of(pr->content_type)
-                                                           : GW_STR_NULL;
+        return (pr->_flags & AMQP_BASIC_CONTENT_TYPE_FLAG) ? str_of(pr->content_type) : GW_STR_NULL;
     }
     return GW_STR_NULL;
 }

@@ -52,8 +52,14 @@ typedef struct gw_session_handler {
  * the URL's), with heartbeats and the connection.blocked and consumer_cancel_notify
  * capabilities, opens GW_CH_OWN in confirm mode. On failure returns GW_ERR_BROKER
  * with a one-line reason in err. */
-gw_err gw_session_connect(const gw_config *cfg, const char *url, const char *name,
-                          gw_session **out, char *err, size_t err_len);
+gw_err gw_session_connect(const gw_config *cfg, const char *url, const char *name, gw_session **out,
+                          char *err, size_t err_len);
+/* Tries cfg->broker_urls in order, once each; the first that connects wins. url_out
+ * receives that URL (or the last one tried) with any password redacted, for
+ * messages. On failure err holds the last URL's reason. */
+gw_err gw_session_connect_any(const gw_config *cfg, const char *name, gw_session **out,
+                              char *url_out, size_t url_len, char *err, size_t err_len);
+
 /* Closes gracefully when healthy, otherwise just destroys. NULL is a no-op. */
 void gw_session_free(gw_session *s);
 bool gw_session_alive(const gw_session *s);
@@ -115,8 +121,9 @@ typedef struct gw_pub {
     gw_str type;           /* ptr NULL = keep; set only when the original has none */
     const gw_hdr *hdrs;    /* replace headers of the same name, append the rest */
     size_t n_hdrs;
-    const char *const *drop; /* header names to remove (NULL-terminated list or NULL) */
+    const char *const *drop;  /* header names to remove (NULL-terminated list or NULL) */
     bool no_original_headers; /* keep none of the original headers (last resort) */
+    bool persistent;          /* delivery_mode 2 whatever the original said */
 } gw_pub;
 
 /* Publishes m's body with m's properties plus p's changes, mandatory, on ch.

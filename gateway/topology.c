@@ -69,9 +69,8 @@ gw_topology *gw_topology_plan(const gw_config *cfg, const gw_routes *r, const ui
     for (size_t i = 0; i < r->n_exchanges; i++)
         add(t, GW_TOPO_EXCHANGE, false)->exchange = r->exchanges[i];
     gw_topo_item *rx = add(t, GW_TOPO_EXCHANGE, true);
-    rx->exchange = (gw_exchange_decl){.name = t->rejected_exchange,
-                                      .type = GW_EXCHANGE_FANOUT,
-                                      .durable = true};
+    rx->exchange = (gw_exchange_decl){
+        .name = t->rejected_exchange, .type = GW_EXCHANGE_FANOUT, .durable = true};
 
     for (size_t i = 0; i < r->n_queues; i++) {
         const gw_queue_decl *q = &r->queues[i];
@@ -82,9 +81,8 @@ gw_topology *gw_topology_plan(const gw_config *cfg, const gw_routes *r, const ui
             gw_arg *a = keep_args(t, q->n_args + 1);
             if (q->n_args)
                 memcpy(a, q->args, q->n_args * sizeof *a);
-            a[q->n_args] = (gw_arg){.key = "x-dead-letter-exchange",
-                                    .kind = GW_ARG_STR,
-                                    .s = t->rejected_exchange};
+            a[q->n_args] = (gw_arg){
+                .key = "x-dead-letter-exchange", .kind = GW_ARG_STR, .s = t->rejected_exchange};
             it->queue.args = a;
             it->queue.n_args = q->n_args + 1;
         }
@@ -110,9 +108,8 @@ gw_topology *gw_topology_plan(const gw_config *cfg, const gw_routes *r, const ui
         gw_arg *a = keep_args(t, 3);
         a[0] = (gw_arg){.key = "x-message-ttl", .kind = GW_ARG_INT, .i = (int64_t)tiers[i]};
         a[1] = (gw_arg){.key = "x-dead-letter-exchange", .kind = GW_ARG_STR, .s = ""};
-        a[2] = (gw_arg){.key = "x-dead-letter-routing-key",
-                        .kind = GW_ARG_STR,
-                        .s = cfg->inbound_queue};
+        a[2] = (gw_arg){
+            .key = "x-dead-letter-routing-key", .kind = GW_ARG_STR, .s = cfg->inbound_queue};
         add(t, GW_TOPO_QUEUE, true)->queue = (gw_queue_decl){
             .name = keep(t, gw_xstrdup(name)), .durable = true, .args = a, .n_args = 3};
     }
@@ -169,8 +166,8 @@ bool gw_topology_declare(gw_session *s, const gw_topology *t, bool *fatal, char 
             }
             break;
         case GW_TOPO_BINDING:
-            rc = gw_session_bind(s, it->bind_queue, it->bind_exchange, it->bind_key,
-                                 it->bind_args, it->n_bind_args, err, err_len);
+            rc = gw_session_bind(s, it->bind_queue, it->bind_exchange, it->bind_key, it->bind_args,
+                                 it->n_bind_args, err, err_len);
             break;
         }
         if (rc != GW_OK) {
