@@ -121,7 +121,7 @@ typedef struct gw {
     bool cancelled;
     bool redeclare;           /* a gateway-own publish failed: declare our topology again */
     unsigned own_fail_streak; /* consecutive failed gateway-own copies */
-    char own_last_error[300];
+    char own_last_error[512];
     bool paused; /* consumers cancelled until pause_until_ms */
     uint64_t pause_until_ms;
     uint64_t pause_ms; /* current pause length; doubles while failures go on */
@@ -677,7 +677,7 @@ static void settle_pend(gw *g, pend e, bool ok, const char *why_in)
                 why_in = "the broker returned it: no queue bound (was a gateway queue deleted?)";
             g->redeclare = true;
             g->own_fail_streak++;
-            snprintf(g->own_last_error, sizeof g->own_last_error, "%s", why_in);
+            snprintf(g->own_last_error, sizeof g->own_last_error, "%.400s", why_in);
             GW_LOG(GW_LOG_ERROR, "gateway copy not confirmed; the event will be redelivered",
                    GW_S("exchange", e.exchange), GW_S("error", why_in),
                    GW_S("correlation_id", j->ids.correlation_id));
