@@ -30,10 +30,10 @@ typedef enum gw_type_source {
 } gw_type_source;
 
 typedef struct gw_tls_config {
-    bool enabled; /* true when a tls: block is present or a URL is amqps:// */
-    char *ca_file;   /* absolute or relative to the config file (resolved); may be NULL */
-    char *cert_file; /* may be NULL */
-    char *key_file;  /* may be NULL */
+    bool enabled;         /* true when a tls: block is present or a URL is amqps:// */
+    char *ca_file;        /* absolute or relative to the config file (resolved); may be NULL */
+    char *cert_file;      /* may be NULL */
+    char *key_file;       /* may be NULL */
     bool verify_peer;     /* default true */
     bool verify_hostname; /* default true */
 } gw_tls_config;
@@ -52,8 +52,8 @@ typedef struct gw_config {
 
     char **broker_urls; /* >= 1; AMQP_GW_URL (comma-separated) replaces the YAML list */
     size_t n_broker_urls;
-    char *user;     /* AMQP_GW_USER, or NULL (then the URL's user, else guest) */
-    char *password; /* AMQP_GW_PASSWORD, or NULL */
+    char *user;           /* AMQP_GW_USER, or NULL (then the URL's user, else guest) */
+    char *password;       /* AMQP_GW_PASSWORD, or NULL */
     uint32_t heartbeat_s; /* default 30 */
     gw_tls_config tls;
 
@@ -62,7 +62,7 @@ typedef struct gw_config {
     gw_type_source type_from[3];
     size_t n_type_from; /* default property, header, body */
 
-    char *routes_file; /* resolved against the config file's folder */
+    char *routes_file;        /* resolved against the config file's folder */
     struct gw_routes *routes; /* loaded by gw_config_load; owned */
 
     gw_retry_policy retry; /* default max_attempts 5, backoff [1s,5s,30s,2m] */

@@ -1,8 +1,8 @@
 /* main.c — amqp-gw's entry point: argv, subcommands, exit codes.
  *
  * Parses the command line, picks the subcommand and hands over to gateway.c (run,
- * check --live), commands.c (check, explain, test) or replay.c (replay). Usage errors exit 2 with one
- * line naming the problem and the --help to read. Nothing here is worth unit testing:
+ * check --live), commands.c (check, explain, test) or replay.c (replay). Usage errors exit 2 with
+ * one line naming the problem and the --help to read. Nothing here is worth unit testing:
  * tests/unit/test_cli.c drives the built binary instead.
  */
 #include "alloc.h"

@@ -18,16 +18,16 @@
 
 typedef struct gw_replay_opts {
     const char *config_path;
-    const char *queue;      /* NULL = the configured DLQ */
-    const char *type_glob;  /* pattern over the event type (route syntax), or NULL */
+    const char *queue;     /* NULL = the configured DLQ */
+    const char *type_glob; /* pattern over the event type (route syntax), or NULL */
     bool has_reason;
     gw_reason reason;
-    const char *route;      /* exact x-gw-route value, or NULL */
-    uint64_t since_ms;      /* 0 = no limit; else dead-lettered within this long ago */
-    uint64_t limit;         /* 0 = no limit */
-    double rate;            /* messages per second; 0 = unlimited */
-    bool to_inbound;        /* false: original exchange and routing key */
-    uint32_t max_replays;   /* default 3 */
+    const char *route;    /* exact x-gw-route value, or NULL */
+    uint64_t since_ms;    /* 0 = no limit; else dead-lettered within this long ago */
+    uint64_t limit;       /* 0 = no limit */
+    double rate;          /* messages per second; 0 = unlimited */
+    bool to_inbound;      /* false: original exchange and routing key */
+    uint32_t max_replays; /* default 3 */
     bool dry_run;
 } gw_replay_opts;
 
@@ -38,12 +38,12 @@ gw_err gw_replay_parse_args(int argc, char **argv, gw_replay_opts *o, bool *help
 
 /* What the filter looks at, read from a DLQ message's properties and headers. */
 typedef struct gw_replay_view {
-    gw_str type;            /* type property */
-    gw_str reason;          /* x-gw-dead-letter-reason */
-    gw_str route;           /* x-gw-route */
+    gw_str type;   /* type property */
+    gw_str reason; /* x-gw-dead-letter-reason */
+    gw_str route;  /* x-gw-route */
     bool has_dead_lettered_at;
     int64_t dead_lettered_at_ms;
-    int64_t replay_count;   /* x-gw-replay-count, 0 if absent */
+    int64_t replay_count; /* x-gw-replay-count, 0 if absent */
 } gw_replay_view;
 
 typedef enum gw_replay_verdict {
