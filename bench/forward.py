@@ -299,13 +299,17 @@ def median_run(runs):
 
 def shovel_definition(opts, prefetch):
     src = opts.url.rsplit("/", 1)[0]
-    return json.dumps({
+    d = {
         "src-protocol": "amqp091", "src-uri": src, "src-queue": SH_IN,
         "src-prefetch-count": prefetch,
         "dest-protocol": "amqp091", "dest-uri": src, "dest-exchange": EXCHANGE,
         "dest-exchange-key": ROUTING_KEY,
         "ack-mode": "on-confirm",
-    })
+    }
+    # BENCH_SHOVEL_EXTRA='{"dest-add-forward-headers": true}' makes the shovel stamp headers
+    # on its copies too (an x-shovelled table), for a comparison at similar message sizes.
+    d.update(json.loads(os.environ.get("BENCH_SHOVEL_EXTRA", "{}")))
+    return json.dumps(d)
 
 
 def set_shovel(opts, broker, prefetch):
