@@ -285,7 +285,7 @@ def run(b, gw):
         h = where(props)
         say(f"   arrived: {props.message_id}  x-gw-replay-count={h.get('x-gw-replay-count')}  "
             f"x-gw-retry-count={h.get('x-gw-retry-count')}")
-    say(f"   left in gw.dlq: {b.count('gw.dlq')} (the no_route and invalid_event samples)")
+    say(f"   left in gw.dlq: {b.count('gw.dlq')}")
 
     # ------------------------------------------------------------------ metrics
     step(f"a few lines of http://127.0.0.1:{gw.metrics_port}/metrics")
