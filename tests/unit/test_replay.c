@@ -206,6 +206,7 @@ ParameterizedTestParameters(replay, bad_option_values_are_usage_errors_naming_th
         {"--since", "2 hours", "--since \"2 hours\""},
         {"--since", "-5m", "--since \"-5m\""},
         {"--since", "10", "--since \"10\""},
+        {"--since", "0s", "--since \"0s\""},
         {"--limit", "0", "--limit \"0\""},
         {"--limit", "-3", "--limit \"-3\""},
         {"--limit", "7x", "--limit \"7x\""},
