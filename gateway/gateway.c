@@ -1364,10 +1364,11 @@ int gw_gateway_run(const char *config_path)
     char merr[ERR_TEXT] = "";
     g.metrics = gw_metrics_new(cfg->metrics_listen, merr, sizeof merr);
     if (!g.metrics) {
-        fprintf(stderr, "amqp-gw: metrics.listen: %s\n", merr);
-        gw_breakers_cleanup(&g.breakers);
-        gw_config_free(cfg);
-        return 1;
+        /* Metrics are for watching the gateway, not for moving events: a second instance
+         * on the same host with the same config must still run. */
+        GW_LOG(GW_LOG_ERROR, "metrics listener disabled", GW_S("error", merr),
+               GW_S("hint", "set metrics.listen to a free address, or \"\" to turn it off"));
+        g.metrics = gw_metrics_new("", merr, sizeof merr);
     }
     GW_LOG(GW_LOG_INFO, "starting", GW_S("config", config_path), GW_S("routes", cfg->routes->path),
            GW_I("routes_count", cfg->routes->n_routes), GW_S("version", GW_VERSION));

@@ -60,3 +60,36 @@ def test_failing_gateway_copies_pause_consumption_then_resume_without_loss(gatew
     assert all(m.headers["x-gw-dead-letter-reason"] == "no_route" for m in dead)
     assert broker.count(gw.inbound) == 0
     assert gw.alive()
+
+
+def _free_port():
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def test_two_instances_share_one_inbound_queue_and_one_config(gateway, tid, broker):
+    """SPEC section 7: several instances may run against one inbound queue. With one config
+    file they also share metrics.listen: the second cannot bind it, says so, and runs anyway."""
+    import urllib.request
+
+    from gwtest import collect_unique, publish_many
+
+    port = _free_port()
+    cfg = {"metrics": {"listen": f"127.0.0.1:{port}"}}
+    a = gateway(config=cfg, name="a").start()
+    b = gateway(config=cfg, name="b")
+    b.spawn()
+    wait_for(lambda: broker.consumers(a.inbound) >= 2, 20, "two consumers on the inbound queue")
+    assert any(line.get("msg") == "metrics listener disabled" for line in b.logs())
+    n = 2000
+    publish_many(broker, a.inbound, n, lambda s: (b"e%d" % s, event_props(s, type="order.shared")))
+    seen, total = collect_unique(broker, f"{tid}.orders.q", n, key=lambda m: m.seq, timeout=60)
+    assert len(seen) == n, f"{len(seen)} of {n} unique events arrived ({total} copies)"
+    assert a.alive() and b.alive()
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as r:
+        assert r.status == 200
