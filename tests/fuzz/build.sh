@@ -58,7 +58,7 @@ build fuzz_classify "$src/classify.c" "$src/headers.c" "$src/uuid.c" "$src/str.c
 
 libs=$(pkg-config --cflags --libs yaml-0.1)
 build fuzz_yaml "$src/config.c" "$src/routes.c" "$src/yamldoc.c" "$src/router.c" \
-    "$src/match.c" "$src/str.c" "$src/err.c" "$src/alloc.c"
+    "$src/match.c" "$src/str.c" "$src/err.c" "$src/alloc.c" "$src/log.c" "$src/clock.c"
 
 failed=""
 # run NAME MAX_LEN
@@ -76,7 +76,7 @@ run() {
     if [ "$rc" -eq 0 ]; then
         echo "fuzz: $name passed (${runs:-?} runs in ${secs}s)"
     else
-        cat "$out/$name.log"
+        tail -n 80 "$out/$name.log"
         echo "fuzz: $name FAILED (exit $rc after ${runs:-?} runs; log $out/$name.log)" >&2
         failed="$failed $name"
     fi

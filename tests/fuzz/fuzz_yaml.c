@@ -13,6 +13,7 @@
  */
 #include "config.h"
 #include "err.h"
+#include "match.h"
 #include "routes.h"
 
 #include <stdint.h>
@@ -53,6 +54,34 @@ static void check_failure(gw_err err, const gw_diags *d)
     }
 }
 
+/* Looks up a type the route matches (its event, with each wildcard word replaced by
+ * the word "x") and checks that the winner obeys the precedence of SPEC §5. */
+static void check_lookup(const gw_routes *r, const gw_route *rt)
+{
+    size_t len = strlen(rt->event);
+    char *type = malloc(len + 1);
+    if (type == NULL)
+        abort();
+    for (size_t i = 0; i <= len; i++)
+        type[i] = rt->event[i] == '*' || rt->event[i] == '#' ? 'x' : rt->event[i];
+    if (!gw_match_type_valid(type, len))
+        abort();
+    const gw_route *hit = gw_routes_lookup(r, type, len);
+    if (hit == NULL)
+        abort();
+    if (!rt->is_pattern && hit != rt) /* duplicates are rejected; exact beats pattern */
+        abort();
+    if (hit->is_pattern) {
+        if (!rt->is_pattern || !gw_match(hit->event, type, len) ||
+            hit->literal_words < rt->literal_words ||
+            (hit->literal_words == rt->literal_words && hit->index > rt->index))
+            abort();
+    } else if (strcmp(hit->event, type) != 0) {
+        abort();
+    }
+    free(type);
+}
+
 static void check_routes(const gw_routes *r)
 {
     if (r->router == NULL || (r->n_routes > 0 && r->routes == NULL))
@@ -73,12 +102,7 @@ static void check_routes(const gw_routes *r)
                 abort();
         if (rt->has_retry && (rt->retry.n_backoff == 0 || rt->retry.n_backoff > GW_RETRY_MAX_TIERS))
             abort();
-        const gw_route *hit = gw_routes_lookup(r, rt->event, strlen(rt->event));
-        if (hit == NULL)
-            abort();
-        /* Duplicate routes are rejected and exact beats pattern. */
-        if (!rt->is_pattern && hit != rt)
-            abort();
+        check_lookup(r, rt);
     }
 }
 

@@ -300,6 +300,16 @@ class Publisher:
         self._drop()
 
 
+def publish_one(broker, queue, body, props):
+    """Publishes one message to queue (default exchange) with a confirm, on a connection of
+    its own."""
+    pub = Publisher(broker)
+    try:
+        pub.publish(queue, body, props)
+    finally:
+        pub.close()
+
+
 def event_props(
     seq=None,
     type=None,

@@ -6,15 +6,11 @@ line and the table in use keeps serving; SIGTERM afterwards still exits 0.
 
 import signal
 
-from gwtest import Publisher, drain, drain_exact, event_props, simple_routes, wait_for
+from gwtest import drain, drain_exact, event_props, publish_one, simple_routes, wait_for
 
 
 def publish(broker, gw, body, props):
-    pub = Publisher(broker)
-    try:
-        pub.publish(gw.inbound, body, props)
-    finally:
-        pub.close()
+    publish_one(broker, gw.inbound, body, props)
 
 
 def lines(gw, prefix):

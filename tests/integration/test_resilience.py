@@ -5,15 +5,11 @@ speed, then resumes by itself once its topology can be declared again. Nothing i
 
 import time
 
-from gwtest import Publisher, drain, event_props, wait_for
+from gwtest import collect_unique, drain, event_props, publish_many, publish_one, wait_for
 
 
 def publish(broker, gw, body, props):
-    pub = Publisher(broker)
-    try:
-        pub.publish(gw.inbound, body, props)
-    finally:
-        pub.close()
+    publish_one(broker, gw.inbound, body, props)
 
 
 def test_dead_letter_copy_is_persistent_even_for_a_transient_event(gateway, tid, broker):
@@ -76,8 +72,6 @@ def test_two_instances_share_one_inbound_queue_and_one_config(gateway, tid, brok
     """SPEC section 7: several instances may run against one inbound queue. With one config
     file they also share metrics.listen: the second cannot bind it, says so, and runs anyway."""
     import urllib.request
-
-    from gwtest import collect_unique, publish_many
 
     port = _free_port()
     cfg = {"metrics": {"listen": f"127.0.0.1:{port}"}}

@@ -22,6 +22,7 @@ from gwtest import (
     event_props,
     now_ms,
     wait_for,
+    publish_one,
 )
 
 # Every SPEC section 6 header a dead-lettered message carries.
@@ -72,11 +73,7 @@ def table(exchanges, queues, routes):
 
 
 def publish(broker, gw, body, props):
-    pub = Publisher(broker)
-    try:
-        pub.publish(gw.inbound, body, props)
-    finally:
-        pub.close()
+    publish_one(broker, gw.inbound, body, props)
 
 
 def log_lines(gw, msg, **match):
