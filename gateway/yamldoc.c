@@ -631,6 +631,13 @@ bool gw_yamldoc_get_name(gw_yamldoc *doc, const gw_yaml_node *n, const char *wha
         report(doc, n, what, "longer than %zu bytes", max_bytes);
         return false;
     }
+    for (size_t i = 0; i < n->len; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch < 0x20 || ch == 0x7f) {
+            report(doc, n, what, "contains a control character (byte %zu)", i);
+            return false;
+        }
+    }
     *out = s;
     return true;
 }

@@ -375,3 +375,10 @@ ParameterizedTest(invalid_case *c, routes, each_invalid_routes_fixture_reports_i
     }
     gw_diags_cleanup(&d);
 }
+
+Test(routes, a_name_with_a_control_character_is_refused_so_messages_stay_one_line)
+{
+    /* found by tests/fuzz/fuzz_yaml.c: a newline in a name used to split diagnostics */
+    parse_fails_with("version: 1\nexchanges:\n  - {name: \"a\\nb\", type: topic}\nroutes: []\n",
+                     "mem.yaml:3:12: exchanges[0].name: contains a control character (byte 1)");
+}
