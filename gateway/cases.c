@@ -21,7 +21,12 @@
 #define CASES_MAX_NAME_BYTES 255
 
 static const char *const file_keys[] = {"cases", NULL};
-static const char *const case_keys[] = {"name", "event", "headers", "expect", "route", NULL};
+static const char *const case_keys[] = {"name", "event",        "type",  "headers", "expect",
+                                        "to",   "destinations", "route", NULL};
+/* Spellings a case may use for the same field: the routing table's own words (`event`,
+ * `to`) and the obvious others. */
+static const char *const event_keys[] = {"event", "type", NULL};
+static const char *const expect_keys[] = {"expect", "to", "destinations", NULL};
 static const char *const dest_keys[] = {"exchange", "routing_key", NULL};
 
 static void case_cleanup(gw_case *c)
@@ -52,6 +57,28 @@ void gw_cases_free(gw_cases *cases)
     free(cases);
 }
 
+/* The node of the first spelling of a field present in item (NULL if none); two
+ * spellings at once are an error. */
+static const gw_yaml_node *field(gw_yamldoc *doc, const gw_yaml_node *item, const char *label,
+                                 const char *const *names, const char **used)
+{
+    const gw_yaml_node *found = NULL;
+    *used = names[0];
+    for (const char *const *k = names; *k; k++) {
+        const gw_yaml_node *n = gw_yamldoc_map_get(item, *k);
+        if (!n)
+            continue;
+        if (found && doc)
+            gw_yamldoc_error(doc, n, "%s: \"%s\" and \"%s\" say the same thing; use one", label,
+                             *used, *k);
+        if (!found) {
+            found = n;
+            *used = *k;
+        }
+    }
+    return found;
+}
+
 /* The text of a scalar node, or NULL (no diagnostic) — to name a case in messages
  * before its fields are validated. */
 static const char *peek_str(const gw_yaml_node *n)
@@ -65,8 +92,9 @@ static const char *peek_str(const gw_yaml_node *n)
 static char *case_label(const gw_yaml_node *item, size_t index)
 {
     const char *label = peek_str(gw_yamldoc_map_get(item, "name"));
+    const char *used;
     if (!label)
-        label = peek_str(gw_yamldoc_map_get(item, "event"));
+        label = peek_str(field(NULL, item, NULL, event_keys, &used));
     if (label && label[0] != '\0')
         return gw_xasprintf("case \"%s\"", label);
     return gw_xasprintf("cases[%zu]", index);
@@ -149,13 +177,10 @@ static void load_expect(gw_yamldoc *doc, const gw_yaml_node *n, const char *labe
                          label, gw_yamldoc_kind_name(n));
         return;
     }
-    if (n->n == 0) {
-        gw_yamldoc_error(doc, n, "%s: expect: empty list (write no_route to expect a dead-letter)",
-                         label);
-        return;
-    }
+    /* An empty list: the event reaches no destination (it is dead-lettered, for no route
+     * or as invalid). */
     c->expect = GW_CASE_EXPECT_DESTINATIONS;
-    c->dests = gw_xcalloc(n->n, sizeof *c->dests);
+    c->dests = gw_xcalloc(n->n ? n->n : 1, sizeof *c->dests);
     for (size_t i = 0; i < n->n; i++)
         load_dest(doc, n->items[i], label, i, c);
 }
@@ -179,9 +204,12 @@ static void load_case(gw_yamldoc *doc, const gw_yaml_node *item, size_t index, g
             c->name = gw_xstrdup(s);
         free(what);
     }
-    n = gw_yamldoc_map_require(doc, item, label, "event");
+    const char *used;
+    n = field(doc, item, label, event_keys, &used);
+    if (!n)
+        gw_yamldoc_map_require(doc, item, label, "event"); /* reports it missing */
     if (n) {
-        what = gw_xasprintf("%s: event", label);
+        what = gw_xasprintf("%s: %s", label, used);
         if (gw_yamldoc_get_str(doc, n, what, &s))
             c->event = gw_xstrdup(s);
         free(what);
@@ -202,10 +230,10 @@ static void load_case(gw_yamldoc *doc, const gw_yaml_node *item, size_t index, g
         }
         free(what);
     }
-    n = gw_yamldoc_map_get(item, "expect");
-    if (n)
-        load_expect(doc, n, label, c);
-    if (!gw_yamldoc_map_get(item, "expect") && !gw_yamldoc_map_get(item, "route"))
+    const gw_yaml_node *expect = field(doc, item, label, expect_keys, &used);
+    if (expect)
+        load_expect(doc, expect, label, c);
+    if (!expect && !gw_yamldoc_map_get(item, "route"))
         gw_yamldoc_error(doc, item,
                          "%s: needs expect: (destinations, no_route or "
                          "invalid_event) or route: (the route that must match)",
@@ -230,10 +258,13 @@ gw_err gw_cases_parse(const char *path, const char *buf, size_t len, gw_cases **
         gw_yamldoc_error(doc, NULL, "empty file: expected a mapping with a cases: list");
         goto out;
     }
-    if (!gw_yamldoc_expect_map(doc, root, "case file"))
-        goto out;
-    gw_yamldoc_check_keys(doc, root, "case file", file_keys);
-    const gw_yaml_node *list = gw_yamldoc_map_require(doc, root, "case file", "cases");
+    const gw_yaml_node *list = root; /* a bare list of cases is fine too */
+    if (root->kind != GW_YAML_SEQ) {
+        if (!gw_yamldoc_expect_map(doc, root, "case file"))
+            goto out;
+        gw_yamldoc_check_keys(doc, root, "case file", file_keys);
+        list = gw_yamldoc_map_require(doc, root, "case file", "cases");
+    }
     if (!list || !gw_yamldoc_expect_seq(doc, list, "cases"))
         goto out;
     if (list->n == 0) {
@@ -337,6 +368,8 @@ static void text_add_expected(text *t, const gw_case *c)
         text_addf(t, "dead-letter (invalid_event)");
         return;
     }
+    if (c->n_dests == 0)
+        text_addf(t, "no destination");
     for (size_t i = 0; i < c->n_dests; i++) {
         if (i > 0)
             text_addf(t, " + ");
@@ -349,6 +382,8 @@ static void text_add_expected(text *t, const gw_case *c)
  * appends "expected ..., got ... (missing ...; unexpected ...)" to t. */
 static bool check_dests(const gw_case *c, const outcome *o, text *t)
 {
+    if (!o->route && c->n_dests == 0)
+        return true;
     if (!o->route) {
         text_addf(t, "expected ");
         text_add_expected(t, c);

@@ -200,11 +200,25 @@ Test(cases, rejects_an_expect_mapping)
                         "destinations, no_route or invalid_event, got a mapping");
 }
 
-Test(cases, rejects_an_empty_expect_list)
+Test(cases, rejects_two_spellings_of_one_field)
 {
-    assert_single_error("cases:\n  - event: a.b\n    expect: []\n",
-                        "t.cases.yaml:3:13: case \"a.b\": expect: empty list (write no_route to "
-                        "expect a dead-letter)");
+    assert_single_error("cases:\n  - event: a.b\n    type: a.b\n    expect: no_route\n",
+                        "t.cases.yaml:3:11: case \"a.b\": \"event\" and \"type\" say the same "
+                        "thing; use one");
+}
+
+Test(cases, accepts_a_bare_list_and_the_routing_tables_own_words)
+{
+    gw_cases *c = parse_ok("- type: order.created\n"
+                           "  to: [{exchange: orders}, {exchange: audit}]\n"
+                           "- event: x.y\n"
+                           "  destinations: []\n");
+    cr_assert_eq(c->n, 2);
+    cr_assert_str_eq(c->items[0].event, "order.created");
+    cr_assert_eq(c->items[0].n_dests, 2);
+    cr_assert_eq(c->items[1].expect, GW_CASE_EXPECT_DESTINATIONS);
+    cr_assert_eq(c->items[1].n_dests, 0);
+    gw_cases_free(c);
 }
 
 Test(cases, rejects_a_destination_without_exchange)
@@ -416,5 +430,14 @@ Test(runner, reports_both_a_wrong_route_and_wrong_destinations)
     cr_assert_str_eq(why, "expected route order.*, got route order.created; expected dead-letter "
                           "(no_route), got route order.created -> orders/order.created + "
                           "audit/order.created");
+    free(why);
+}
+
+Test(runner, an_empty_destination_list_passes_for_an_event_that_reaches_none)
+{
+    cr_assert_null(run_one("cases:\n  - event: nothing.here\n    expect: []\n"));
+    char *why = run_one("cases:\n  - event: order.created\n    expect: []\n");
+    cr_assert_not_null(why);
+    cr_assert(strstr(why, "expected no destination") != NULL, "%s", why);
     free(why);
 }
