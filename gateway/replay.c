@@ -216,8 +216,10 @@ typedef struct replay {
     uint64_t max_tag;
     uint64_t last_delivery_ms;
     uint64_t started_ms;
-    inflight *fl; /* outstanding republishes in seq order */
-    size_t fl_len, fl_cap, fl_head;
+    inflight *fl;                   /* outstanding republishes in seq order */
+    size_t fl_len, fl_cap, fl_head; /* ring occupancy, settled entries (seq 0) included */
+    uint64_t unsettled;             /* republishes not yet confirmed, nacked or failed */
+    bool blocked;                   /* the broker blocked publishing: stop taking messages */
     bool header_printed;
     struct known_exchange {
         char *name;
@@ -300,6 +302,7 @@ static void fl_push(replay *r, uint64_t seq, uint64_t tag, uint64_t key)
     }
     r->fl[(r->fl_head + r->fl_len) % r->fl_cap] = (inflight){seq, tag, key, false};
     r->fl_len++;
+    r->unsettled++;
 }
 
 static void throttle(replay *r)
@@ -309,9 +312,10 @@ static void throttle(replay *r)
     for (;;) {
         double elapsed = (double)(gw_clock_mono_ms() - r->started_ms) / 1000.0;
         double allowed = elapsed * r->o->rate + 1.0;
-        if ((double)(r->moved + r->fl_len + r->failed) < allowed || replay_stop)
+        double sent = (double)(r->moved + r->unsettled + r->failed);
+        if (sent < allowed || replay_stop)
             return;
-        double wait_s = ((double)(r->moved + r->fl_len + r->failed) + 1.0 - allowed) / r->o->rate;
+        double wait_s = (sent + 1.0 - allowed) / r->o->rate;
         long us = (long)(wait_s * 1e6);
         usleep((useconds_t)(us > 200000 ? 200000 : (us < 100 ? 100 : us)));
     }
@@ -408,8 +412,10 @@ static void on_deliver(void *ctx, gw_msg *m)
     uint64_t tag = gw_msg_delivery_tag(m);
     if (tag > r->max_tag)
         r->max_tag = tag;
-    if (r->examined >= r->target || replay_stop) {
-        gw_msg_free(m); /* beyond what we set out to examine: nacked back at the end */
+    if (!r->o->dry_run && gw_session_blocked(r->s))
+        r->blocked = true; /* a publish now could stall on the blocked socket */
+    if (r->examined >= r->target || replay_stop || r->blocked) {
+        gw_msg_free(m); /* not examined: nacked back in place at the end */
         return;
     }
     r->examined++;
@@ -421,7 +427,7 @@ static void on_deliver(void *ctx, gw_msg *m)
         r->matched++;
         if (verdict == GW_REPLAY_MAX_REPLAYS) {
             r->guarded++;
-        } else if (!r->o->dry_run && r->o->limit && r->moved + r->fl_len >= r->o->limit) {
+        } else if (!r->o->dry_run && r->o->limit && r->moved + r->unsettled >= r->o->limit) {
             r->over_limit++;
         } else if (r->o->dry_run) {
             if (r->o->limit && r->moved >= r->o->limit) {
@@ -435,6 +441,7 @@ static void on_deliver(void *ctx, gw_msg *m)
         }
     }
     gw_msg_free(m);
+    r->last_delivery_ms = gw_clock_mono_ms(); /* after any --rate wait */
 }
 
 static inflight *fl_find(replay *r, uint64_t seq)
@@ -447,41 +454,36 @@ static inflight *fl_find(replay *r, uint64_t seq)
     return NULL;
 }
 
+static void settle_one(replay *r, inflight *f, bool ack)
+{
+    if (ack && !f->returned) {
+        gw_session_ack(r->s, f->tag, false);
+        r->moved++;
+    } else {
+        r->failed++;
+    }
+    f->seq = 0; /* settled: popped when it reaches the head */
+    r->unsettled--;
+}
+
 static void on_confirm(void *ctx, int ch, uint64_t seq, bool multiple, bool ack)
 {
     replay *r = ctx;
     if (ch != GW_CH_OWN)
         return;
-    while (r->fl_len) {
-        inflight *f = &r->fl[r->fl_head];
-        if (f->seq > seq)
-            break;
-        if (!multiple && f->seq != seq) {
-            /* out-of-order single confirm: settle just that one */
-            inflight *x = fl_find(r, seq);
-            if (!x)
-                return;
-            bool ok = ack && !x->returned;
-            if (ok) {
-                gw_session_ack(r->s, x->tag, false);
-                r->moved++;
-            } else {
-                r->failed++;
-            }
-            x->seq = 0; /* settled; skipped below when it reaches the head */
-            return;
+    /* Confirms may come out of order; the ring is in publish (sequence) order. */
+    if (multiple) {
+        for (size_t i = 0; i < r->fl_len; i++) {
+            inflight *f = &r->fl[(r->fl_head + i) % r->fl_cap];
+            if (f->seq > seq)
+                break;
+            if (f->seq)
+                settle_one(r, f, ack);
         }
-        if (f->seq != 0) {
-            bool ok = ack && !f->returned;
-            if (ok) {
-                gw_session_ack(r->s, f->tag, false);
-                r->moved++;
-            } else {
-                r->failed++;
-            }
-        }
-        r->fl_head = (r->fl_head + 1) % r->fl_cap;
-        r->fl_len--;
+    } else {
+        inflight *f = fl_find(r, seq);
+        if (f)
+            settle_one(r, f, ack);
     }
     while (r->fl_len && r->fl[r->fl_head].seq == 0) {
         r->fl_head = (r->fl_head + 1) % r->fl_cap;
@@ -500,19 +502,24 @@ static void on_return(void *ctx, int ch, int code, gw_str text, gw_str exchange,
      * publish order on one channel: the oldest unreturned publish with the same
      * exchange, routing key and message id is the one. */
     uint64_t key = return_key(exchange, rk, message_id);
+    /* The oldest unreturned publish with the same exchange, routing key and message id
+     * is the one returned; if several are in flight, all of them are treated as
+     * returned: they stay in the DLQ (at worst a duplicate later), none is lost. */
+    size_t hits = 0;
     for (size_t i = 0; i < r->fl_len; i++) {
         inflight *f = &r->fl[(r->fl_head + i) % r->fl_cap];
         if (f->seq && !f->returned && f->key == key) {
             f->returned = true;
-            char xb[256], kb[256], tb[256];
-            snprintf(xb, sizeof xb, "%.*s", (int)exchange.len, exchange.ptr ? exchange.ptr : "");
-            snprintf(kb, sizeof kb, "%.*s", (int)rk.len, rk.ptr ? rk.ptr : "");
-            snprintf(tb, sizeof tb, "%.*s", (int)text.len, text.ptr ? text.ptr : "");
-            GW_LOG(GW_LOG_WARN, "replayed message was unroutable; left in the DLQ",
-                   GW_I("code", code), GW_S("exchange", xb), GW_S("routing_key", kb),
-                   GW_S("error", tb));
-            return;
+            hits++;
         }
+    }
+    if (hits) {
+        char xb[256], kb[256], tb[256];
+        snprintf(xb, sizeof xb, "%.*s", (int)exchange.len, exchange.ptr ? exchange.ptr : "");
+        snprintf(kb, sizeof kb, "%.*s", (int)rk.len, rk.ptr ? rk.ptr : "");
+        snprintf(tb, sizeof tb, "%.*s", (int)text.len, text.ptr ? text.ptr : "");
+        GW_LOG(GW_LOG_WARN, "replayed message was unroutable; left in the DLQ", GW_I("code", code),
+               GW_S("exchange", xb), GW_S("routing_key", kb), GW_S("error", tb));
     }
 }
 
@@ -524,8 +531,12 @@ static void on_channel_closed(void *ctx, int ch, int code, gw_str text)
     GW_LOG(GW_LOG_ERROR, "replay channel closed by the broker", GW_I("channel", ch),
            GW_I("code", code), GW_S("error", t));
     /* Every unconfirmed republish failed; their DLQ copies stay. */
-    r->failed += r->fl_len;
+    r->failed += r->unsettled; /* not the settled ones still in the ring */
+    r->unsettled = 0;
     r->fl_len = 0;
+    for (size_t i = 0; i < r->n_known; i++)
+        free(r->known[i].name); /* an exchange may have gone: ask again */
+    r->n_known = 0;
     r->fl_head = 0;
     char err[256];
     gw_session_channel_open(r->s, GW_CH_OWN, err, sizeof err);
@@ -623,7 +634,13 @@ int gw_replay_main(int argc, char **argv)
         goto out;
     }
     bool interrupted = false;
-    while (gw_session_alive(s) && r.examined < r.target) {
+    if (o.rate > 0 && !o.dry_run && (double)r.target / o.rate > 25 * 60)
+        fprintf(stderr,
+                "amqp-gw replay: warning: %u messages at %.0f/s take longer than 25 min; the "
+                "broker's consumer_timeout (30 min by default) may close the channel and requeue "
+                "everything held (duplicates, no loss): use --limit or a higher --rate\n",
+                ready, o.rate);
+    while (gw_session_alive(s) && r.examined < r.target && !r.blocked) {
         if (replay_stop) {
             interrupted = true;
             break;
@@ -635,25 +652,30 @@ int gw_replay_main(int argc, char **argv)
     if (gw_session_alive(s) && r.target > 0)
         gw_session_cancel(s, REPLAY_TAG);
     uint64_t deadline = gw_clock_mono_ms() + CONFIRM_WAIT_MS;
-    while (gw_session_alive(s) && r.fl_len && gw_clock_mono_ms() < deadline)
+    while (gw_session_alive(s) && r.unsettled && gw_clock_mono_ms() < deadline)
         gw_session_poll(s, 50, &h);
-    /* Everything still unacked goes back in place. */
+    /* Everything still unacked goes back in place (tag 0 + multiple: all outstanding;
+     * the last tag may have been acked already, and naming it would be an error). */
     if (gw_session_alive(s) && r.max_tag)
-        gw_session_nack(s, r.max_tag, true, true);
+        gw_session_nack(s, 0, true, true);
     if (!gw_session_alive(s)) {
         fprintf(stderr, "amqp-gw replay: connection lost: %s\n", gw_session_error(s));
-        r.failed += r.fl_len;
+        r.failed += r.unsettled;
+        r.unsettled = 0;
     }
-    uint64_t left = r.examined - r.moved - r.failed - r.fl_len;
+    uint64_t left = r.examined - r.moved - r.failed - r.unsettled;
     double secs = (double)(gw_clock_mono_ms() - r.started_ms) / 1000.0;
     printf("%s%s: matched %llu, %s %llu, left %llu (%llu not matching, %llu over --max-replays, "
            "%llu over --limit), failed %llu in %.1fs\n",
            o.dry_run ? "dry run " : "", r.queue, (unsigned long long)r.matched,
            o.dry_run ? "would move" : "moved", (unsigned long long)r.moved,
            (unsigned long long)left, (unsigned long long)r.no_match, (unsigned long long)r.guarded,
-           (unsigned long long)r.over_limit, (unsigned long long)(r.failed + r.fl_len), secs);
+           (unsigned long long)r.over_limit, (unsigned long long)(r.failed + r.unsettled), secs);
     fflush(stdout);
-    rc = (r.failed || r.fl_len || !gw_session_alive(s) || interrupted) ? 1 : 0;
+    if (r.blocked)
+        fprintf(stderr, "amqp-gw replay: stopped early: the broker blocked publishing (a "
+                        "resource alarm); run it again once the alarm clears\n");
+    rc = (r.failed || r.unsettled || r.blocked || !gw_session_alive(s) || interrupted) ? 1 : 0;
 out:
     for (size_t i = 0; i < r.n_known; i++)
         free(r.known[i].name);

@@ -41,7 +41,7 @@ fi
 
 mkdir -p "$out"
 cflags="-g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined"
-cflags="$cflags -fno-sanitize-recover=undefined -I$src"
+cflags="$cflags -fno-sanitize-recover=undefined"
 
 # build NAME SOURCES... (the flags of the last pkg-config call are in $libs)
 build() {
@@ -49,7 +49,7 @@ build() {
     shift
     echo "fuzz: building $name"
     # shellcheck disable=SC2086  # word splitting of the flag lists is intended
-    "$cc" $cflags "$root/tests/fuzz/$name.c" "$@" $libs -o "$out/$name"
+    "$cc" $cflags -I"$src" "$root/tests/fuzz/$name.c" "$@" $libs -o "$out/$name"
 }
 
 libs=$(pkg-config --cflags --libs libcjson)
