@@ -81,7 +81,7 @@ typedef struct job {
 typedef struct pend {
     job *j;
     const char *exchange;    /* destination (borrowed from the route or job) */
-    const char *routing_key; /* NULL for gateway-own publishes */
+    const char *routing_key; /* as published (own copies: a reason or tier name) */
     bool own;
     bool returned;
     int return_code;
@@ -117,8 +117,7 @@ typedef struct gw {
     const gw_routes *topo_routes;
     gw_routes **retired; /* replaced routing tables, freed once no job can use them */
     size_t n_retired;
-    bool consuming;
-    bool cancelled;
+    bool cancelled;           /* the broker cancelled a consumer: re-establish */
     bool redeclare;           /* a gateway-own publish failed: declare our topology again */
     unsigned own_fail_streak; /* consecutive failed gateway-own copies */
     char own_last_error[512];
@@ -128,8 +127,7 @@ typedef struct gw {
     uint64_t last_redeclare_ms;
     const char *tier_names[MAX_RETRY_TIERS]; /* queue names of tiers[] (interned) */
     char **interned;                         /* strings pends may point at; kept until exit */
-    size_t n_interned;                       /* broker cancelled a consumer: re-establish */
-    uint64_t in_flight;
+    size_t n_interned;
 } gw;
 
 static uint64_t rng_next(gw *g)
@@ -291,7 +289,6 @@ static void ring_push(gw *g, job *j)
     }
     g->ring[(g->ring_head + g->ring_len) % g->ring_cap] = j;
     g->ring_len++;
-    g->in_flight++;
 }
 
 static void free_retired(gw *g)
@@ -321,12 +318,11 @@ static void ack_ready(gw *g)
         }
         g->ring_head = (g->ring_head + 1) % g->ring_cap;
         g->ring_len--;
-        g->in_flight--;
         job_free(j);
     }
     if (ack_upto)
         gw_session_ack(g->s, ack_upto, true);
-    gw_metrics_set_in_flight(g->metrics, g->in_flight);
+    gw_metrics_set_in_flight(g->metrics, g->ring_len);
     if (!g->ring_len)
         free_retired(g);
 }
@@ -365,7 +361,6 @@ static void drop_all_jobs(gw *g)
         g->ring_len--;
     }
     g->ring_head = 0;
-    g->in_flight = 0;
     g->backlog_head = g->backlog_tail = NULL; /* backlog jobs are in the ring too */
     free_retired(g);
 }
@@ -921,6 +916,17 @@ static void process_rejected(gw *g, job *j)
         dead_letter(g, j, GW_REASON_REJECTED, "", j->retry_routing_key, why);
 }
 
+/* Dead-letters an event that never reached a destination: its "original" exchange and
+ * routing key are the ones it was published with. */
+static void dead_letter_as_published(gw *g, job *j, gw_reason reason, const char *why)
+{
+    char ex[256], rk[256];
+    gw_str e = gw_msg_exchange(j->msg), k = gw_msg_routing_key(j->msg);
+    snprintf(ex, sizeof ex, "%.*s", (int)e.len, e.ptr);
+    snprintf(rk, sizeof rk, "%.*s", (int)k.len, k.ptr);
+    dead_letter(g, j, reason, ex, rk, why);
+}
+
 static void process(gw *g, job *j)
 {
     gw_metrics_received(g->metrics);
@@ -939,13 +945,9 @@ static void process(gw *g, job *j)
     classify_input(j->msg, &in);
     gw_classify_result cr;
     gw_err err = gw_classify(g->cfg->type_from, g->cfg->n_type_from, &in, &cr);
-    char orig_ex[256], orig_rk[256];
-    gw_str ex = gw_msg_exchange(j->msg), rk = gw_msg_routing_key(j->msg);
-    snprintf(orig_ex, sizeof orig_ex, "%.*s", (int)ex.len, ex.ptr);
-    snprintf(orig_rk, sizeof orig_rk, "%.*s", (int)rk.len, rk.ptr);
     if (err != GW_OK) {
         compute_ids(g, j, GW_STR_NULL);
-        dead_letter(g, j, GW_REASON_INVALID_EVENT, orig_ex, orig_rk, cr.why);
+        dead_letter_as_published(g, j, GW_REASON_INVALID_EVENT, cr.why);
         goto out;
     }
     memcpy(j->type, cr.type, cr.type_len + 1);
@@ -975,7 +977,7 @@ static void process(gw *g, job *j)
     if (!j->route) {
         char why[400];
         snprintf(why, sizeof why, "no route for event type \"%s\"", cr.type);
-        dead_letter(g, j, GW_REASON_NO_ROUTE, orig_ex, orig_rk, why);
+        dead_letter_as_published(g, j, GW_REASON_NO_ROUTE, why);
         goto out;
     }
     for (size_t i = 0; i < j->route->n_to; i++) {
@@ -1061,7 +1063,6 @@ static bool start_consuming(gw *g, char *err, size_t len)
     if (gw_session_consume(g->s, g->topo->rejected_queue, REJECTED_TAG, g->cfg->prefetch, err,
                            len) != GW_OK)
         return false;
-    g->consuming = true;
     return true;
 }
 
@@ -1314,7 +1315,7 @@ static void install_signals(void)
 static void shutdown_gracefully(gw *g)
 {
     GW_LOG(GW_LOG_INFO, "stopping: no new deliveries; waiting for outstanding confirms",
-           GW_I("in_flight", g->in_flight), GW_I("timeout_ms", g->cfg->shutdown_timeout_ms));
+           GW_I("in_flight", g->ring_len), GW_I("timeout_ms", g->cfg->shutdown_timeout_ms));
     gw_session_cancel(g->s, INBOUND_TAG);
     gw_session_cancel(g->s, REJECTED_TAG);
     uint64_t deadline = gw_clock_mono_ms() + g->cfg->shutdown_timeout_ms;
