@@ -56,19 +56,13 @@ gw_err gw_replay_parse_args(int argc, char **argv, gw_replay_opts *o, bool *help
                             size_t err_len)
 {
     static const struct option longopts[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"queue", required_argument, NULL, 'q'},
-        {"type", required_argument, NULL, 't'},
-        {"reason", required_argument, NULL, 'r'},
-        {"route", required_argument, NULL, 'R'},
-        {"since", required_argument, NULL, 's'},
-        {"limit", required_argument, NULL, 'l'},
-        {"rate", required_argument, NULL, 'x'},
-        {"to", required_argument, NULL, 'T'},
-        {"max-replays", required_argument, NULL, 'm'},
-        {"dry-run", no_argument, NULL, 'n'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"config", required_argument, NULL, 'c'}, {"queue", required_argument, NULL, 'q'},
+        {"type", required_argument, NULL, 't'},   {"reason", required_argument, NULL, 'r'},
+        {"route", required_argument, NULL, 'R'},  {"since", required_argument, NULL, 's'},
+        {"limit", required_argument, NULL, 'l'},  {"rate", required_argument, NULL, 'x'},
+        {"to", required_argument, NULL, 'T'},     {"max-replays", required_argument, NULL, 'm'},
+        {"dry-run", no_argument, NULL, 'n'},      {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},      {NULL, 0, NULL, 0},
     };
     memset(o, 0, sizeof *o);
     o->max_replays = 3;
@@ -154,6 +148,9 @@ gw_err gw_replay_parse_args(int argc, char **argv, gw_replay_opts *o, bool *help
             break;
         case 'h':
             *help = true;
+            return GW_OK;
+        case 'V':
+            o->version = true;
             return GW_OK;
         case ':':
             snprintf(err, err_len, "option '%s' needs a value", argv[optind - 1]);
@@ -581,6 +578,10 @@ int gw_replay_main(int argc, char **argv)
     }
     if (help) {
         usage(stdout);
+        return 0;
+    }
+    if (o.version) {
+        printf("amqp-gw %s\n", GW_VERSION);
         return 0;
     }
     gw_diags diags = {0};

@@ -29,6 +29,7 @@ typedef struct gw_replay_opts {
     bool to_inbound;      /* false: original exchange and routing key */
     uint32_t max_replays; /* default 3 */
     bool dry_run;
+    bool version; /* --version: print it and stop */
 } gw_replay_opts;
 
 /* Parses argv (argv[0] is "replay"). On a usage error returns GW_ERR_USAGE with a

@@ -186,6 +186,11 @@ Test(cli, prints_its_version)
     RUN(&res, "explain", "--version");
     cr_assert_eq(res.status, 0);
     cr_assert_str_eq(res.out, "amqp-gw 0.1.0\n");
+    RUN(&res, "replay", "--version");
+    cr_assert_eq(res.status, 0);
+    cr_assert_str_eq(res.out, "amqp-gw 0.1.0\n");
+    RUN(&res, "replay", "--help");
+    cr_assert_eq(res.status, 0);
 }
 
 Test(cli, prints_help_listing_every_command)
