@@ -283,8 +283,7 @@ gw_err gw_session_connect(const gw_config *cfg, const char *url, const char *nam
         set_err(err, err_len, "bad broker url");
         goto out;
     }
-    if (cfg->tls.enabled && !ci.ssl && strncmp(url, "amqps://", 8) != 0)
-        ci.ssl = 0; /* tls: block present but URL is amqp:// — URL wins */
+    /* The URL's scheme decides: amqps:// speaks TLS with the tls: settings. */
     char cname[160];
     snprintf(cname, sizeof cname, "%s consumer", name);
     if (open_conn(cfg, &ci, cname, &s->cons, err, err_len) != GW_OK)
