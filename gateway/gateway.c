@@ -689,6 +689,11 @@ static void settle_pend(gw *g, pend e, bool ok, const char *why_in)
         log_breaker(g, e.exchange, b, t);
         if (success) {
             gw_metrics_routed(g->metrics, j->route ? j->route->event : "", e.exchange);
+            GW_LOG(GW_LOG_DEBUG, "forwarded", GW_S("exchange", e.exchange),
+                   GW_S("routing_key", e.routing_key), GW_S("event_type", j->type),
+                   GW_S("route", j->route ? j->route->event : NULL),
+                   GW_S("correlation_id", j->ids.correlation_id),
+                   GW_S("message_id", j->ids.message_id), GW_I("retry_count", j->retry_count));
         } else {
             char why[600];
             gw_reason reason = GW_REASON_PUBLISH_FAILED;
