@@ -165,6 +165,15 @@ static const char *intern(gw *g, const char *s)
     return g->interned[g->n_interned++] = gw_xstrdup(s);
 }
 
+static void free_interned(gw *g)
+{
+    for (size_t i = 0; i < g->n_interned; i++)
+        free(g->interned[i]);
+    free(g->interned);
+    g->interned = NULL;
+    g->n_interned = 0;
+}
+
 /* The declared tier queue for delay_ms (a stable string). */
 static const char *tier_queue(gw *g, uint64_t delay_ms)
 {
@@ -1424,9 +1433,7 @@ out:
     free(g.ring);
     gw_metrics_free(g.metrics);
     gw_topology_free(g.topo);
-    for (size_t i = 0; i < g.n_interned; i++)
-        free(g.interned[i]);
-    free(g.interned);
+    free_interned(&g);
     gw_breakers_cleanup(&g.breakers);
     gw_config_free(cfg);
     return rc;
@@ -1444,6 +1451,7 @@ int gw_gateway_check_live(const gw_config *cfg)
         GW_OK) {
         fprintf(stderr, "amqp-gw: cannot connect to the broker (%s): %s\n", safe, err);
         gw_topology_free(g.topo);
+        free_interned(&g);
         return 1;
     }
     int drift = gw_topology_check(s, g.topo, stdout);
@@ -1453,5 +1461,6 @@ int gw_gateway_check_live(const gw_config *cfg)
         printf("in sync with %s\n", safe);
     gw_session_free(s);
     gw_topology_free(g.topo);
+    free_interned(&g);
     return drift == 0 ? 0 : 1;
 }
