@@ -33,6 +33,8 @@ import time
 import pika
 import pika.exceptions
 
+import benchlib
+
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 POLL_S = 0.05
 
@@ -66,32 +68,16 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
-class Broker:
+class Broker(benchlib.Connection):
     """A pika connection to the benchmark's broker, with queue polling that survives 404s."""
 
     def __init__(self, url, pid, broker_script):
-        self.url = url
+        super().__init__(url)
         self.pid = pid
         self.broker_script = broker_script
-        self.conn = pika.BlockingConnection(pika.URLParameters(url))
-        self.ch = self.conn.channel()
         self.version = self.conn._impl.server_properties.get("version", "?")
         if isinstance(self.version, bytes):
             self.version = self.version.decode()
-
-    def channel(self):
-        if not self.ch.is_open:
-            self.ch = self.conn.channel()
-        return self.ch
-
-    def count(self, queue):
-        """Messages ready in queue, 0 when it does not exist (yet)."""
-        try:
-            return self.channel().queue_declare(queue, passive=True).method.message_count
-        except pika.exceptions.ChannelClosedByBroker as e:
-            if e.reply_code == 404:
-                return 0
-            raise
 
     def cpu(self):
         return cpu_seconds(self.pid)

@@ -32,6 +32,8 @@ import time
 import pika
 import pika.exceptions
 
+import benchlib
+
 POLL_S = 0.05
 DLQ = "bench.rp.dlq"
 OUT = "bench.rp.out"
@@ -51,25 +53,10 @@ def log(msg):
     print(msg, file=sys.stderr, flush=True)
 
 
-class Broker:
+class Broker(benchlib.Connection):
     def __init__(self, url, broker_script):
-        self.url = url
+        super().__init__(url)
         self.broker_script = broker_script
-        self.conn = pika.BlockingConnection(pika.URLParameters(url))
-        self.ch = self.conn.channel()
-
-    def channel(self):
-        if not self.ch.is_open:
-            self.ch = self.conn.channel()
-        return self.ch
-
-    def count(self, queue):
-        try:
-            return self.channel().queue_declare(queue, passive=True).method.message_count
-        except pika.exceptions.ChannelClosedByBroker as e:
-            if e.reply_code == 404:
-                return 0
-            raise
 
     def reset(self):
         ch = self.channel()

@@ -1,0 +1,27 @@
+"""What bench/forward.py and bench/replay.py share: a pika connection to the benchmark's
+broker whose channel comes back after the broker closes it (a passive declare of a missing
+queue closes it with 404)."""
+
+import pika
+import pika.exceptions
+
+
+class Connection:
+    def __init__(self, url):
+        self.url = url
+        self.conn = pika.BlockingConnection(pika.URLParameters(url))
+        self.ch = self.conn.channel()
+
+    def channel(self):
+        if not self.ch.is_open:
+            self.ch = self.conn.channel()
+        return self.ch
+
+    def count(self, queue):
+        """Messages ready in queue, 0 when it does not exist (yet)."""
+        try:
+            return self.channel().queue_declare(queue, passive=True).method.message_count
+        except pika.exceptions.ChannelClosedByBroker as e:
+            if e.reply_code == 404:
+                return 0
+            raise
