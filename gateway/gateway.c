@@ -1195,6 +1195,7 @@ static void maintain(gw *g)
         g->pause_until_ms = now + g->pause_ms;
         gw_session_cancel(g->s, INBOUND_TAG);
         gw_session_cancel(g->s, REJECTED_TAG);
+        gw_metrics_set_connected(g->metrics, false); /* /healthz: not consuming */
         GW_LOG(GW_LOG_ERROR,
                "pausing consumption: the gateway's own copies (retry tiers, dead-letter queue) "
                "keep failing",
@@ -1215,9 +1216,10 @@ static void maintain(gw *g)
     if (g->paused && now >= g->pause_until_ms && !g->redeclare) {
         g->paused = false;
         g->own_fail_streak = 0;
-        if (start_consuming(g, err, sizeof err))
+        if (start_consuming(g, err, sizeof err)) {
+            gw_metrics_set_connected(g->metrics, true);
             GW_LOG(GW_LOG_INFO, "resuming consumption", GW_S("queue", g->cfg->inbound_queue));
-        else
+        } else
             GW_LOG(GW_LOG_ERROR, "consuming again failed", GW_S("error", err));
     }
 }
