@@ -25,3 +25,11 @@ class Connection:
             if e.reply_code == 404:
                 return 0
             raise
+
+    def delete(self, queues, exchanges):
+        """Deletes the named queues and exchanges (absent ones are fine)."""
+        ch = self.channel()
+        for q in queues:
+            ch.queue_delete(q)
+        for x in exchanges:
+            ch.exchange_delete(x)

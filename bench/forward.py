@@ -83,11 +83,7 @@ class Broker(benchlib.Connection):
         return cpu_seconds(self.pid)
 
     def reset(self):
-        ch = self.channel()
-        for q in ALL_QUEUES:
-            ch.queue_delete(q)
-        for x in ALL_EXCHANGES:
-            ch.exchange_delete(x)
+        self.delete(ALL_QUEUES, ALL_EXCHANGES)
 
     def declare_shovel_topology(self):
         ch = self.channel()

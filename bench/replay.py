@@ -59,11 +59,7 @@ class Broker(benchlib.Connection):
         self.broker_script = broker_script
 
     def reset(self):
-        ch = self.channel()
-        for q in ALL_QUEUES:
-            ch.queue_delete(q)
-        for x in ALL_EXCHANGES:
-            ch.exchange_delete(x)
+        self.delete(ALL_QUEUES, ALL_EXCHANGES)
 
     def declare(self):
         ch = self.channel()

@@ -573,6 +573,9 @@ static void own_publish(gw *g, job *j, const gw_pub *p)
     char err[ERR_TEXT];
     if (!gw_session_channel_is_open(g->s, GW_CH_OWN) &&
         gw_session_channel_open(g->s, GW_CH_OWN, err, sizeof err) != GW_OK) {
+        GW_LOG(GW_LOG_ERROR,
+               "cannot reopen the gateway's own channel; the event will be redelivered",
+               GW_S("error", err), GW_S("correlation_id", j->ids.correlation_id));
         j->requeue = true;
         return;
     }

@@ -536,7 +536,10 @@ static void on_channel_closed(void *ctx, int ch, int code, gw_str text)
     r->n_known = 0;
     r->fl_head = 0;
     char err[256];
-    gw_session_channel_open(r->s, GW_CH_OWN, err, sizeof err);
+    if (gw_session_channel_open(r->s, GW_CH_OWN, err, sizeof err) != GW_OK) {
+        GW_LOG(GW_LOG_ERROR, "cannot reopen the replay channel; stopping", GW_S("error", err));
+        replay_stop = 1; /* everything unacked goes back in place */
+    }
 }
 
 static void on_cancelled(void *ctx, gw_str tag)

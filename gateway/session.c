@@ -795,16 +795,32 @@ static size_t header_capacity(const gw_msg *m, const gw_pub *p)
     return n;
 }
 
-size_t gw_session_props_size(const gw_msg *m, const gw_pub *p)
+/* A republish's properties; the header entries live on the stack when there are few
+ * (the common case), else on the heap until props_release. */
+typedef struct props_buf {
+    amqp_basic_properties_t props;
+    amqp_table_entry_t stack[64];
+    amqp_table_entry_t *heap;
+} props_buf;
+
+static void props_build(props_buf *b, const gw_msg *m, const gw_pub *p)
 {
     size_t cap = header_capacity(m, p);
-    amqp_table_entry_t stack[64];
-    amqp_table_entry_t *e = cap <= 64 ? stack : gw_xmalloc(cap * sizeof *e);
-    amqp_basic_properties_t props;
-    build_props(m, p, &props, e, cap);
-    size_t n = props_size(&props);
-    if (e != stack)
-        free(e);
+    b->heap = cap <= 64 ? NULL : gw_xmalloc(cap * sizeof *b->heap);
+    build_props(m, p, &b->props, b->heap ? b->heap : b->stack, cap);
+}
+
+static void props_release(props_buf *b)
+{
+    free(b->heap);
+}
+
+size_t gw_session_props_size(const gw_msg *m, const gw_pub *p)
+{
+    props_buf b;
+    props_build(&b, m, p);
+    size_t n = props_size(&b.props);
+    props_release(&b);
     return n;
 }
 
@@ -814,18 +830,15 @@ gw_err gw_session_publish(gw_session *s, int ch, const gw_msg *m, const gw_pub *
         return GW_ERR_BROKER;
     if (strlen(p->routing_key) > 255 || strlen(p->exchange) > 255)
         return GW_ERR_PERMANENT;
-    size_t cap = header_capacity(m, p);
-    amqp_table_entry_t stack[64];
-    amqp_table_entry_t *e = cap <= 64 ? stack : gw_xmalloc(cap * sizeof *e);
-    amqp_basic_properties_t props;
-    build_props(m, p, &props, e, cap);
+    props_buf b;
+    props_build(&b, m, p);
     gw_err rc = GW_OK;
-    if (props_size(&props) + 8 > s->frame_max) {
+    if (props_size(&b.props) + 8 > s->frame_max) {
         rc = GW_ERR_PERMANENT;
         goto out;
     }
     int st = amqp_basic_publish(s->pub.st, (amqp_channel_t)ch, amqp_cstring_bytes(p->exchange),
-                                amqp_cstring_bytes(p->routing_key), 1, 0, &props, m->msg.body);
+                                amqp_cstring_bytes(p->routing_key), 1, 0, &b.props, m->msg.body);
     if (st != AMQP_STATUS_OK) {
         /* The method frame may be on the wire already: the stream is unusable. */
         die(s, "publish failed: %s", amqp_error_string2(st));
@@ -834,8 +847,7 @@ gw_err gw_session_publish(gw_session *s, int ch, const gw_msg *m, const gw_pub *
     }
     *seq = ++s->seq[ch];
 out:
-    if (e != stack)
-        free(e);
+    props_release(&b);
     return rc;
 }
 
