@@ -227,7 +227,9 @@ static void set_heartbeat(cfg_ctx *c, const option *o, const gw_yaml_node *n, co
     if (!gw_yamldoc_get_duration(c->doc, n, what, o->min, o->max, &ms))
         return;
     if (ms % MS_SECOND != 0) {
-        gw_yamldoc_error(c->doc, n, "%s: %s is not a whole number of seconds", what, n->str);
+        char q[80];
+        gw_yamldoc_quote(n->str, n->len, q, sizeof q);
+        gw_yamldoc_error(c->doc, n, "%s: %s is not a whole number of seconds", what, q);
         return;
     }
     c->cfg->heartbeat_s = (uint32_t)(ms / MS_SECOND);
@@ -311,8 +313,10 @@ static void set_listen(cfg_ctx *c, const option *o, const gw_yaml_node *n, const
     if (!gw_yamldoc_get_str(c->doc, n, what, &s))
         return;
     if (*s && !listen_ok(s)) {
-        gw_yamldoc_error(c->doc, n, "%s: expected \"host:port\" (or \"\" to disable), got \"%s\"",
-                         what, s);
+        char q[80];
+        gw_yamldoc_quote(n->str, n->len, q, sizeof q);
+        gw_yamldoc_error(c->doc, n, "%s: expected \"host:port\" (or \"\" to disable), got %s",
+                         what, q);
         return;
     }
     free(c->cfg->metrics_listen);

@@ -5,6 +5,7 @@
 
 #include <stdarg.h>
 #include <stdlib.h>
+#include <string.h>
 
 const char *gw_err_str(gw_err err)
 {
@@ -29,6 +30,35 @@ const char *gw_err_str(gw_err err)
     return "unknown error";
 }
 
+/* A diagnostic is one line whatever it quotes: control bytes become \xNN (a caller that
+ * quotes a value with gw_yamldoc_quote has already escaped them; this is the backstop
+ * for names and paths passed through as they are). Takes ownership of s. */
+static char *one_line(char *s)
+{
+    size_t extra = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        if (*p < 0x20 || *p == 0x7f)
+            extra += 3;
+    if (extra == 0)
+        return s;
+    size_t len = strlen(s);
+    char *r = gw_xmalloc(len + extra + 1), *w = r;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p < 0x20 || *p == 0x7f) {
+            static const char hex[] = "0123456789abcdef";
+            *w++ = '\\';
+            *w++ = 'x';
+            *w++ = hex[*p >> 4];
+            *w++ = hex[*p & 15];
+        } else {
+            *w++ = (char)*p;
+        }
+    }
+    *w = '\0';
+    free(s);
+    return r;
+}
+
 void gw_diags_add(gw_diags *d, const char *file, int line, int col, const char *fmt, ...)
 {
     if (d->n == d->cap) {
@@ -36,12 +66,12 @@ void gw_diags_add(gw_diags *d, const char *file, int line, int col, const char *
         d->items = gw_xrealloc(d->items, d->cap * sizeof *d->items);
     }
     gw_diag *g = &d->items[d->n++];
-    g->file = file ? gw_xstrdup(file) : NULL;
+    g->file = file ? one_line(gw_xstrdup(file)) : NULL;
     g->line = line;
     g->col = col;
     va_list ap;
     va_start(ap, fmt);
-    g->msg = gw_xvasprintf(fmt, ap);
+    g->msg = one_line(gw_xvasprintf(fmt, ap));
     va_end(ap);
 }
 

@@ -274,6 +274,26 @@ Test(config, ipv6_metrics_listen_needs_brackets)
                      "got \"::1:9464\"");
 }
 
+/* Found by fuzz_yaml: a multi-line listen value was quoted as it was, so the
+ * diagnostic spanned several lines. Values are quoted escaped and cut at 60 bytes. */
+Test(config, multi_line_value_is_quoted_on_one_line)
+{
+    parse_fails_with("routes_file: r.yaml\nmetrics: {listen: \"a\n\n  b\tc\"}\n",
+                     "mem.yaml:2:19: metrics.listen: expected \"host:port\" (or \"\" to disable), "
+                     "got \"a\\x0ab\\x09c\"");
+}
+
+/* The backstop: whatever a caller passes, a diagnostic formats to one line. */
+Test(config, diagnostic_never_spans_lines)
+{
+    gw_diags d = {0};
+    gw_diags_add(&d, "odd\nname.yaml", 3, 4, "queue \"%s\": bad", "x\r\ny\x7f");
+    char line[256];
+    gw_diag_format(&d.items[0], line, sizeof line);
+    cr_assert_str_eq(line, "odd\\x0aname.yaml:3:4: queue \"x\\x0d\\x0ay\\x7f\": bad");
+    gw_diags_cleanup(&d);
+}
+
 Test(config, missing_file_is_an_io_error)
 {
     gw_diags d = {0};
@@ -389,7 +409,7 @@ static invalid_case invalid_cases[] = {
       INVALID "out_of_range.yaml:5:17: retry.max_attempts: 101 is out of range (0..100)",
       INVALID "out_of_range.yaml:7:14: broker.heartbeat: 2h is out of range (0s..1h)"}},
     {"heartbeat_not_whole_seconds.yaml",
-     {INVALID "heartbeat_not_whole_seconds.yaml:3:14: broker.heartbeat: 1500ms is not a whole "
+     {INVALID "heartbeat_not_whole_seconds.yaml:3:14: broker.heartbeat: \"1500ms\" is not a whole "
               "number of seconds"}},
     {"too_many_backoff_tiers.yaml",
      {INVALID "too_many_backoff_tiers.yaml:3:12: retry.backoff: needs 1 to 16 durations, got "
