@@ -118,6 +118,7 @@ typedef struct gw {
     gw_routes **retired; /* replaced routing tables, freed once no job can use them */
     size_t n_retired;
     bool cancelled;           /* the broker cancelled a consumer: re-establish */
+    uint64_t reestablish_at_ms; /* not before (after a failed attempt) */
     bool redeclare;           /* a gateway-own publish failed: declare our topology again */
     unsigned own_fail_streak; /* consecutive failed gateway-own copies */
     char own_last_error[512];
@@ -1043,6 +1044,7 @@ static void on_cancelled(void *ctx, gw_str tag)
     GW_LOG(GW_LOG_WARN, "consumer cancelled by the broker (queue deleted?); re-establishing",
            GW_S("consumer_tag", gw_str_eq_cstr(tag, REJECTED_TAG) ? REJECTED_TAG : INBOUND_TAG));
     g->cancelled = true;
+    gw_metrics_set_connected(g->metrics, false); /* /healthz: not consuming */
 }
 
 static void on_blocked(void *ctx, bool blocked, gw_str reason)
@@ -1083,26 +1085,35 @@ static bool start_consuming(gw *g, char *err, size_t len)
     return true;
 }
 
-/* Re-declares the gateway's queues and consumes again after a basic.cancel. */
+/* Re-declares the gateway's queues and consumes again after a basic.cancel; tried
+ * again a second later for as long as it fails, so a cancelled consumer is never left
+ * silently idle. */
 static void reestablish(gw *g)
 {
+    uint64_t now = gw_clock_mono_ms();
+    if (now < g->reestablish_at_ms)
+        return;
     g->cancelled = false;
     char err[ERR_TEXT];
     bool fatal;
     if (!declare_topology(g, &fatal, err, sizeof err)) {
         GW_LOG(GW_LOG_ERROR, "re-declaring topology failed", GW_S("error", err));
         if (gw_session_alive(g->s))
-            gw_session_free(g->s), g->s = NULL;
+            gw_session_free(g->s), g->s = NULL; /* reconnects, then consumes */
         return;
     }
     /* Cancelling the consumer that survived (if any) and consuming both again keeps
      * the bookkeeping simple: the channel is the same, tags keep counting. */
     gw_session_cancel(g->s, INBOUND_TAG);
     gw_session_cancel(g->s, REJECTED_TAG);
-    if (!start_consuming(g, err, sizeof err))
-        GW_LOG(GW_LOG_ERROR, "consuming again failed", GW_S("error", err));
-    else
-        GW_LOG(GW_LOG_INFO, "consuming again", GW_S("queue", g->cfg->inbound_queue));
+    if (!start_consuming(g, err, sizeof err)) {
+        GW_LOG(GW_LOG_ERROR, "consuming again failed; trying again in 1 s", GW_S("error", err));
+        g->cancelled = true;
+        g->reestablish_at_ms = now + 1000;
+        return;
+    }
+    gw_metrics_set_connected(g->metrics, true);
+    GW_LOG(GW_LOG_INFO, "consuming again", GW_S("queue", g->cfg->inbound_queue));
 }
 
 /* ---------------------------------------------------------------- connect */
@@ -1164,6 +1175,8 @@ static int connect_loop(gw *g, bool first)
                 }
                 continue;
             }
+            g->cancelled = false; /* a fresh session consumes both queues */
+            g->reestablish_at_ms = 0;
             GW_LOG(GW_LOG_INFO, "ready", GW_S("url", safe), GW_S("queue", g->cfg->inbound_queue),
                    GW_I("prefetch", g->cfg->prefetch),
                    GW_I("frame_max", (long long)gw_session_frame_max(g->s)));

@@ -161,11 +161,21 @@ def test_starts_when_an_undeclared_destination_exchange_exists(gateway, tid, bro
 
 
 def test_inbound_queue_deleted_under_the_consumer_is_consumed_again(gateway, tid, broker):
-    gw = gateway(simple_routes(tid)).start()
+    import socket
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    gw = gateway(simple_routes(tid), config={"metrics": {"listen": f"127.0.0.1:{port}"}}).start()
     dest = f"{tid}.orders.q"
     broker.delete_queue(gw.inbound)
     # the broker cancels the consumer; the gateway re-declares the queue and consumes again
     wait_for(lambda: broker.consumers(gw.inbound) >= 1, 20, f"a consumer on the re-declared {gw.inbound}", interval=0.1)
+    wait_for(lambda: any(l.get("msg") == "consuming again" for l in gw.logs()), 10, "'consuming again' logged")
+    assert any(l.get("msg", "").startswith("consumer cancelled by the broker") for l in gw.logs())
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as r:
+        assert r.status == 200, "/healthz must say healthy again once consuming"
     assert gw.alive()
     n = 20
     publish_many(broker, gw.inbound, n, make_event(tid))
