@@ -315,8 +315,8 @@ static void set_listen(cfg_ctx *c, const option *o, const gw_yaml_node *n, const
     if (*s && !listen_ok(s)) {
         char q[80];
         gw_yamldoc_quote(n->str, n->len, q, sizeof q);
-        gw_yamldoc_error(c->doc, n, "%s: expected \"host:port\" (or \"\" to disable), got %s",
-                         what, q);
+        gw_yamldoc_error(c->doc, n, "%s: expected \"host:port\" (or \"\" to disable), got %s", what,
+                         q);
         return;
     }
     free(c->cfg->metrics_listen);

@@ -117,10 +117,10 @@ typedef struct gw {
     const gw_routes *topo_routes;
     gw_routes **retired; /* replaced routing tables, freed once no job can use them */
     size_t n_retired;
-    bool cancelled;           /* the broker cancelled a consumer: re-establish */
+    bool cancelled;             /* the broker cancelled a consumer: re-establish */
     uint64_t reestablish_at_ms; /* not before (after a failed attempt) */
-    bool redeclare;           /* a gateway-own publish failed: declare our topology again */
-    unsigned own_fail_streak; /* consecutive failed gateway-own copies */
+    bool redeclare;             /* a gateway-own publish failed: declare our topology again */
+    unsigned own_fail_streak;   /* consecutive failed gateway-own copies */
     char own_last_error[512];
     bool paused; /* consumers cancelled until pause_until_ms */
     uint64_t pause_until_ms;
