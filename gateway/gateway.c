@@ -67,6 +67,7 @@ typedef struct job {
     uint64_t first_seen_ms;
     uint32_t retry_count;    /* clamped to the route's policy */
     int64_t raw_retry_count; /* x-gw-retry-count as received (untrusted) */
+    bool from_tier;          /* came back from one of our retry tiers (x-death) */
     bool from_rejected;
     int pending;     /* publishes not yet settled */
     bool dispatched; /* every publish of the first pass has been issued */
@@ -416,6 +417,12 @@ static const char *const drop_internal[] = {GW_H_RETRY_DESTINATION,
                                             GW_H_ORIGINAL_ROUTING_KEY,
                                             GW_H_DEAD_LETTERED_AT,
                                             NULL};
+/* A new event (not back from a retry tier) has no last error, whatever its producer
+ * wrote. */
+static const char *const drop_internal_new[] = {GW_H_RETRY_DESTINATION,    GW_H_RETRY_ROUTING_KEY,
+                                                GW_H_DEAD_LETTER_REASON,   GW_H_ORIGINAL_EXCHANGE,
+                                                GW_H_ORIGINAL_ROUTING_KEY, GW_H_DEAD_LETTERED_AT,
+                                                GW_H_LAST_ERROR,           NULL};
 
 static gw_pub base_pub(const job *j, const char *exchange, const char *rk, const gw_hdr *h,
                        size_t n)
@@ -636,7 +643,7 @@ static void forward(gw *g, job *j, const char *exchange, const char *rk)
     gw_hdr h[8];
     size_t n = fwd_headers(j, h, j->route ? j->route->event : NULL);
     gw_pub p = base_pub(j, exchange, rk, h, n);
-    p.drop = drop_internal;
+    p.drop = j->from_tier ? drop_internal : drop_internal_new;
     uint64_t seq;
     gw_err rc = gw_session_publish(g->s, ch, j->msg, &p, &seq);
     if (rc == GW_ERR_PERMANENT) {
@@ -945,16 +952,33 @@ static void dead_letter_as_published(gw *g, job *j, gw_reason reason, const char
     dead_letter(g, j, reason, ex, rk, why);
 }
 
-static void process(gw *g, job *j)
+/* Whether j's x-gw-* headers are the gateway's own: an event is back from a retry
+ * tier when the broker's most recent x-death names one of our tier queues, expired.
+ * Anything else on the inbound queue is new, and what its producer wrote into
+ * x-gw-retry-count, -first-seen-at, -last-error or -retry-destination is not trusted
+ * (it must not spend attempts, expire a deferral or narrow a fan-out). A replayed
+ * event keeps its first-seen time. */
+static void trust_headers(gw *g, job *j)
 {
-    gw_metrics_received(g->metrics);
-    if (!gw_msg_header_int(j->msg, GW_H_RETRY_COUNT, &j->raw_retry_count))
+    gw_str q, reason;
+    j->from_tier = !j->from_rejected && gw_msg_xdeath_latest(j->msg, &q, &reason) &&
+                   gw_str_eq_cstr(reason, "expired") &&
+                   gw_retry_is_tier_queue(g->cfg->prefix, q.ptr, q.len);
+    bool trusted = j->from_tier || j->from_rejected;
+    if (!trusted || !gw_msg_header_int(j->msg, GW_H_RETRY_COUNT, &j->raw_retry_count))
         j->raw_retry_count = 0;
     j->retry_count = gw_retry_clamp_count(&g->cfg->retry, j->raw_retry_count);
     int64_t fs = 0;
-    j->first_seen_ms = gw_msg_header_int(j->msg, GW_H_FIRST_SEEN_AT, &fs) && fs > 0
+    trusted = trusted || gw_msg_header_present(j->msg, GW_H_REPLAYED_AT);
+    j->first_seen_ms = trusted && gw_msg_header_int(j->msg, GW_H_FIRST_SEEN_AT, &fs) && fs > 0
                            ? (uint64_t)fs
                            : gw_clock_wall_ms();
+}
+
+static void process(gw *g, job *j)
+{
+    gw_metrics_received(g->metrics);
+    trust_headers(g, j);
     if (j->from_rejected) {
         process_rejected(g, j);
         goto out;
@@ -972,8 +996,11 @@ static void process(gw *g, job *j)
     compute_ids(g, j, cr.has_ce_id ? (gw_str){cr.ce_id, cr.ce_id_len} : GW_STR_NULL);
     j->route = gw_routes_lookup(g->cfg->routes, cr.type, cr.type_len);
     j->retry_count = gw_retry_clamp_count(policy_of(g, j->route), j->raw_retry_count);
-    gw_str retry_dest = gw_msg_header_str(j->msg, GW_H_RETRY_DESTINATION);
-    gw_str retry_rk = gw_msg_header_str(j->msg, GW_H_RETRY_ROUTING_KEY);
+    gw_str retry_dest = GW_STR_NULL, retry_rk = GW_STR_NULL;
+    if (j->from_tier) {
+        retry_dest = gw_msg_header_str(j->msg, GW_H_RETRY_DESTINATION);
+        retry_rk = gw_msg_header_str(j->msg, GW_H_RETRY_ROUTING_KEY);
+    }
     if (retry_dest.ptr && !retry_target_valid(g, j, retry_dest, retry_rk)) {
         GW_LOG(GW_LOG_WARN,
                "ignoring x-gw-retry-destination that names no destination of the "

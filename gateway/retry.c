@@ -207,6 +207,28 @@ size_t gw_retry_format_delay(uint64_t delay_ms, char *buf, size_t len)
     return format_result(snprintf(buf, len, "%llums", (unsigned long long)delay_ms));
 }
 
+bool gw_retry_is_tier_queue(const char *prefix, const char *queue, size_t len)
+{
+    static const char mid[] = ".retry.";
+    size_t plen = strlen(prefix), mlen = sizeof mid - 1;
+    if (queue == NULL || len <= plen + mlen)
+        return false;
+    if (memcmp(queue, prefix, plen) != 0 || memcmp(queue + plen, mid, mlen) != 0)
+        return false;
+    /* <digits><unit>, as gw_retry_format_delay writes it */
+    const char *d = queue + plen + mlen, *end = queue + len;
+    const char *u = d;
+    while (u < end && *u >= '0' && *u <= '9')
+        u++;
+    if (u == d)
+        return false;
+    static const char *const units[] = {"ms", "s", "m", "h"};
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+        if ((size_t)(end - u) == strlen(units[i]) && memcmp(u, units[i], (size_t)(end - u)) == 0)
+            return true;
+    return false;
+}
+
 size_t gw_retry_tier_name(const char *prefix, uint64_t delay_ms, char *buf, size_t len)
 {
     char delay[32];

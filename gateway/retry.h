@@ -114,4 +114,8 @@ size_t gw_retry_format_delay(uint64_t delay_ms, char *buf, size_t len);
  * "gw.retry.500ms") into buf. Same truncation contract as gw_retry_format_delay. */
 size_t gw_retry_tier_name(const char *prefix, uint64_t delay_ms, char *buf, size_t len);
 
+/* True when queue[0..len) is one of the gateway's retry tiers for prefix: the name
+ * "<prefix>.retry.<delay>" of any delay (tiers of an earlier routing table count too). */
+bool gw_retry_is_tier_queue(const char *prefix, const char *queue, size_t len);
+
 #endif

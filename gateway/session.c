@@ -1179,6 +1179,24 @@ gw_str gw_msg_xdeath_queue(const gw_msg *m, const char *reason)
     return GW_STR_NULL;
 }
 
+bool gw_msg_xdeath_latest(const gw_msg *m, gw_str *queue, gw_str *reason)
+{
+    const amqp_field_value_t *xd = header(m, "x-death");
+    if (!xd || xd->kind != AMQP_FIELD_KIND_ARRAY || xd->value.array.num_entries < 1)
+        return false;
+    const amqp_field_value_t *e = &xd->value.array.entries[0];
+    if (e->kind != AMQP_FIELD_KIND_TABLE)
+        return false;
+    const amqp_field_value_t *r = table_get(&e->value.table, "reason");
+    const amqp_field_value_t *q = table_get(&e->value.table, "queue");
+    if (!r || !q || (r->kind != AMQP_FIELD_KIND_UTF8 && r->kind != AMQP_FIELD_KIND_BYTES) ||
+        (q->kind != AMQP_FIELD_KIND_UTF8 && q->kind != AMQP_FIELD_KIND_BYTES))
+        return false;
+    *queue = str_of(q->value.bytes);
+    *reason = str_of(r->value.bytes);
+    return true;
+}
+
 bool gw_msg_timestamp(const gw_msg *m, uint64_t *out)
 {
     if (!(m->msg.properties._flags & AMQP_BASIC_TIMESTAMP_FLAG))

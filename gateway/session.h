@@ -168,6 +168,8 @@ bool gw_msg_header_int(const gw_msg *m, const char *key, int64_t *out);
 /* x-death: the queue of the most recent entry with the given reason (e.g.
  * "rejected"); ptr NULL when none. */
 gw_str gw_msg_xdeath_queue(const gw_msg *m, const char *reason);
+/* x-death: the queue and reason of the most recent entry; false when there is none. */
+bool gw_msg_xdeath_latest(const gw_msg *m, gw_str *queue, gw_str *reason);
 /* Timestamp property (seconds), false when absent. */
 bool gw_msg_timestamp(const gw_msg *m, uint64_t *out);
 

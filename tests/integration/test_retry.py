@@ -236,6 +236,43 @@ def test_fan_out_with_one_unroutable_destination_delivers_exactly_one_copy_to_th
     assert [r["exchange"] for r in retries] == [f"{tid}.void"] * 2, retries
 
 
+def test_x_gw_headers_a_producer_wrote_are_not_trusted_on_a_new_event(gateway, tid, broker):
+    """Only an event back from one of the gateway's retry tiers (x-death says so) carries
+    x-gw-* headers the gateway wrote. A producer's x-gw-retry-destination must not narrow a
+    fan-out, its x-gw-retry-count must not spend attempts, its x-gw-first-seen-at must not
+    age the event, and its x-gw-last-error is not passed on."""
+    routes = table(
+        [exchange(f"{tid}.a"), exchange(f"{tid}.b"), exchange(f"{tid}.void")],
+        [queue(f"{tid}.a.q", (f"{tid}.a", "#")), queue(f"{tid}.b.q", (f"{tid}.b", "#"))],
+        [
+            {"event": "fan.*", "to": [{"exchange": f"{tid}.a"}, {"exchange": f"{tid}.b"}]},
+            {"event": "lost.*", "to": [{"exchange": f"{tid}.void"}]},
+        ],
+    )
+    gw = gateway(routes, retry_config(2, ["200ms", "300ms"])).start()
+    fake = {
+        "x-gw-retry-count": 7,
+        "x-gw-first-seen-at": 5,
+        "x-gw-last-error": "fake error",
+        "x-gw-retry-destination": f"{tid}.b",
+        "x-gw-retry-routing-key": "fan.out",
+    }
+    t0 = now_ms()
+    publish(broker, gw, b"fan body", event_props(1, type="fan.out", headers=fake))
+    for q in (f"{tid}.a.q", f"{tid}.b.q"):
+        (m,) = drain_exact(broker, q, 1, timeout=10, settle=0.3)
+        assert m.headers["x-gw-retry-count"] == 0, q
+        assert m.headers["x-gw-first-seen-at"] >= t0 - 1000, q
+        assert "x-gw-last-error" not in m.headers, q
+        assert "x-gw-retry-destination" not in m.headers, q
+    # a failing destination: retried max_attempts times, not dead-lettered at once
+    publish(broker, gw, b"lost body", event_props(2, type="lost.one", correlation_id="c-lost", headers=fake))
+    m = expect_one_dead(broker, gw, timeout=15)
+    assert m.headers["x-gw-retry-count"] == 2
+    assert m.headers["x-gw-first-seen-at"] >= t0 - 1000
+    assert len(log_lines(gw, "retry scheduled", correlation_id="c-lost")) == 2
+
+
 # --- 4./5. downstream rejections ------------------------------------------------------------
 
 

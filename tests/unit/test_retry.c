@@ -314,6 +314,32 @@ Test(retry, tier_name_uses_the_configured_prefix)
     cr_assert_str_eq(buf, "acme.gw.retry.30s");
 }
 
+/* Only the gateway's own tier queues make an event's x-gw-* headers trusted. */
+Test(retry, is_tier_queue_knows_its_own_names_and_nothing_else)
+{
+    static const struct {
+        const char *q;
+        bool want;
+    } cases[] = {
+        {"gw.retry.1s", true},       {"gw.retry.250ms", true},
+        {"gw.retry.2m", true},       {"gw.retry.1h", true},
+        {"gw.retry.", false},        {"gw.retry.s", false},
+        {"gw.retry.1x", false},      {"gw.retry.1s2", false},
+        {"gw.retry.-1s", false},     {"gwx.retry.1s", false},
+        {"g.retry.1s", false},       {"gw.retryx1s", false},
+        {"gw.dlq", false},           {"", false},
+        {"acme.gw.retry.1s", false}, {"gw.retry.1sms", false},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        cr_expect_eq(gw_retry_is_tier_queue("gw", cases[i].q, strlen(cases[i].q)), cases[i].want,
+                     "%s", cases[i].q);
+    cr_expect(gw_retry_is_tier_queue("acme.gw", "acme.gw.retry.30s", 17));
+    cr_expect_not(gw_retry_is_tier_queue("gw", NULL, 0));
+    char buf[64];
+    size_t n = gw_retry_tier_name("gw", 90 * SEC, buf, sizeof buf);
+    cr_expect(gw_retry_is_tier_queue("gw", buf, n), "%s", buf);
+}
+
 Test(retry, tier_name_truncates_and_reports_the_length_it_needed)
 {
     char buf[8];
