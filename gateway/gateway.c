@@ -1096,9 +1096,11 @@ static void on_blocked(void *ctx, bool blocked, gw_str reason)
 
 /* ---------------------------------------------------------------- topology */
 
-static bool declare_topology(gw *g, bool *fatal, char *err, size_t len)
+/* require_exchanges: refuse when a destination exchange the table does not declare is
+ * missing (start-up, reload); after a reconnect that only fails its own events. */
+static bool declare_topology(gw *g, bool require_exchanges, bool *fatal, char *err, size_t len)
 {
-    return gw_topology_declare(g->s, g->topo, fatal, err, len);
+    return gw_topology_declare(g->s, g->topo, require_exchanges, fatal, err, len);
 }
 
 static bool start_consuming(gw *g, char *err, size_t len)
@@ -1123,7 +1125,7 @@ static void reestablish(gw *g)
     g->cancelled = false;
     char err[ERR_TEXT];
     bool fatal;
-    if (!declare_topology(g, &fatal, err, sizeof err)) {
+    if (!declare_topology(g, false, &fatal, err, sizeof err)) {
         GW_LOG(GW_LOG_ERROR, "re-declaring topology failed", GW_S("error", err));
         if (gw_session_alive(g->s))
             gw_session_free(g->s), g->s = NULL; /* reconnects, then consumes */
@@ -1190,16 +1192,14 @@ static int connect_loop(gw *g, bool first)
             }
             g->s = s;
             bool fatal = false;
-            if (!declare_topology(g, &fatal, err, sizeof err) ||
+            if (!declare_topology(g, first, &fatal, err, sizeof err) ||
                 !start_consuming(g, err, sizeof err)) {
                 GW_LOG(GW_LOG_ERROR, fatal ? "cannot start" : "setting up the session failed",
                        GW_S("url", safe), GW_S("error", err));
                 gw_session_free(g->s);
                 g->s = NULL;
-                if (fatal && first) {
-                    fprintf(stderr, "amqp-gw: %s\n", err);
-                    return 1;
-                }
+                if (fatal && first)
+                    return 1; /* the error line above names the cause */
                 continue;
             }
             g->cancelled = false; /* a fresh session consumes both queues */
@@ -1250,7 +1250,7 @@ static void maintain(gw *g)
     if (g->redeclare && now - g->last_redeclare_ms > 1000) {
         g->redeclare = false;
         g->last_redeclare_ms = now;
-        if (!declare_topology(g, &fatal, err, sizeof err)) {
+        if (!declare_topology(g, false, &fatal, err, sizeof err)) {
             GW_LOG(GW_LOG_ERROR, "re-declaring the gateway's queues failed", GW_S("error", err));
             if (g->paused)
                 g->redeclare = true;
@@ -1296,7 +1296,7 @@ static void reload_routes(gw *g)
         gw_topology *old_topo = g->topo;
         g->topo = NULL;
         compute_tiers(g);
-        bool ok = declare_topology(g, &fatal, err, sizeof err);
+        bool ok = declare_topology(g, true, &fatal, err, sizeof err);
         if (!ok) {
             gw_topology_free(g->topo);
             g->topo = old_topo;

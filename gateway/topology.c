@@ -146,8 +146,8 @@ void gw_topology_free(gw_topology *t)
     free(t);
 }
 
-bool gw_topology_declare(gw_session *s, const gw_topology *t, bool *fatal, char *err,
-                         size_t err_len)
+bool gw_topology_declare(gw_session *s, const gw_topology *t, bool require_exchanges, bool *fatal,
+                         char *err, size_t err_len)
 {
     *fatal = false;
     for (size_t i = 0; i < t->n; i++) {
@@ -198,6 +198,11 @@ bool gw_topology_declare(gw_session *s, const gw_topology *t, bool *fatal, char 
                  "destination exchange%s %s not declared in the routing table and not found on "
                  "the broker",
                  n_missing > 1 ? "s" : "", missing);
+        if (!require_exchanges) {
+            GW_LOG(GW_LOG_ERROR, "destination exchange missing; its events will be retried",
+                   GW_S("error", err));
+            return true;
+        }
         *fatal = true;
         return false;
     }

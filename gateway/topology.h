@@ -60,9 +60,11 @@ void gw_topology_free(gw_topology *t);
  * that exists with other arguments is used as it is (logged as a warning). On
  * failure returns false with err; *fatal is true for a configuration problem (the
  * broker refused a declaration, a required exchange is missing) and false when the
- * session died. */
-bool gw_topology_declare(gw_session *s, const gw_topology *t, bool *fatal, char *err,
-                         size_t err_len);
+ * session died. A missing required exchange fails only when require_exchanges (at
+ * start-up and reload); otherwise (after a reconnect) it is logged, and the events
+ * for it fail as publish_failed while every other route keeps flowing. */
+bool gw_topology_declare(gw_session *s, const gw_topology *t, bool require_exchanges, bool *fatal,
+                         char *err, size_t err_len);
 
 /* Reports, one line per object, whether the broker has it and whether its
  * arguments differ. Returns the number of objects missing or different, or -1

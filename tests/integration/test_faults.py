@@ -17,6 +17,7 @@ from gwtest import (
     drain,
     event_props,
     publish_many,
+    publish_one,
     simple_routes,
     wait_for,
 )
@@ -157,6 +158,28 @@ def test_starts_when_an_undeclared_destination_exchange_exists(gateway, tid, bro
         pub.close()
     msgs = drain(broker, f"{tid}.external.q", 1, 10)
     assert [m.seq for m in msgs] == [1]
+    assert gw.alive()
+
+
+def test_after_a_reconnect_a_missing_undeclared_exchange_fails_only_its_own_events(gateway, tid, broker):
+    """Refusing to start names a missing exchange at once; after a reconnect the gateway has
+    events to move, so the exchange's own events fail (publish_failed) and every other route
+    keeps flowing."""
+    external = f"{tid}.external"
+    broker.admin(lambda ch: ch.exchange_declare(external, "direct", durable=False))
+    routes = simple_routes(tid)
+    routes["routes"].append({"event": "ext.ok", "to": [{"exchange": external}]})
+    gw = gateway(routes).start()
+    broker.delete_exchange(external)
+    broker.ctl("close_all_connections", "itest: reconnect with an exchange gone")
+    wait_for(lambda: sum(1 for l in gw.logs() if l.get("msg") == "ready") >= 2, 30, "the gateway to reconnect")
+    assert any(l.get("msg", "").startswith("destination exchange missing") for l in gw.logs())
+    publish_one(broker, gw.inbound, b"o", event_props(1, type="order.created"))
+    publish_one(broker, gw.inbound, b"e", event_props(2, type="ext.ok"))
+    assert [m.seq for m in drain(broker, f"{tid}.orders.q", 1, 15)] == [1]
+    (dead,) = drain(broker, gw.dlq, 1, 15)
+    assert dead.seq == 2
+    assert dead.headers["x-gw-dead-letter-reason"] == "publish_failed"
     assert gw.alive()
 
 
