@@ -34,6 +34,7 @@
 typedef struct gw_conn {
     amqp_connection_state_t st;
     bool alive;
+    bool blocked; /* connection.blocked: the broker reads nothing more from it */
     uint64_t last_service_ms;
 } gw_conn;
 
@@ -327,7 +328,10 @@ static void conn_free(gw_conn *c, bool graceful)
 {
     if (!c->st)
         return;
-    if (graceful && c->alive)
+    /* A blocked connection is not read by the broker until the alarm clears, so a
+     * connection.close on it would wait out the RPC timeout: just close the socket
+     * (what it had not confirmed is redelivered from the inbound queue). */
+    if (graceful && c->alive && !c->blocked)
         amqp_connection_close(c->st, AMQP_REPLY_SUCCESS);
     amqp_destroy_connection(c->st);
     c->st = NULL;
@@ -955,11 +959,13 @@ static void handle_method(gw_session *s, gw_conn *c, amqp_frame_t *f, const gw_s
         char reason[256];
         snprintf(reason, sizeof reason, "%.*s", (int)b->reason.len, (char *)b->reason.bytes);
         s->blocked = true;
+        c->blocked = true;
         h->on_blocked(h->ctx, true, gw_str_from_cstr(reason));
         return;
     }
     case AMQP_CONNECTION_UNBLOCKED_METHOD:
         s->blocked = false;
+        c->blocked = false;
         h->on_blocked(h->ctx, false, gw_str_from_cstr(""));
         return;
     default:

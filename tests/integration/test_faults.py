@@ -208,6 +208,37 @@ def test_inbound_queue_deleted_under_the_consumer_is_consumed_again(gateway, tid
     assert gw.alive()
 
 
+def test_sigterm_while_publishing_is_blocked_exits_within_shutdown_timeout(gateway, tid, broker):
+    """SPEC section 8: wait up to shutdown_timeout, then close and exit 0. A blocked connection
+    is not read by the broker, so a graceful close on it would hang for the library's RPC
+    timeout (15 s); the gateway drops that socket instead, and nothing is lost."""
+    gw = gateway(simple_routes(tid), config={"shutdown_timeout": "1s"}).start()
+    assert gw.stop() == 0
+    dest = f"{tid}.orders.q"
+    n = 50
+    publish_many(broker, gw.inbound, n, make_event(tid))
+    try:
+        broker.set_memory_watermark("0.0000001")
+        wait_for(
+            lambda: "memory" in broker.ctl("eval", "rabbit_alarm:get_alarms().", check=False),
+            15,
+            "the memory alarm to be raised",
+            interval=0.2,
+        )
+        gw.start()
+        wait_for(lambda: any(l.get("msg") == "publishing blocked by the broker" for l in gw.logs()),
+                 15, "the gateway to see connection.blocked")
+        # 1 s of shutdown_timeout, and far less than the 15 s a close on the blocked
+        # connection would wait
+        assert gw.stop(timeout=10) == 0
+        assert broker.count(dest) == 0
+    finally:
+        broker.set_memory_watermark("0.4")
+    gw.start()
+    assert_all_delivered(broker, gw, dest, n, timeout=30)
+    assert gw.stop() == 0
+
+
 def test_memory_alarm_pauses_publishing_and_loses_nothing(gateway, tid, broker):
     """connection.blocked: the gateway holds what it cannot publish and forwards it all once
     the alarm clears. The alarm is node-wide; it is always lifted in `finally`."""
