@@ -117,6 +117,19 @@ static bool is_json_ws(char c)
     return c == ' ' || c == '\t' || c == '\n' || c == '\r';
 }
 
+/* Cheap pre-check before reading a body only for its id: anything whose first
+ * non-whitespace byte is not '{' cannot be a JSON object. */
+static bool body_may_be_object(const gw_classify_input *in)
+{
+    const char *p = in->body;
+    if (p == NULL)
+        return false;
+    const char *end = p + in->body_len;
+    while (p < end && is_json_ws(*p))
+        p++;
+    return p < end && *p == '{';
+}
+
 /* Reads the body as strict JSON. On success *root is the parsed object (caller
  * deletes) and *type_item / *id_item the top-level "type" / "id" members or NULL. */
 static bool parse_body(const gw_classify_input *in, gw_classify_result *out, cJSON **root,
@@ -299,6 +312,14 @@ gw_err gw_classify(const gw_type_source *order, size_t n_order, const gw_classif
     out->type[type_len] = '\0';
     out->type_len = type_len;
 
+    /* The type came from a property or header, so the body is not held to being
+     * JSON: a structured-mode body may still carry the only CloudEvents id. */
+    if (!out->body_parsed && !in->has_message_id && in->id_header.ptr == NULL &&
+        body_may_be_object(in)) {
+        if (!parse_body(in, out, &root, &type_item, &id_item))
+            id_item = NULL; /* root, if any, is freed below */
+        out->why[0] = '\0';
+    }
     if (id_usable(in->id_header.ptr, in->id_header.len))
         set_ce_id(out, in->id_header.ptr, in->id_header.len);
     else if (cJSON_IsString(id_item) && id_item->valuestring != NULL &&

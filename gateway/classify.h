@@ -3,10 +3,12 @@
  * Takes the event type from the first source of inbound.type_from (SPEC §4, §6)
  * that has one: the AMQP `type` property, the header `cloudEvents_type` /
  * `cloudEvents:type` (CloudEvents AMQP binding), or the JSON body field `type`.
- * The body is parsed (cJSON) only when the body source is reached, and then it is
- * held to strict JSON: well-formed UTF-8, no NUL byte, nothing but whitespace after
- * the value, no `\u0000` escape, a top-level object without duplicate "type"/"id"
- * keys. Every type must pass gw_match_type_valid (match.h).
+ * The body is parsed (cJSON) when the body source is reached, and then it is held
+ * to strict JSON: well-formed UTF-8, no NUL byte, nothing but whitespace after the
+ * value, no `\u0000` escape, a top-level object without duplicate "type"/"id"
+ * keys. Otherwise it is parsed only for its CloudEvents "id" (see ce_id below), and
+ * a body that fails those rules then simply has no id. Every type must pass
+ * gw_match_type_valid (match.h).
  *
  * session.c fills gw_classify_input from rabbitmq-c's structures; this module
  * knows no rabbitmq-c type, never logs and allocates nothing itself (only cJSON
@@ -34,6 +36,8 @@ typedef struct gw_classify_input {
                                     ptr NULL if absent or not a string */
     bool type_header_not_string; /* the header is present with a non-string value */
     gw_str id_header;            /* string value of header cloudEvents_id / cloudEvents:id */
+    bool has_message_id;         /* the message_id property is set (1..255 bytes): the body is
+                                    then never read just for its "id" */
     const void *body;            /* may be NULL when body_len is 0 */
     size_t body_len;
 } gw_classify_input;
@@ -42,13 +46,18 @@ typedef struct gw_classify_result {
     char type[GW_CLASSIFY_TYPE_CAP]; /* NUL-terminated; valid on GW_OK */
     size_t type_len;
     gw_type_source source; /* where the type came from; valid on GW_OK */
-    /* CloudEvents id: from the id header, else from the body's "id" string when the
-     * body was parsed. Only an id of 1..255 bytes of well-formed UTF-8 without NUL
-     * counts; anything else is ignored (has_ce_id false), never an error. */
+    /* CloudEvents id: from the id header, else from the body's "id" string. The body
+     * is read for it when the body source was reached anyway, or else (SPEC §6: the
+     * CloudEvents id fills an unset message_id) when has_message_id is false, the id
+     * header is absent and the body's first non-whitespace byte is '{'. A body read
+     * only for the id that is not strict JSON just yields no id, never an error. Only an id
+     * of 1..255 bytes of well-formed UTF-8 without NUL counts; anything else is ignored (has_ce_id
+     * false), never an error. */
     char ce_id[GW_CLASSIFY_ID_CAP];
     size_t ce_id_len;
     bool has_ce_id;
-    bool body_parsed; /* the body source was reached and the body was read */
+    bool body_parsed; /* the body source was reached and the body was read for the type
+                         (a read only for the id does not set it) */
     /* On GW_ERR_INVALID: one line saying why, e.g. `body is not valid JSON at byte
      * 17` (byte offsets are 0-based). Printable ASCII only: any bytes quoted from
      * the message are escaped as \xNN. Empty on GW_OK. */

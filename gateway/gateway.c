@@ -857,6 +857,7 @@ static void classify_input(const gw_msg *m, gw_classify_input *in)
     in->id_header = gw_msg_header_str(m, GW_H_CE_ID);
     if (!in->id_header.ptr)
         in->id_header = gw_msg_header_str(m, GW_H_CE_ID_COLON);
+    in->has_message_id = gw_msg_prop(m, GW_PROP_MESSAGE_ID).len > 0;
     gw_str body = gw_msg_body(m);
     in->body = body.ptr;
     in->body_len = body.len;

@@ -2,9 +2,9 @@
  *
  * Input layout: byte 0 = flags (bits 0-2 order permutation, bits 3-4 number of
  * sources, bit 5 property present, bit 6 header present, bit 7 header not a
- * string), byte 1 = id header present (low bit), bytes 2..4 = lengths of the
- * property, header and id header (each capped by what remains), then those three
- * strings, then the body. Every piece is copied into its own exact-size heap
+ * string), byte 1 = bit 0 id header present, bit 1 message_id set, bytes 2..4 =
+ * lengths of the property, header and id header (each capped by what remains), then
+ * those three strings, then the body. Every piece is copied into its own exact-size heap
  * buffer so ASan sees any read past a view. Checks the invariants of classify.h
  * and headers.h, not just "does not crash". Built by tests/fuzz/build.sh.
  */
@@ -73,6 +73,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     in.type_header_not_string = (flags & 0x80) != 0;
     if (has_id)
         in.id_header = (gw_str){id, id_len};
+    in.has_message_id = (data[1] & 2) != 0;
     in.body = body;
     in.body_len = body_len;
 

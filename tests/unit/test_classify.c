@@ -1007,17 +1007,68 @@ Test(classify, refuses_nesting_deeper_than_1000)
     free(body);
 }
 
-Test(classify, never_reads_the_body_when_the_property_has_the_type)
+Test(classify, never_reads_the_body_when_the_property_has_the_type_and_message_id_is_set)
 {
     static const gw_type_source order[] = {P, H, B};
     gw_classify_input in = {0};
     in.type_property = gw_str_from_cstr("order.created");
+    in.has_message_id = true;
     /* A pointer that must not be dereferenced: reading it would crash the test. */
     in.body = (const void *)(uintptr_t)0x10;
     in.body_len = 1u << 30;
     gw_classify_result res;
     cr_assert_eq(gw_classify(order, 3, &in, &res), GW_OK);
     cr_assert_not(res.body_parsed);
+}
+
+Test(classify, never_reads_the_body_when_the_header_has_the_type_and_an_id_header_is_set)
+{
+    static const gw_type_source order[] = {P, H, B};
+    gw_classify_input in = {0};
+    in.type_header = gw_str_from_cstr("order.created");
+    in.id_header = gw_str_from_cstr("hdr-1");
+    in.body = (const void *)(uintptr_t)0x10;
+    in.body_len = 1u << 30;
+    gw_classify_result res;
+    cr_assert_eq(gw_classify(order, 3, &in, &res), GW_OK);
+    cr_assert_str_eq(res.ce_id, "hdr-1");
+    cr_assert_not(res.body_parsed);
+}
+
+Test(classify, reads_only_the_first_bytes_of_a_body_that_is_no_json_object)
+{
+    static const gw_type_source order[] = {P};
+    gw_classify_input in = {0};
+    in.type_property = gw_str_from_cstr("order.created");
+    /* Parsing would walk far past these bytes and crash; the '{' check stops at 'x'. */
+    static const char body[] = "  x";
+    in.body = body;
+    in.body_len = 1u << 30;
+    gw_classify_result res;
+    cr_assert_eq(gw_classify(order, 1, &in, &res), GW_OK, "why: %s", res.why);
+    cr_assert_not(res.has_ce_id);
+    cr_assert_not(res.body_parsed);
+}
+
+Test(classify, takes_a_255_byte_body_id_but_not_a_256_byte_one_when_the_type_is_elsewhere)
+{
+    static const gw_type_source order[] = {P};
+    char body[300];
+    gw_classify_input in = {0};
+    in.type_property = gw_str_from_cstr("order.created");
+    in.body = body;
+    gw_classify_result res;
+
+    int n = snprintf(body, sizeof body, "{\"id\":\"%0255d\"}", 0);
+    in.body_len = (size_t)n;
+    cr_assert_eq(gw_classify(order, 1, &in, &res), GW_OK);
+    cr_assert(res.has_ce_id);
+    cr_assert_eq(res.ce_id_len, 255);
+
+    n = snprintf(body, sizeof body, "{\"id\":\"%0256d\"}", 0);
+    in.body_len = (size_t)n;
+    cr_assert_eq(gw_classify(order, 1, &in, &res), GW_OK);
+    cr_assert_not(res.has_ce_id);
 }
 
 Test(classify, handles_a_large_body)
@@ -1037,7 +1088,8 @@ Test(classify, handles_a_large_body)
     free(body);
 }
 
-/* CloudEvents id: header first, else the body's "id" — only when the body was read. */
+/* CloudEvents id: header first, else the body's "id" — read for the type, or read for
+ * the id alone when neither message_id nor an id header is set. */
 typedef struct id_case {
     char name[64];
     gw_type_source order[3];
@@ -1050,6 +1102,7 @@ typedef struct id_case {
     char body[400];
     bool has_id;
     char want_id[300];
+    bool has_message_id;
 } id_case;
 
 static id_case id_cases[] = {
@@ -1063,7 +1116,8 @@ static id_case id_cases[] = {
      "hdr-1",
      "{\"type\":\"a\",\"id\":\"body-1\"}",
      true,
-     "hdr-1"},
+     "hdr-1",
+     false},
     {"body id when no header id",
      {B},
      1,
@@ -1074,8 +1128,9 @@ static id_case id_cases[] = {
      "",
      "{\"type\":\"a\",\"id\":\"body-1\"}",
      true,
-     "body-1"},
-    {"body id ignored when the body was not read",
+     "body-1",
+     false},
+    {"body not read for the id when message_id is set",
      {P, H, B},
      3,
      true,
@@ -1085,7 +1140,8 @@ static id_case id_cases[] = {
      "",
      "{\"type\":\"a\",\"id\":\"body-1\"}",
      false,
-     ""},
+     "",
+     true},
     {"header id with a property type",
      {P, H, B},
      3,
@@ -1096,7 +1152,8 @@ static id_case id_cases[] = {
      "hdr-2",
      "junk",
      true,
-     "hdr-2"},
+     "hdr-2",
+     false},
     {"body read but type from a later header",
      {B, H},
      2,
@@ -1107,7 +1164,8 @@ static id_case id_cases[] = {
      "",
      "{\"id\":\"body-2\"}",
      true,
-     "body-2"},
+     "body-2",
+     false},
     {"numeric body id is ignored",
      {B},
      1,
@@ -1118,7 +1176,8 @@ static id_case id_cases[] = {
      "",
      "{\"type\":\"a\",\"id\":42}",
      false,
-     ""},
+     "",
+     false},
     {"empty body id is ignored",
      {B},
      1,
@@ -1129,7 +1188,8 @@ static id_case id_cases[] = {
      "",
      "{\"type\":\"a\",\"id\":\"\"}",
      false,
-     ""},
+     "",
+     false},
     {"empty header id falls back to body id",
      {B},
      1,
@@ -1140,7 +1200,8 @@ static id_case id_cases[] = {
      "",
      "{\"type\":\"a\",\"id\":\"body-3\"}",
      true,
-     "body-3"},
+     "body-3",
+     false},
     {"invalid UTF-8 header id is ignored",
      {P},
      1,
@@ -1151,7 +1212,8 @@ static id_case id_cases[] = {
      "\xff\xfe",
      "",
      false,
-     ""},
+     "",
+     false},
     {"unicode body id is kept",
      {B},
      1,
@@ -1162,7 +1224,179 @@ static id_case id_cases[] = {
      "",
      "{\"type\":\"a\",\"id\":\"caf\\u00e9\"}",
      true,
-     "caf\xc3\xa9"},
+     "caf\xc3\xa9",
+     false},
+    /* SPEC §6: message_id falls back to the CloudEvents id even when the type did not
+     * come from the body; such a body need not be JSON and never fails the event. */
+    {"body id when the type came from the property",
+     {P, H, B},
+     3,
+     true,
+     "a",
+     false,
+     false,
+     "",
+     "{\"type\":\"b\",\"id\":\"body-4\"}",
+     true,
+     "body-4",
+     false},
+    {"body id when the type came from a header",
+     {P, H, B},
+     3,
+     false,
+     "",
+     true,
+     false,
+     "",
+     "{\"id\":\"body-5\"}",
+     true,
+     "body-5",
+     false},
+    {"body id when the body is no type source",
+     {P},
+     1,
+     true,
+     "a",
+     false,
+     false,
+     "",
+     "{\"id\":\"body-6\"}",
+     true,
+     "body-6",
+     false},
+    {"body id after leading whitespace",
+     {P},
+     1,
+     true,
+     "a",
+     false,
+     false,
+     "",
+     " \r\n\t{\"id\":\"body-7\"}",
+     true,
+     "body-7",
+     false},
+    {"body read for the type gives its id even with message_id",
+     {B},
+     1,
+     false,
+     "",
+     false,
+     false,
+     "",
+     "{\"type\":\"a\",\"id\":\"body-8\"}",
+     true,
+     "body-8",
+     true},
+    {"body not read for the id when an id header is present",
+     {P},
+     1,
+     true,
+     "a",
+     false,
+     true,
+     "\xff\xfe",
+     "{\"id\":\"body-9\"}",
+     false,
+     "",
+     false},
+    {"non-JSON body gives no id",
+     {P},
+     1,
+     true,
+     "a",
+     false,
+     false,
+     "",
+     "id=body-10",
+     false,
+     "",
+     false},
+    {"invalid JSON body gives no id",
+     {P},
+     1,
+     true,
+     "a",
+     false,
+     false,
+     "",
+     "{\"id\":\"body-11\",",
+     false,
+     "",
+     false},
+    {"trailing data after the body gives no id",
+     {P},
+     1,
+     true,
+     "a",
+     false,
+     false,
+     "",
+     "{\"id\":\"body-12\"} x",
+     false,
+     "",
+     false},
+    {"duplicate body id gives no id",
+     {P},
+     1,
+     true,
+     "a",
+     false,
+     false,
+     "",
+     "{\"id\":\"body-13\",\"id\":\"body-14\"}",
+     false,
+     "",
+     false},
+    {"u0000 in the body gives no id",
+     {P},
+     1,
+     true,
+     "a",
+     false,
+     false,
+     "",
+     "{\"id\":\"body\\u0000-15\"}",
+     false,
+     "",
+     false},
+    {"body without id gives no id",
+     {P},
+     1,
+     true,
+     "a",
+     false,
+     false,
+     "",
+     "{\"data\":{}}",
+     false,
+     "",
+     false},
+    {"numeric body id gives no id",
+     {P},
+     1,
+     true,
+     "a",
+     false,
+     false,
+     "",
+     "{\"id\":16}",
+     false,
+     "",
+     false},
+    {"JSON array body is not read",
+     {P},
+     1,
+     true,
+     "a",
+     false,
+     false,
+     "",
+     "[{\"id\":\"body-17\"}]",
+     false,
+     "",
+     false},
+    {"empty body gives no id", {P}, 1, true, "a", false, false, "", "", false, "", false},
 };
 
 ParameterizedTestParameters(classify, takes_the_cloudevents_id_from_header_or_read_body)
@@ -1179,6 +1413,7 @@ ParameterizedTest(id_case *c, classify, takes_the_cloudevents_id_from_header_or_
         in.type_header = gw_str_from_cstr("from.header");
     if (c->has_id_header)
         in.id_header = gw_str_from_cstr(c->id_header);
+    in.has_message_id = c->has_message_id;
     in.body = c->body;
     in.body_len = strlen(c->body);
     gw_classify_result res;
@@ -1187,6 +1422,7 @@ ParameterizedTest(id_case *c, classify, takes_the_cloudevents_id_from_header_or_
     cr_assert_eq(res.has_ce_id, c->has_id, "%s", c->name);
     cr_assert_str_eq(res.ce_id, c->want_id, "%s", c->name);
     cr_assert_eq(res.ce_id_len, strlen(c->want_id), "%s", c->name);
+    cr_assert_str_eq(res.why, "", "%s", c->name);
 }
 
 Test(classify, ignores_an_id_header_longer_than_255_bytes)
