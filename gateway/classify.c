@@ -245,12 +245,9 @@ gw_err gw_classify(const gw_type_source *order, size_t n_order, const gw_classif
     for (size_t i = 0; i < n_order && type == NULL; i++) {
         switch (order[i]) {
         case GW_TYPE_FROM_PROPERTY:
-            if (in->type_property.ptr == NULL)
+            /* SPEC §6: an empty type is no type; the next source may have one. */
+            if (in->type_property.ptr == NULL || in->type_property.len == 0)
                 break;
-            if (in->type_property.len == 0) {
-                why_set(out, "type property is empty");
-                goto out;
-            }
             type = in->type_property.ptr;
             type_len = in->type_property.len;
             out->source = GW_TYPE_FROM_PROPERTY;
@@ -260,12 +257,8 @@ gw_err gw_classify(const gw_type_source *order, size_t n_order, const gw_classif
                 why_set(out, "header cloudEvents_type is not a string");
                 goto out;
             }
-            if (in->type_header.ptr == NULL)
+            if (in->type_header.ptr == NULL || in->type_header.len == 0)
                 break;
-            if (in->type_header.len == 0) {
-                why_set(out, "header cloudEvents_type is empty");
-                goto out;
-            }
             type = in->type_header.ptr;
             type_len = in->type_header.len;
             out->source = GW_TYPE_FROM_HEADER;

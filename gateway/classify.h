@@ -67,7 +67,9 @@ typedef struct gw_classify_result {
 /* Classifies one message. order[0..n_order) is inbound.type_from (borrowed).
  * Returns GW_OK with out->type set, or GW_ERR_INVALID with out->why set (the
  * gateway dead-letters with reason invalid_event). *out is always fully written.
- * A source that is present but empty or not a string is an error, not "absent". */
+ * An empty property or header has no type: the next source in order is tried
+ * (SPEC §6). A header that is not a string, and a body source that is reached but
+ * unreadable or whose "type" is not a string or is empty, are errors, not "absent". */
 gw_err gw_classify(const gw_type_source *order, size_t n_order, const gw_classify_input *in,
                    gw_classify_result *out);
 
