@@ -46,11 +46,43 @@ static void ctx(char *buf, const char *fmt, ...)
     va_end(ap);
 }
 
+/* Every exchange/queue name and route event read so far, with the line of its
+ * entry, whether or not that entry had other errors and was kept: a duplicate is
+ * reported even when either copy is also wrong (SPEC §3: all errors). Names are
+ * borrowed from the yamldoc, which outlives the parse. */
+typedef struct rt_seen {
+    const char **names;
+    int *lines;
+    size_t n;
+} rt_seen;
+
 typedef struct rt_ctx {
     gw_yamldoc *doc;
     gw_routes *r;
     const gw_retry_policy *def;
+    rt_seen exchanges, queues, routes;
 } rt_ctx;
+
+/* The line of the first entry called name, or 0 when it is new (then recorded
+ * with line). */
+static int seen_before(rt_seen *s, const char *name, int line)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (strcmp(s->names[i], name) == 0)
+            return s->lines[i];
+    s->names = gw_xrealloc(s->names, (s->n + 1) * sizeof *s->names);
+    s->lines = gw_xrealloc(s->lines, (s->n + 1) * sizeof *s->lines);
+    s->names[s->n] = name;
+    s->lines[s->n] = line;
+    s->n++;
+    return 0;
+}
+
+static void seen_cleanup(rt_seen *s)
+{
+    free(s->names);
+    free(s->lines);
+}
 
 const char *gw_exchange_type_name(gw_exchange_type t)
 {
@@ -139,20 +171,16 @@ static void parse_exchange(rt_ctx *c, const gw_yaml_node *n, size_t idx)
     gw_yamldoc_check_keys(c->doc, n, what, keys);
 
     gw_routes *r = c->r;
-    if (name) {
-        for (size_t i = 0; i < r->n_exchanges; i++) {
-            if (strcmp(r->exchanges[i].name, name) == 0) {
-                gw_yamldoc_error(c->doc, name_n, "%s: duplicate name (first at line %d)", what,
-                                 r->exchanges[i].line);
-                name = NULL;
-                break;
-            }
-        }
+    bool keep = name != NULL;
+    int first_line = name ? seen_before(&c->exchanges, name, n->line) : 0;
+    if (first_line) {
+        gw_yamldoc_error(c->doc, name_n, "%s: duplicate name (first at line %d)", what, first_line);
+        keep = false;
     }
     if (name && strncmp(name, "amq.", 4) == 0) {
         gw_yamldoc_error(c->doc, name_n,
                          "%s: names starting with \"amq.\" are reserved by RabbitMQ", what);
-        name = NULL;
+        keep = false;
     }
 
     gw_exchange_decl e = {.durable = true, .line = n->line, .col = n->col};
@@ -180,7 +208,7 @@ static void parse_exchange(rt_ctx *c, const gw_yaml_node *n, size_t idx)
     }
     /* Kept even when its type is bad (the load fails anyway) so that bindings to
      * it do not add "not declared" errors on top. */
-    if (!name) {
+    if (!keep) {
         args_free(e.args, e.n_args);
         return;
     }
@@ -270,15 +298,12 @@ static void parse_queue(rt_ctx *c, const gw_yaml_node *n, size_t idx)
 
     gw_routes *r = c->r;
     bool ok = name != NULL;
-    for (size_t i = 0; name && i < r->n_queues; i++) {
-        if (strcmp(r->queues[i].name, name) == 0) {
-            gw_yamldoc_error(c->doc, name_n, "%s: duplicate name (first at line %d)", what,
-                             r->queues[i].line);
-            ok = false;
-            break;
-        }
+    int first_line = name ? seen_before(&c->queues, name, n->line) : 0;
+    if (first_line) {
+        gw_yamldoc_error(c->doc, name_n, "%s: duplicate name (first at line %d)", what, first_line);
+        ok = false;
     }
-    if (ok && strncmp(name, "amq.", 4) == 0) {
+    if (name && strncmp(name, "amq.", 4) == 0) {
         gw_yamldoc_error(c->doc, name_n,
                          "%s: names starting with \"amq.\" are reserved by RabbitMQ", what);
         ok = false;
@@ -451,13 +476,10 @@ static void parse_route(rt_ctx *c, const gw_yaml_node *n, size_t idx)
     gw_yamldoc_check_keys(c->doc, n, what, keys);
 
     gw_routes *r = c->r;
-    for (size_t i = 0; event && i < r->n_routes; i++) {
-        if (strcmp(r->routes[i].event, event) == 0) {
-            gw_yamldoc_error(c->doc, ev, "%s: duplicate route (first at line %d)", what,
-                             r->routes[i].line);
-            ok = false;
-            break;
-        }
+    int first_line = event ? seen_before(&c->routes, event, n->line) : 0;
+    if (first_line) {
+        gw_yamldoc_error(c->doc, ev, "%s: duplicate route (first at line %d)", what, first_line);
+        ok = false;
     }
 
     gw_route rt = {.line = n->line, .col = n->col};
@@ -533,6 +555,9 @@ static gw_err routes_from_doc(gw_yamldoc *doc, const gw_retry_policy *def, gw_ro
     each_item(&c, root, "exchanges", false, parse_exchange);
     each_item(&c, root, "queues", false, parse_queue);
     each_item(&c, root, "routes", true, parse_route);
+    seen_cleanup(&c.exchanges);
+    seen_cleanup(&c.queues);
+    seen_cleanup(&c.routes);
     gw_yamldoc_sort_diags(doc);
 
     if (doc->errors) {
