@@ -851,7 +851,12 @@ static void classify_input(const gw_msg *m, gw_classify_input *in)
 {
     memset(in, 0, sizeof *in);
     in->type_property = gw_msg_prop(m, GW_PROP_TYPE);
-    const char *th = gw_msg_header_present(m, GW_H_CE_TYPE) ? GW_H_CE_TYPE : GW_H_CE_TYPE_COLON;
+    /* cloudEvents_type, else cloudEvents:type (also when the first is an empty string) */
+    const char *th = GW_H_CE_TYPE;
+    gw_str t = gw_msg_header_str(m, th);
+    if (!gw_msg_header_present(m, th) ||
+        (t.ptr && t.len == 0 && gw_msg_header_present(m, GW_H_CE_TYPE_COLON)))
+        th = GW_H_CE_TYPE_COLON;
     in->type_header = gw_msg_header_str(m, th);
     in->type_header_not_string = !in->type_header.ptr && gw_msg_header_present(m, th);
     in->id_header = gw_msg_header_str(m, GW_H_CE_ID);

@@ -241,6 +241,23 @@ def test_message_id_from_cloudevents_id_header_and_type_property_set(env, type_h
     assert m.body == b"raw"
 
 
+@pytest.mark.parametrize("where", ["property", "header"])
+def test_message_id_from_json_body_id_when_type_comes_from_elsewhere(env, where):
+    """SPEC section 6: message_id kept if set, else the CloudEvents id - wherever the type came
+    from. A body that is not JSON then simply has no id."""
+    seq = env.next_seq()
+    body = json.dumps({"specversion": "1.0", "type": "order.created", "id": "body-id-11"}).encode()
+    kw = {"type": "order.created"} if where == "property" else {"headers": {"cloudEvents_type": "order.created"}}
+    headers = kw.pop("headers", None)
+    env.publish(body, event_props(seq, headers=headers, **kw))
+    assert env.expect(env.q("billing"), seq).props.message_id == "body-id-11"
+    seq = env.next_seq()
+    env.publish(b"{not json", event_props(seq, type="order.created"))
+    m = env.expect(env.q("billing"), seq)
+    assert is_uuid4(m.props.message_id)
+    assert m.body == b"{not json"
+
+
 def test_message_id_from_json_body_id_when_type_comes_from_body(env):
     seq = env.next_seq()
     body = json.dumps({"specversion": "1.0", "type": "order.refunded", "id": "body-id-9", "source": "/t", "data": {"x": 1}}).encode()
@@ -305,6 +322,28 @@ def test_type_source(env, props_kw, body, expected):
     m = env.expect(env.q("billing"), seq)
     assert m.routing_key == expected  # the destination's routing key defaults to the type
     assert m.props.type == kw.get("type", expected)
+    assert m.body == body
+
+
+@pytest.mark.parametrize(
+    "props_kw,body,expected",
+    [
+        ({"type": "", "headers": {"cloudEvents_type": "order.h"}}, b"not json", "order.h"),
+        ({"type": ""}, b'{"type":"order.b"}', "order.b"),
+        ({"headers": {"cloudEvents_type": "", "cloudEvents:type": "order.h2"}}, b"x", "order.h2"),
+        ({"headers": {"cloudEvents_type": ""}}, b'{"type":"order.b"}', "order.b"),
+    ],
+    ids=["empty_property_then_header", "empty_property_then_body", "empty_header_then_colon_header",
+         "empty_header_then_body"],
+)
+def test_an_empty_type_source_falls_through_to_the_next(env, props_kw, body, expected):
+    """SPEC section 6: the type comes from the first source that has one; an empty one has none."""
+    seq = env.next_seq()
+    kw = dict(props_kw)
+    headers = kw.pop("headers", None)
+    env.publish(body, event_props(seq, headers=headers, **kw))
+    m = env.expect(env.q("billing"), seq)
+    assert m.routing_key == expected
     assert m.body == body
 
 
