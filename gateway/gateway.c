@@ -1229,6 +1229,7 @@ static int connect_loop(gw *g, bool first)
 /* ---------------------------------------------------------------- run */
 
 static void compute_tiers(gw *g);
+static void announce_destinations(gw *g);
 
 /* Repairs the gateway's own topology after its copies failed, and stops consuming
  * for a while (1 s, doubling to 30 s) when they keep failing: requeueing every event
@@ -1332,10 +1333,20 @@ static void reload_routes(gw *g)
         if (!g->ring_len)
             free_retired(g);
     }
+    announce_destinations(g);
     GW_LOG(GW_LOG_INFO, "routing table reloaded", GW_S("routes", path),
            GW_I("routes_count", nr->n_routes), GW_I("exchanges", nr->n_exchanges),
            GW_I("queues", nr->n_queues));
     gw_metrics_reload(g->metrics, true);
+}
+
+/* Every destination exchange of the table gets a circuit-state series (closed) now. */
+static void announce_destinations(gw *g)
+{
+    const gw_routes *r = g->cfg->routes;
+    for (size_t i = 0; i < r->n_routes; i++)
+        for (size_t k = 0; k < r->routes[i].n_to; k++)
+            gw_metrics_breaker_known(g->metrics, r->routes[i].to[k].exchange);
 }
 
 static void compute_tiers(gw *g)
@@ -1436,6 +1447,7 @@ int gw_gateway_run(const char *config_path)
                GW_S("hint", "set metrics.listen to a free address, or \"\" to turn it off"));
         g.metrics = gw_metrics_new("", merr, sizeof merr);
     }
+    announce_destinations(&g);
     GW_LOG(GW_LOG_INFO, "starting", GW_S("config", config_path), GW_S("routes", cfg->routes->path),
            GW_I("routes_count", cfg->routes->n_routes), GW_S("version", GW_VERSION));
 

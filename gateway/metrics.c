@@ -160,6 +160,15 @@ void gw_metrics_breaker_state(gw_metrics *m, const char *exchange, int state)
     pthread_mutex_unlock(&m->mu);
 }
 
+void gw_metrics_breaker_known(gw_metrics *m, const char *exchange)
+{
+    if (!m)
+        return;
+    pthread_mutex_lock(&m->mu);
+    (void)family_get(&m->circuit, exchange, NULL);
+    pthread_mutex_unlock(&m->mu);
+}
+
 void gw_metrics_set_in_flight(gw_metrics *m, uint64_t n)
 {
     if (!m)

@@ -27,6 +27,9 @@ void gw_metrics_dead_lettered(gw_metrics *m, const char *reason);
 void gw_metrics_deferred(gw_metrics *m, const char *exchange);
 /* state: 0 closed, 1 open, 2 half-open (gw_breaker_state). */
 void gw_metrics_breaker_state(gw_metrics *m, const char *exchange, int state);
+/* Adds a destination to the circuit-state family as closed (0) unless it is there:
+ * every destination of the table is listed from the start, not after its first failure. */
+void gw_metrics_breaker_known(gw_metrics *m, const char *exchange);
 void gw_metrics_set_in_flight(gw_metrics *m, uint64_t n);
 void gw_metrics_set_connected(gw_metrics *m, bool connected_and_consuming);
 void gw_metrics_reconnect(gw_metrics *m);

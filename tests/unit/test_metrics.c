@@ -224,6 +224,19 @@ Test(metrics, gauges_hold_the_last_value_set)
     gw_metrics_free(m);
 }
 
+Test(metrics, a_known_destination_is_closed_until_its_breaker_says_otherwise)
+{
+    gw_metrics *m = new_quiet();
+    gw_metrics_breaker_known(m, "billing");
+    gw_metrics_breaker_state(m, "orders", 1);
+    gw_metrics_breaker_known(m, "orders"); /* does not reset a state already set */
+    char *t = gw_metrics_render(m);
+    assert_line(t, "amqp_gw_circuit_state{exchange=\"billing\"} 0");
+    assert_line(t, "amqp_gw_circuit_state{exchange=\"orders\"} 1");
+    free(t);
+    gw_metrics_free(m);
+}
+
 Test(metrics, latency_histogram_buckets_are_cumulative_with_sum_and_count)
 {
     gw_metrics *m = new_quiet();
