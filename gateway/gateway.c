@@ -18,6 +18,7 @@
 #include "headers.h"
 #include "log.h"
 #include "match.h"
+#include "mgmt.h"
 #include "metrics.h"
 #include "retry.h"
 #include "routes.h"
@@ -1502,6 +1503,12 @@ out:
     return rc;
 }
 
+static int probe_binding(void *ctx, const char *exchange, const char *queue, const char *key,
+                         const gw_arg *args, size_t n_args, char *why, size_t why_len)
+{
+    return (int)gw_mgmt_binding(ctx, exchange, queue, key, args, n_args, why, why_len);
+}
+
 int gw_gateway_check_live(const gw_config *cfg)
 {
     gw g;
@@ -1517,7 +1524,15 @@ int gw_gateway_check_live(const gw_config *cfg)
         free_interned(&g);
         return 1;
     }
-    int drift = gw_topology_check(s, g.topo, stdout);
+    char merr[ERR_TEXT];
+    gw_mgmt *mgmt = gw_mgmt_new(cfg, cfg->broker_urls[0], merr, sizeof merr);
+    int unchecked = 0;
+    int drift = gw_topology_check(s, g.topo, mgmt ? probe_binding : NULL, mgmt, &unchecked, stdout);
+    if (unchecked > 0)
+        printf("%d binding%s unchecked: the management API at %s did not answer; enable the "
+               "rabbitmq_management plugin, or set AMQP_GW_MANAGEMENT_URL\n",
+               unchecked, unchecked > 1 ? "s" : "", mgmt ? gw_mgmt_base(mgmt) : "(none)");
+    gw_mgmt_free(mgmt);
     if (drift > 0)
         printf("%d object%s missing or different\n", drift, drift > 1 ? "s" : "");
     else if (drift == 0)

@@ -214,9 +214,11 @@ static const char *who(const gw_topo_item *it)
     return it->own ? "gateway" : "table";
 }
 
-int gw_topology_check(gw_session *s, const gw_topology *t, FILE *out)
+int gw_topology_check(gw_session *s, const gw_topology *t, gw_binding_probe probe, void *probe_ctx,
+                      int *unchecked, FILE *out)
 {
     int drift = 0;
+    *unchecked = 0;
     char err[ERR_TEXT];
     for (size_t i = 0; i < t->n; i++) {
         const gw_topo_item *it = &t->items[i];
@@ -263,12 +265,28 @@ int gw_topology_check(gw_session *s, const gw_topology *t, FILE *out)
             }
             fprintf(out, "ok         queue    %s (%s)\n", it->queue.name, who(it));
             break;
-        case GW_TOPO_BINDING:
+        case GW_TOPO_BINDING: {
             /* AMQP 0-9-1 cannot list bindings, and binding again would change the
-             * broker: say what is not verified rather than guess. */
-            fprintf(out, "unchecked  binding  %s -> %s (%s) (needs the management API)\n",
-                    it->bind_exchange, it->bind_queue, it->bind_key);
+             * broker: ask the probe, and say what is not verified rather than guess. */
+            char why[400] = "no way to ask";
+            int has = probe ? probe(probe_ctx, it->bind_exchange, it->bind_queue, it->bind_key,
+                                    it->bind_args, it->n_bind_args, why, sizeof why)
+                            : -1;
+            const char *ex = it->bind_exchange[0] ? it->bind_exchange : "(default)";
+            if (has > 0) {
+                fprintf(out, "ok         binding  %s -> %s (%s)\n", ex, it->bind_queue,
+                        it->bind_key);
+            } else if (has == 0) {
+                fprintf(out, "missing    binding  %s -> %s (%s) (%s)\n", ex, it->bind_queue,
+                        it->bind_key, who(it));
+                drift++;
+            } else {
+                fprintf(out, "unchecked  binding  %s -> %s (%s): %s\n", ex, it->bind_queue,
+                        it->bind_key, why);
+                (*unchecked)++;
+            }
             break;
+        }
         }
     }
     for (size_t i = 0; i < t->n_required; i++) {

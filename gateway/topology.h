@@ -66,9 +66,16 @@ void gw_topology_free(gw_topology *t);
 bool gw_topology_declare(gw_session *s, const gw_topology *t, bool require_exchanges, bool *fatal,
                          char *err, size_t err_len);
 
+/* Says whether a binding exists: 1 yes, 0 no, -1 cannot tell (why says so). AMQP 0-9-1
+ * cannot list bindings; check --live asks the management API (mgmt.h). */
+typedef int (*gw_binding_probe)(void *ctx, const char *exchange, const char *queue, const char *key,
+                                const gw_arg *args, size_t n_args, char *why, size_t why_len);
+
 /* Reports, one line per object, whether the broker has it and whether its
  * arguments differ. Returns the number of objects missing or different, or -1
- * when the session failed. Declares nothing that is missing. */
-int gw_topology_check(gw_session *s, const gw_topology *t, FILE *out);
+ * when the session failed. Declares nothing that is missing. Bindings are asked of
+ * probe (NULL: all unchecked); *unchecked counts those it could not tell. */
+int gw_topology_check(gw_session *s, const gw_topology *t, gw_binding_probe probe, void *probe_ctx,
+                      int *unchecked, FILE *out);
 
 #endif
