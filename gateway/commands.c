@@ -13,21 +13,33 @@
 #include "gateway.h"
 #include "match.h"
 #include "routes.h"
+#include "str.h"
 #include "yamldoc.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-/* Writes s with bytes outside printable ASCII as \xNN (and backslash as \\). */
+/* Writes s with control bytes and malformed UTF-8 as \xNN (and backslash as \\);
+ * printable ASCII and well-formed UTF-8 (but C1 controls) as they are. */
 static void put_safe(FILE *out, const char *s)
 {
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '\\')
-            fputs("\\\\", out);
-        else if (*p < 0x20 || *p > 0x7e)
-            fprintf(out, "\\x%02x", *p);
-        else
-            fputc(*p, out);
+    const unsigned char *p = (const unsigned char *)s;
+    size_t left = strlen(s);
+    while (left > 0) {
+        size_t n = *p >= 0x80 ? gw_str_utf8_seq_len(p, left) : 0;
+        if (n > 1 && !(p[0] == 0xc2 && p[1] < 0xa0)) {
+            fwrite(p, 1, n, out);
+        } else {
+            n = 1;
+            if (*p == '\\')
+                fputs("\\\\", out);
+            else if (*p < 0x20 || *p > 0x7e)
+                fprintf(out, "\\x%02x", *p);
+            else
+                fputc(*p, out);
+        }
+        p += n;
+        left -= n;
     }
 }
 

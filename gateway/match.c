@@ -8,6 +8,9 @@
  */
 #include "match.h"
 
+#include "str.h"
+
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -19,9 +22,26 @@ typedef struct match_word {
     size_t len;
 } match_word;
 
-static bool is_word_byte(unsigned char c)
+/* Length of the word character at p[0..n): printable ASCII but '.', '*', '#', or one
+ * well-formed UTF-8 sequence (no overlong form, no surrogate, at most U+10FFFF) that is
+ * neither a C1 control nor a Unicode space; 0 when p holds no such character.
+ * RabbitMQ routing keys are UTF-8, so "commande.créée" is a type like any other. */
+static size_t word_char(const unsigned char *p, size_t n)
 {
-    return c >= 0x21 && c <= 0x7e && c != '.' && c != '*' && c != '#';
+    unsigned char c = p[0];
+    if (c < 0x80)
+        return c >= 0x21 && c <= 0x7e && c != '.' && c != '*' && c != '#' ? 1 : 0;
+    size_t len = gw_str_utf8_seq_len(p, n);
+    if (len == 0)
+        return 0;
+    uint32_t cp = c & (0x7f >> len);
+    for (size_t i = 1; i < len; i++)
+        cp = (cp << 6) | (p[i] & 0x3f);
+    if (cp <= 0x9f || cp == 0xa0 || cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200a) ||
+        cp == 0x2028 || cp == 0x2029 || cp == 0x202f || cp == 0x205f || cp == 0x3000 ||
+        cp == 0xfeff)
+        return 0;
+    return len;
 }
 
 static bool word_is(const char *p, size_t len, char c)
@@ -33,18 +53,21 @@ bool gw_match_type_valid(const char *type, size_t len)
 {
     if (!type || len == 0 || len > GW_TYPE_MAX_BYTES)
         return false;
+    const unsigned char *p = (const unsigned char *)type;
     size_t word_len = 0;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)type[i];
-        if (c == '.') {
+    for (size_t i = 0; i < len;) {
+        if (p[i] == '.') {
             if (word_len == 0)
                 return false;
             word_len = 0;
-        } else if (is_word_byte(c)) {
-            word_len++;
-        } else {
-            return false;
+            i++;
+            continue;
         }
+        size_t n = word_char(p + i, len - i);
+        if (n == 0)
+            return false;
+        word_len += n;
+        i += n;
     }
     return word_len > 0;
 }
@@ -74,14 +97,17 @@ bool gw_match_pattern_valid(const char *pattern, char *why, size_t why_len)
             return fail(why, why_len, "empty word");
         if (word_is(w, wlen, '*') || word_is(w, wlen, '#'))
             continue;
-        for (size_t k = 0; k < wlen; k++) {
+        for (size_t k = 0; k < wlen;) {
             unsigned char c = (unsigned char)w[k];
             if (c == '*')
                 return fail(why, why_len, "'*' must be a whole word");
             if (c == '#')
                 return fail(why, why_len, "'#' must be a whole word");
-            if (!is_word_byte(c))
-                return fail(why, why_len, "characters must be printable ASCII without spaces");
+            size_t n = word_char((const unsigned char *)w + k, wlen - k);
+            if (n == 0)
+                return fail(why, why_len,
+                            "characters must be printable (ASCII or UTF-8) without spaces");
+            k += n;
         }
     }
     return true;

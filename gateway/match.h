@@ -1,7 +1,8 @@
 /* match.h — topic patterns and event-type names. Pure.
  *
  * An event type is 1..255 bytes of dot-separated, non-empty words; each word is
- * printable ASCII (0x21..0x7e) except '*' and '#'. A pattern is the same, but a
+ * printable ASCII (0x21..0x7e) except '*' and '#', or well-formed UTF-8 that is not a
+ * control or space character ("commande.créée"). A pattern is the same, but a
  * word may also be '*' (exactly one word) or '#' (zero or more words).
  */
 #ifndef GW_MATCH_H

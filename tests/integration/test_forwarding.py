@@ -347,6 +347,22 @@ def test_an_empty_type_source_falls_through_to_the_next(env, props_kw, body, exp
     assert m.body == body
 
 
+def test_utf8_event_types_route_like_any_other(gateway, tid, broker):
+    """AMQP routing keys are UTF-8: a team's types need not be ASCII."""
+    r = routes_orders(tid)
+    r["routes"].append({"event": "commande.*", "to": [{"exchange": f"{tid}.orders"}]})
+    gw = gateway(r).start()
+    e = Env(gw)
+    e.publish("{\"type\":\"commande.créée\"}".encode(), event_props(1))
+    m = e.expect(e.q("billing"), 1)
+    assert m.routing_key == "commande.créée"
+    assert m.props.type == "commande.créée"
+    assert m.headers["x-gw-route"] == "commande.*"
+    e.publish(b"x", event_props(2, type="commande.\u00a0"))  # a no-break space is no word
+    (dead,) = drain(broker, gw.dlq, 1, 10)
+    assert dead.headers["x-gw-dead-letter-reason"] == "invalid_event"
+
+
 def test_type_from_body_then_property(gateway, tid, broker):
     gw = gateway(routes_orders(tid), {"inbound": {"type_from": ["body", "property"]}}).start()
     e = Env(gw)

@@ -32,8 +32,33 @@ static type_case type_cases[] = {
     {"ord#er", false},
     {"order created", false},
     {"order\tcreated", false},
-    {"caf\xc3\xa9", false},
     {"order\x7f", false},
+    /* UTF-8: well-formed, printable, no spaces */
+    {"caf\xc3\xa9", true},
+    {"commande.cr\xc3\xa9\xc3\xa9"
+     "e",
+     true},
+    {"\xe6\xb3\xa8\xe6\x96\x87.\xe4\xbd\x9c\xe6\x88\x90", true}, /* 注文.作成 */
+    {"parcel.\xf0\x9f\x93\xa6", true},                           /* U+1F4E6 */
+    {"caf\xc3", false},                                          /* truncated */
+    {"caf\xa9", false},                                          /* lone continuation */
+    {"\xc0\xaf", false},                                         /* overlong '/' */
+    {"\xe0\x80\xaf", false},                                     /* overlong, 3 bytes */
+    {"\xed\xa0\x80", false},                                     /* surrogate */
+    {"\xf4\x90\x80\x80", false},                                 /* above U+10FFFF */
+    {"\xff", false},
+    {"order\xc2\x85"
+     "created",
+     false}, /* C1 control NEL */
+    {"order\xc2\xa0"
+     "created",
+     false}, /* no-break space */
+    {"order\xe2\x80\xa8"
+     "created",
+     false}, /* line separator */
+    {"order\xe3\x80\x80"
+     "created",
+     false}, /* ideographic space */
 };
 
 ParameterizedTestParameters(match, type_validity_follows_the_word_rules)
@@ -92,7 +117,11 @@ static pattern_case pattern_cases[] = {
     {"a.#b", false, "'#' must be a whole word"},
     {"##", false, "'#' must be a whole word"},
     {"*#", false, "'*' must be a whole word"},
-    {"order created", false, "characters must be printable ASCII without spaces"},
+    {"order created", false, "characters must be printable (ASCII or UTF-8) without spaces"},
+    {"order.\xc3", false, "characters must be printable (ASCII or UTF-8) without spaces"},
+    {"commande.*.cr\xc3\xa9\xc3\xa9"
+     "e",
+     true, ""},
 };
 
 ParameterizedTestParameters(match, pattern_validity_gives_a_short_reason)
