@@ -191,8 +191,8 @@ log: {{format: json, level: warn}}
 class Gateway:
     """An amqp-gw run process; stderr goes to a file shown when something fails."""
 
-    def __init__(self, binary, cfg, tmp):
-        self.log_path = os.path.join(tmp, "gw.log")
+    def __init__(self, binary, cfg, tmp, index=0):
+        self.log_path = os.path.join(tmp, f"gw{index}.log")
         self.log_file = open(self.log_path, "w", encoding="utf-8")
         env = dict(os.environ)
         env.pop("AMQP_GW_URL", None)
@@ -253,19 +253,29 @@ def phase_gateway(opts, broker, tmp, prefetch, binary, label):
     red0 = broker.reductions()
     cpu0 = broker.cpu()
     t0 = time.monotonic()
-    gw = Gateway(binary, cfg, tmp)
+    gws = []
     try:
-        t_first, n_first, t_done, cpu_first = watch_move(opts, broker, GW_OUT, gw.alive)
+        for i in range(opts.instances):
+            gws.append(Gateway(binary, cfg, tmp, i))
+
+        def alive():
+            for gw in gws:
+                gw.alive()
+
+        t_first, n_first, t_done, cpu_first = watch_move(opts, broker, GW_OUT, alive)
         cpu_done = broker.cpu()
-        gw_cpu = gw.cpu()
+        gw_cpu = sum(gw.cpu() for gw in gws)
         red = broker.reductions() - red0
     finally:
-        gw.stop()
+        for gw in gws:
+            gw.stop()
     left, dlq = broker.count(GW_IN), broker.count("bench.gw.dlq")
     if left or dlq:
         log(f"  after the move: {left} left in {GW_IN}, {dlq} in the DLQ")
-    r = result(f"{label} (prefetch {prefetch})", opts, t0, t_first, n_first, t_done, gw_cpu, cpu0,
-               cpu_first, cpu_done, red)
+    name = f"{label} (prefetch {prefetch})"
+    if opts.instances > 1:
+        name = f"{label} x{opts.instances} (prefetch {prefetch})"
+    r = result(name, opts, t0, t_first, n_first, t_done, gw_cpu, cpu0, cpu_first, cpu_done, red)
     log(f"  moved in {r['seconds']:.2f}s: {r['rate']:.0f} msg/s steady")
     return r
 
@@ -460,6 +470,9 @@ def main():
                          "round with the median msg/s (default 1)")
     ap.add_argument("--also-gw", metavar="BINARY",
                     help="a second amqp-gw binary (another build) to measure alongside")
+    ap.add_argument("--instances", type=int, default=1,
+                    help="amqp-gw processes sharing the inbound queue (default 1; SPEC section 6 "
+                         "keeps a route's order only within one instance)")
     ap.add_argument("--only", choices=["gateway", "shovel"], help="run one mover only")
     ap.add_argument("--url", required=True, help=argparse.SUPPRESS)
     ap.add_argument("--broker-pid", type=int, required=True, help=argparse.SUPPRESS)
@@ -473,8 +486,8 @@ def main():
         ap.error(f"--prefetch must be comma-separated integers, not {opts.prefetch!r}")
     if not prefetches or any(p < 1 or p > 65535 for p in prefetches):
         ap.error("--prefetch values must be in 1..65535")
-    if opts.count < 1 or opts.rate < 1 or opts.seconds < 1 or opts.repeat < 1:
-        ap.error("--count, --rate, --seconds and --repeat must be positive")
+    if opts.count < 1 or opts.rate < 1 or opts.seconds < 1 or opts.repeat < 1 or opts.instances < 1:
+        ap.error("--count, --rate, --seconds, --repeat and --instances must be positive")
     gateways = [(opts.gw, "amqp-gw")]
     if opts.also_gw:
         if not os.access(opts.also_gw, os.X_OK):
