@@ -26,10 +26,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CONSUMER_CH       1
-#define SCRATCH_CH        (GW_CH_MAX + 1)
-#define RPC_TIMEOUT_S     15
-#define CONNECT_TIMEOUT_S 5
+#define CONSUMER_CH             1
+#define SCRATCH_CH              (GW_CH_MAX + 1)
+#define RPC_TIMEOUT_S           15
+#define CONSUMER_READ_FRAME_MAX (1 << 20) /* see gw_session_connect */
+#define CONNECT_TIMEOUT_S       5
 
 typedef struct gw_conn {
     amqp_connection_state_t st;
@@ -289,6 +290,17 @@ gw_err gw_session_connect(const gw_config *cfg, const char *url, const char *nam
     snprintf(cname, sizeof cname, "%s consumer", name);
     if (open_conn(cfg, &ci, cname, &s->cons, err, err_len) != GW_OK)
         goto out;
+    /* RabbitMQ accepts a content header of up to frame_max bytes of payload from a
+     * publisher (and its own x-death can make one bigger still), but rabbitmq-c 0.11
+     * refuses any frame over frame_max bytes including its 8 bytes of framing, and one
+     * such delivery wedged the consumer connection at every reconnect. The consumer
+     * connection sends no content, so its frame_max only bounds what it reads: give the
+     * reader room. */
+    if (amqp_tune_connection(s->cons.st, amqp_get_channel_max(s->cons.st), CONSUMER_READ_FRAME_MAX,
+                             amqp_get_heartbeat(s->cons.st)) != AMQP_STATUS_OK) {
+        set_err(err, err_len, "out of memory");
+        goto out;
+    }
     snprintf(cname, sizeof cname, "%s publisher", name);
     if (open_conn(cfg, &ci, cname, &s->pub, err, err_len) != GW_OK)
         goto out;
