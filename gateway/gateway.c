@@ -785,7 +785,7 @@ static void on_confirm(void *ctx, int ch, uint64_t seq, bool multiple, bool ack)
 }
 
 static void on_return(void *ctx, int ch, int code, gw_str text, gw_str exchange, gw_str rk,
-                      gw_str message_id)
+                      gw_str message_id, gw_str body)
 {
     gw *g = ctx;
     (void)text;
@@ -793,8 +793,12 @@ static void on_return(void *ctx, int ch, int code, gw_str text, gw_str exchange,
     if ((size_t)ch >= g->n_chans || !g->chans[ch].ring)
         return;
     chan *c = &g->chans[ch];
-    /* Returns carry no sequence number: the oldest unsettled publish on this
-     * channel with the same message id and routing key is the one. */
+    /* Returns carry no sequence number, and the confirm of a routed (persisted)
+     * publish may come after the return of a later one: "the oldest match" can be the
+     * wrong one. Every unsettled publish on this channel with the same routing key,
+     * message id and body counts as returned: when two are in flight (the same id from
+     * two producers, say) the routed one is retried too - a duplicate, never a loss. */
+    size_t hits = 0;
     for (uint64_t s = c->low; s < c->next; s++) {
         pend *p = chan_slot(c, s);
         if (!p->j || p->returned)
@@ -805,10 +809,18 @@ static void on_return(void *ctx, int ch, int code, gw_str text, gw_str exchange,
         if (message_id.ptr && (message_id.len != p->j->ids.message_id_len ||
                                memcmp(message_id.ptr, p->j->ids.message_id, message_id.len) != 0))
             continue;
+        gw_str b = gw_msg_body(p->j->msg);
+        if (body.len != b.len || (b.len && memcmp(body.ptr, b.ptr, b.len) != 0))
+            continue;
         p->returned = true;
         p->return_code = code;
-        return;
+        hits++;
     }
+    if (hits > 1)
+        GW_LOG(GW_LOG_WARN,
+               "a return matches several publishes in flight (same message id, routing key and "
+               "body); all are treated as returned",
+               GW_I("publishes", hits), GW_I("channel", ch));
 }
 
 static void on_channel_closed(void *ctx, int ch, int code, gw_str text)

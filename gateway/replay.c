@@ -489,9 +489,10 @@ static void on_confirm(void *ctx, int ch, uint64_t seq, bool multiple, bool ack)
 }
 
 static void on_return(void *ctx, int ch, int code, gw_str text, gw_str exchange, gw_str rk,
-                      gw_str message_id)
+                      gw_str message_id, gw_str body)
 {
     replay *r = ctx;
+    (void)body;
     if (ch != GW_CH_OWN)
         return;
     /* Returns carry no sequence number, and the confirms of routed publishes may

@@ -918,7 +918,8 @@ static void handle_method(gw_session *s, gw_conn *c, amqp_frame_t *f, const gw_s
             gw_str mid = GW_STR_NULL;
             if (msg.properties._flags & AMQP_BASIC_MESSAGE_ID_FLAG)
                 mid = str_of(msg.properties.message_id);
-            h->on_return(h->ctx, ch, code, str_of(text), str_of(ex), str_of(rk), mid);
+            h->on_return(h->ctx, ch, code, str_of(text), str_of(ex), str_of(rk), mid,
+                         str_of(msg.body));
             amqp_destroy_message(&msg);
         }
         amqp_bytes_free(text);

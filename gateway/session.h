@@ -36,9 +36,10 @@ typedef struct gw_session_handler {
     void (*on_deliver)(void *ctx, gw_msg *m);
     /* Publisher confirm on channel ch: seq (or all <= seq when multiple). */
     void (*on_confirm)(void *ctx, int ch, uint64_t seq, bool multiple, bool ack);
-    /* basic.return of a mandatory publish; a confirm for it follows. */
+    /* basic.return of a mandatory publish; a confirm for it follows. body is the
+     * returned message's (valid during the call). */
     void (*on_return)(void *ctx, int ch, int reply_code, gw_str reply_text, gw_str exchange,
-                      gw_str routing_key, gw_str message_id);
+                      gw_str routing_key, gw_str message_id, gw_str body);
     /* The broker closed publisher channel ch (e.g. 404); unconfirmed publishes on it
      * are lost. The channel must be reopened (gw_session_channel_open) before reuse. */
     void (*on_channel_closed)(void *ctx, int ch, int reply_code, gw_str reply_text);

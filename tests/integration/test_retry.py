@@ -23,6 +23,7 @@ from gwtest import (
     now_ms,
     wait_for,
     publish_one,
+    publish_many,
 )
 
 # Every SPEC section 6 header a dead-lettered message carries.
@@ -271,6 +272,36 @@ def test_x_gw_headers_a_producer_wrote_are_not_trusted_on_a_new_event(gateway, t
     assert m.headers["x-gw-retry-count"] == 2
     assert m.headers["x-gw-first-seen-at"] >= t0 - 1000
     assert len(log_lines(gw, "retry scheduled", correlation_id="c-lost")) == 2
+
+
+def test_a_return_is_never_credited_to_another_publish_with_the_same_message_id(gateway, tid, broker):
+    """Returns carry no sequence number. Two events with one message id (CloudEvents ids are
+    unique per source only) go to a headers exchange: one is routed, one is returned. The
+    returned one must fail (here: straight to the DLQ), whatever the order of the routed one's
+    confirm; at worst the routed one is retried too (a duplicate), never a loss."""
+    routes = table(
+        [exchange(f"{tid}.hx", "headers")],
+        [{"name": f"{tid}.eu", "durable": True, "type": "classic",
+          "bindings": [{"exchange": f"{tid}.hx", "arguments": {"x-match": "all", "region": "eu"}}]}],
+        [{"event": "thing.happened", "to": [{"exchange": f"{tid}.hx"}]}],
+    )
+    gw = gateway(routes, retry_config(0, ["200ms"])).start()  # the breaker stays closed
+    n = 200
+
+    def make(seq):
+        pair, region = divmod(seq, 2)
+        return b"{}", event_props(seq, type="thing.happened", message_id=f"mid-{pair}",
+                                  headers={"region": "eu" if region == 0 else "us"})
+
+    publish_many(broker, gw.inbound, 2 * n, make)
+    eu, _ = collect_unique(broker, f"{tid}.eu", n, key=lambda m: m.seq, timeout=60)
+    assert eu == set(range(0, 2 * n, 2))
+    wait_for(lambda: broker.count(gw.dlq) >= n, 60, f"{n} events in the DLQ")
+    wait_for(lambda: inbound_total(broker, gw.inbound) == 0, 60, "the inbound queue to empty")
+    dead = drain(broker, gw.dlq, broker.count(gw.dlq), timeout=10)
+    assert all(m.headers["x-gw-dead-letter-reason"] == "unroutable" for m in dead)
+    us = {m.seq for m in dead if m.seq % 2 == 1}
+    assert us == set(range(1, 2 * n, 2)), f"{n - len(us)} returned events were lost"
 
 
 # --- 4./5. downstream rejections ------------------------------------------------------------
