@@ -1020,13 +1020,6 @@ static void process(gw *g, job *j)
         retry_dest = gw_msg_header_str(j->msg, GW_H_RETRY_DESTINATION);
         retry_rk = gw_msg_header_str(j->msg, GW_H_RETRY_ROUTING_KEY);
     }
-    if (retry_dest.ptr && !retry_target_valid(g, j, retry_dest, retry_rk)) {
-        GW_LOG(GW_LOG_WARN,
-               "ignoring x-gw-retry-destination that names no destination of the "
-               "table; routing the event as new",
-               GW_S("event_type", j->type), GW_S("correlation_id", j->ids.correlation_id));
-        retry_dest = GW_STR_NULL;
-    }
     if (retry_dest.ptr) {
         /* A retry or deferral copy: only the destination that failed. */
         gw_str rrk = retry_rk;
@@ -1035,7 +1028,34 @@ static void process(gw *g, job *j)
         snprintf(j->retry_exchange, sizeof j->retry_exchange, "%.*s", (int)retry_dest.len,
                  retry_dest.ptr);
         snprintf(j->retry_routing_key, sizeof j->retry_routing_key, "%.*s", (int)rrk.len, rrk.ptr);
-        forward(g, j, j->retry_exchange, j->retry_routing_key);
+        if (retry_target_valid(g, j, retry_dest, retry_rk)) {
+            forward(g, j, j->retry_exchange, j->retry_routing_key);
+            goto out;
+        }
+        /* The routing table was reloaded while the copy waited. The route's other
+         * destinations took the event already: never send it to them again. */
+        size_t n = 0;
+        for (size_t i = 0; retry_dest.len && j->route && i < j->route->n_to; i++) {
+            const gw_destination *d = &j->route->to[i];
+            if (strcmp(d->exchange, j->retry_exchange) != 0)
+                continue;
+            forward(g, j, d->exchange, d->routing_key ? d->routing_key : j->type);
+            n++;
+        }
+        if (n) {
+            GW_LOG(GW_LOG_INFO,
+                   "retrying with the routing key the reloaded table gives this destination",
+                   GW_S("exchange", j->retry_exchange), GW_S("was", j->retry_routing_key),
+                   GW_S("event_type", j->type), GW_S("correlation_id", j->ids.correlation_id));
+            goto out;
+        }
+        char why[700];
+        snprintf(why, sizeof why,
+                 "retry for %s \"%s\" (routing key \"%s\") dropped: the reloaded routing table "
+                 "no longer has it for this event; the route's other destinations took it already",
+                 retry_dest.len ? "exchange" : "queue",
+                 retry_dest.len ? j->retry_exchange : j->retry_routing_key, j->retry_routing_key);
+        dead_letter(g, j, GW_REASON_NO_ROUTE, j->retry_exchange, j->retry_routing_key, why);
         goto out;
     }
     if (!j->route) {

@@ -114,3 +114,64 @@ def test_sighup_with_a_table_the_broker_refuses_keeps_the_old_table(gateway, tid
     assert not lines(gw, "connection lost"), lines(gw, "connection lost")
     assert gw.alive()
     assert gw.stop(signal.SIGTERM, timeout=15) == 0
+
+
+def fan_routes(tid, b_key=None, with_b=True):
+    """<tid>.a (topic) -> <tid>.qa (#); <tid>.b (direct) -> <tid>.qb bound to "fixed" only;
+    route ev.* -> a, and b (routing key b_key, default the event type: unroutable)."""
+    to = [{"exchange": f"{tid}.a"}]
+    if with_b:
+        to.append({"exchange": f"{tid}.b", **({"routing_key": b_key} if b_key else {})})
+    return {
+        "version": 1,
+        "exchanges": [
+            {"name": f"{tid}.a", "type": "topic", "durable": True},
+            {"name": f"{tid}.b", "type": "direct", "durable": True},
+        ],
+        "queues": [
+            {"name": f"{tid}.qa", "durable": True, "type": "classic",
+             "bindings": [{"exchange": f"{tid}.a", "routing_key": "#"}]},
+            {"name": f"{tid}.qb", "durable": True, "type": "classic",
+             "bindings": [{"exchange": f"{tid}.b", "routing_key": "fixed"}]},
+        ],
+        "routes": [{"event": "ev.*", "to": to}],
+    }
+
+
+def _retries_pending_then_reload(gateway, tid, broker, new_routes):
+    gw = gateway(fan_routes(tid), {
+        "retry": {"max_attempts": 3, "backoff": ["2s"]},
+        "circuit_breaker": {"failure_threshold": 1000},
+    }).start()
+    n = 20
+    for i in range(n):
+        publish(broker, gw, b"e%d" % i, event_props(i, type="ev.x"))
+    qa = drain_exact(broker, f"{tid}.qa", n, timeout=10, settle=0.2)
+    wait_for(lambda: len(lines(gw, "retry scheduled")) >= n, 10, f"{n} retries scheduled for {tid}.b")
+    gw.routes = new_routes
+    gw.write_files()
+    hup_and_wait(gw, "routing table reloaded", 0)
+    return gw, n, qa
+
+
+def test_reload_that_fixes_a_routing_key_retries_pending_copies_with_it_only(gateway, tid, broker):
+    """The natural fix of a broken destination: give it the right routing key and reload.
+    The copies waiting in a retry tier go to that destination with the new key; the
+    destination that took the event the first time gets no second copy."""
+    gw, n, qa = _retries_pending_then_reload(gateway, tid, broker, fan_routes(tid, b_key="fixed"))
+    qb = drain_exact(broker, f"{tid}.qb", n, timeout=15, settle=0.5)
+    assert sorted(m.seq for m in qb) == list(range(n))
+    assert not drain(broker, f"{tid}.qa", 1, 1.0), "the healthy destination got the event twice"
+    assert broker.count(gw.dlq) == 0
+
+
+def test_reload_that_removes_a_failing_destination_dead_letters_its_pending_retries(gateway, tid, broker):
+    """The route no longer has the destination a retry copy waits for: the copy is not sent to
+    the route's other destinations (they took the event already), it goes to the DLQ saying why."""
+    gw, n, qa = _retries_pending_then_reload(gateway, tid, broker, fan_routes(tid, with_b=False))
+    dead = drain_exact(broker, gw.dlq, n, timeout=15, settle=0.5)
+    assert sorted(m.seq for m in dead) == list(range(n))
+    assert all(m.headers["x-gw-dead-letter-reason"] == "no_route" for m in dead)
+    assert all(m.headers["x-gw-original-exchange"] == f"{tid}.b" for m in dead)
+    assert "no longer has it" in dead[0].headers["x-gw-last-error"]
+    assert not drain(broker, f"{tid}.qa", 1, 1.0), "the healthy destination got the event twice"
