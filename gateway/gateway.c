@@ -491,12 +491,18 @@ static void dead_letter(gw *g, job *j, gw_reason reason, const char *orig_exchan
                GW_I("kept", p.n_hdrs), GW_I("of", n), GW_S("correlation_id", j->ids.correlation_id),
                GW_I("frame_max", frame_max));
     if (copy_frame_size(j, &p) > frame_max) {
-        /* Not even the reason fits: keep the body and ours rather than lose the event. */
+        /* Not even the reason fits: keep the body and ours rather than lose the event,
+         * leaving out the event's own headers, largest first, only as many as needed. */
         p.n_hdrs = err_at;
-        p.no_original_headers = true;
+        size_t own = gw_msg_header_count(j->msg);
+        while (copy_frame_size(j, &p) > frame_max && p.shed_largest < own && p.shed_largest < 32)
+            p.shed_largest++;
+        if (copy_frame_size(j, &p) > frame_max)
+            p.no_original_headers = true;
         GW_LOG(GW_LOG_ERROR,
-               "dead-letter copy keeps the body but drops the event's own headers: "
-               "they leave no room in the frame for the reason",
+               "dead-letter copy keeps the body but drops some of the event's own headers, "
+               "largest first: they leave no room in the frame for the reason",
+               GW_I("dropped", p.no_original_headers ? own : p.shed_largest), GW_I("of", own),
                GW_S("correlation_id", j->ids.correlation_id), GW_I("frame_max", frame_max));
     }
     GW_LOG(GW_LOG_WARN, "dead-lettered", GW_S("reason", gw_reason_name(reason)), GW_S("error", why),

@@ -768,18 +768,38 @@ static bool build_props(const gw_msg *m, const gw_pub *p, amqp_basic_properties_
     size_t k = 0;
     if ((m->msg.properties._flags & AMQP_BASIC_HEADERS_FLAG) && !p->no_original_headers) {
         const amqp_table_t *h = &m->msg.properties.headers;
+        bool *shed = p->shed_largest && h->num_entries > 0
+                         ? gw_xcalloc((size_t)h->num_entries, sizeof *shed)
+                         : NULL;
+        for (size_t round = 0; shed && round < p->shed_largest; round++) {
+            int big = -1;
+            size_t big_size = 0;
+            for (int i = 0; i < h->num_entries; i++) {
+                size_t sz = 1 + h->entries[i].key.len + field_size(&h->entries[i].value);
+                if (!shed[i] && (big < 0 || sz > big_size)) {
+                    big = i;
+                    big_size = sz;
+                }
+            }
+            if (big < 0)
+                break;
+            shed[big] = true;
+        }
         for (int i = 0; i < h->num_entries; i++) {
-            bool skip = false;
+            bool skip = shed && shed[i];
             for (size_t j = 0; j < p->n_hdrs && !skip; j++)
                 skip = key_eq(h->entries[i].key, p->hdrs[j].key);
             for (const char *const *d = p->drop; d && *d && !skip; d++)
                 skip = key_eq(h->entries[i].key, *d);
             if (skip)
                 continue;
-            if (k == cap)
+            if (k == cap) {
+                free(shed);
                 return false;
+            }
             entries[k++] = h->entries[i];
         }
+        free(shed);
     }
     for (size_t j = 0; j < p->n_hdrs; j++) {
         if (k == cap)
@@ -1214,6 +1234,13 @@ bool gw_msg_xdeath_latest(const gw_msg *m, gw_str *queue, gw_str *reason)
     *queue = str_of(q->value.bytes);
     *reason = str_of(r->value.bytes);
     return true;
+}
+
+size_t gw_msg_header_count(const gw_msg *m)
+{
+    if (!(m->msg.properties._flags & AMQP_BASIC_HEADERS_FLAG))
+        return 0;
+    return (size_t)m->msg.properties.headers.num_entries;
 }
 
 bool gw_msg_timestamp(const gw_msg *m, uint64_t *out)

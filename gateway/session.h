@@ -123,9 +123,13 @@ typedef struct gw_pub {
     const gw_hdr *hdrs;    /* replace headers of the same name, append the rest */
     size_t n_hdrs;
     const char *const *drop;  /* header names to remove (NULL-terminated list or NULL) */
+    size_t shed_largest;      /* leave out this many of the original headers, largest first */
     bool no_original_headers; /* keep none of the original headers (last resort) */
     bool persistent;          /* delivery_mode 2 whatever the original said */
 } gw_pub;
+
+/* How many headers m arrived with. */
+size_t gw_msg_header_count(const gw_msg *m);
 
 /* Publishes m's body with m's properties plus p's changes, mandatory, on ch.
  * *seq is the publish's confirm sequence number on ch. GW_ERR_PERMANENT when the
