@@ -69,6 +69,7 @@ typedef struct job {
     uint32_t retry_count;    /* clamped to the route's policy */
     int64_t raw_retry_count; /* x-gw-retry-count as received (untrusted) */
     bool from_tier;          /* came back from one of our retry tiers (x-death) */
+    gw_str expiration;       /* per-message TTL the tier's dead-lettering removed */
     bool from_rejected;
     int pending;     /* publishes not yet settled */
     bool dispatched; /* every publish of the first pass has been issued */
@@ -435,6 +436,10 @@ static gw_pub base_pub(const job *j, const char *exchange, const char *rk, const
     p.message_id = (gw_str){j->ids.message_id, j->ids.message_id_len};
     if (j->type[0])
         p.type = cstr(j->type);
+    /* The broker removes a per-message TTL when a tier queue dead-letters a retry copy
+     * back: every copy of a retried event gets it again (SPEC §6: properties kept). */
+    if (j->from_tier)
+        p.expiration = j->expiration;
     p.hdrs = h;
     p.n_hdrs = n;
     return p;
@@ -986,7 +991,7 @@ static void dead_letter_as_published(gw *g, job *j, gw_reason reason, const char
 static void trust_headers(gw *g, job *j)
 {
     gw_str q, reason;
-    j->from_tier = !j->from_rejected && gw_msg_xdeath_latest(j->msg, &q, &reason) &&
+    j->from_tier = !j->from_rejected && gw_msg_xdeath_latest(j->msg, &q, &reason, &j->expiration) &&
                    gw_str_eq_cstr(reason, "expired") &&
                    gw_retry_is_tier_queue(g->cfg->prefix, q.ptr, q.len);
     bool trusted = j->from_tier || j->from_rejected;

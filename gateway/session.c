@@ -761,6 +761,10 @@ static bool build_props(const gw_msg *m, const gw_pub *p, amqp_basic_properties_
         props->_flags |= AMQP_BASIC_DELIVERY_MODE_FLAG;
         props->delivery_mode = AMQP_DELIVERY_PERSISTENT;
     }
+    if (p->expiration.ptr && !(props->_flags & AMQP_BASIC_EXPIRATION_FLAG)) {
+        props->_flags |= AMQP_BASIC_EXPIRATION_FLAG;
+        props->expiration = bytes_of(p->expiration);
+    }
     if (p->type.ptr && !(props->_flags & AMQP_BASIC_TYPE_FLAG)) {
         props->_flags |= AMQP_BASIC_TYPE_FLAG;
         props->type = bytes_of(p->type);
@@ -1218,8 +1222,11 @@ gw_str gw_msg_xdeath_queue(const gw_msg *m, const char *reason)
     return GW_STR_NULL;
 }
 
-bool gw_msg_xdeath_latest(const gw_msg *m, gw_str *queue, gw_str *reason)
+bool gw_msg_xdeath_latest(const gw_msg *m, gw_str *queue, gw_str *reason,
+                          gw_str *original_expiration)
 {
+    if (original_expiration)
+        *original_expiration = GW_STR_NULL;
     const amqp_field_value_t *xd = header(m, "x-death");
     if (!xd || xd->kind != AMQP_FIELD_KIND_ARRAY || xd->value.array.num_entries < 1)
         return false;
@@ -1233,6 +1240,11 @@ bool gw_msg_xdeath_latest(const gw_msg *m, gw_str *queue, gw_str *reason)
         return false;
     *queue = str_of(q->value.bytes);
     *reason = str_of(r->value.bytes);
+    const amqp_field_value_t *x = table_get(&e->value.table, "original-expiration");
+    if (original_expiration && x &&
+        (x->kind == AMQP_FIELD_KIND_UTF8 || x->kind == AMQP_FIELD_KIND_BYTES) &&
+        x->value.bytes.len > 0 && x->value.bytes.len <= 255)
+        *original_expiration = str_of(x->value.bytes);
     return true;
 }
 

@@ -126,6 +126,7 @@ typedef struct gw_pub {
     size_t shed_largest;      /* leave out this many of the original headers, largest first */
     bool no_original_headers; /* keep none of the original headers (last resort) */
     bool persistent;          /* delivery_mode 2 whatever the original said */
+    gw_str expiration;        /* ptr: set the expiration property when the original has none */
 } gw_pub;
 
 /* How many headers m arrived with. */
@@ -173,8 +174,12 @@ bool gw_msg_header_int(const gw_msg *m, const char *key, int64_t *out);
 /* x-death: the queue of the most recent entry with the given reason (e.g.
  * "rejected"); ptr NULL when none. */
 gw_str gw_msg_xdeath_queue(const gw_msg *m, const char *reason);
-/* x-death: the queue and reason of the most recent entry; false when there is none. */
-bool gw_msg_xdeath_latest(const gw_msg *m, gw_str *queue, gw_str *reason);
+/* x-death: the queue and reason of the most recent entry; false when there is none.
+ * original_expiration (if not NULL) gets that entry's "original-expiration" (the
+ * per-message TTL the broker removed when it dead-lettered the message), ptr NULL when
+ * it has none. */
+bool gw_msg_xdeath_latest(const gw_msg *m, gw_str *queue, gw_str *reason,
+                          gw_str *original_expiration);
 /* Timestamp property (seconds), false when absent. */
 bool gw_msg_timestamp(const gw_msg *m, uint64_t *out);
 

@@ -304,6 +304,28 @@ def test_a_return_is_never_credited_to_another_publish_with_the_same_message_id(
     assert us == set(range(1, 2 * n, 2)), f"{n - len(us)} returned events were lost"
 
 
+def test_a_retried_event_keeps_its_per_message_ttl(gateway, tid, broker):
+    """SPEC section 6: every other property is kept. The broker removes `expiration` when a
+    tier queue dead-letters the retry copy back to the inbound queue (it records it in
+    x-death); the gateway puts it back on the copy it forwards."""
+    routes = table(
+        [exchange(f"{tid}.a"), exchange(f"{tid}.b")],
+        [queue(f"{tid}.a.q", (f"{tid}.a", "#"))],
+        [{"event": "ttl.*", "to": [{"exchange": f"{tid}.a"}, {"exchange": f"{tid}.b"}]}],
+    )
+    gw = gateway(routes, retry_config(3, ["1s"])).start()
+    publish(broker, gw, b"ttl body", event_props(1, type="ttl.x", expiration="600000", correlation_id="c-ttl"))
+    (first,) = drain_exact(broker, f"{tid}.a.q", 1, timeout=10, settle=0.2)
+    assert first.props.expiration == "600000"
+    wait_for(lambda: log_lines(gw, "retry scheduled", correlation_id="c-ttl"), 10, "a retry for the unroutable destination")
+    broker.declare_queue(f"{tid}.b.q")
+    broker.admin(lambda ch: ch.queue_bind(f"{tid}.b.q", f"{tid}.b", "#"))
+    (retried,) = drain_exact(broker, f"{tid}.b.q", 1, timeout=15, settle=0.2)
+    assert retried.headers["x-gw-retry-count"] == 1
+    assert retried.props.expiration == "600000"
+    assert retried.body == b"ttl body"
+
+
 # --- 4./5. downstream rejections ------------------------------------------------------------
 
 
