@@ -515,8 +515,7 @@ static void dead_letter(gw *g, job *j, gw_reason reason, const char *orig_exchan
            GW_S("route", j->route ? j->route->event : NULL),
            GW_S("correlation_id", j->ids.correlation_id), GW_S("message_id", j->ids.message_id),
            GW_S("original_exchange", orig_exchange), GW_S("original_routing_key", orig_rk));
-    gw_metrics_dead_lettered(g->metrics, gw_reason_name(reason));
-    own_publish(g, j, &p);
+    own_publish(g, j, &p); /* counted in the metrics once confirmed (settle_pend) */
 }
 
 /* Parks a copy of j in the delay tier for `delay_ms`, addressed to one destination.
@@ -713,6 +712,10 @@ static void settle_pend(gw *g, pend e, bool ok, const char *why_in)
             g->own_fail_streak = 0;
             if (!g->paused)
                 g->pause_ms = 0;
+            /* a dead-letter copy's routing key is its reason (a static string) */
+            gw_reason r;
+            if (strcmp(e.exchange, g->cfg->dlx_exchange) == 0 && gw_reason_parse(e.routing_key, &r))
+                gw_metrics_dead_lettered(g->metrics, gw_reason_name(r));
         }
     } else {
         gw_breaker *b = gw_breakers_get(&g->breakers, e.exchange);

@@ -268,3 +268,31 @@ def test_memory_alarm_pauses_publishing_and_loses_nothing(gateway, tid, broker):
     assert_all_delivered(broker, gw, dest, n, timeout=30)
     assert gw.alive(), "the gateway exited after the alarm"
     assert gw.stop() == 0
+
+
+def test_dead_lettered_metric_counts_confirmed_copies_only(gateway, tid, broker):
+    """A dead-letter copy the broker returns (the DLQ deleted under the gateway) is not
+    counted; the event comes back, the gateway re-declares its queues, and the copy that
+    lands is counted once."""
+    import socket
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    gw = gateway(simple_routes(tid), config={"metrics": {"listen": f"127.0.0.1:{port}"}}).start()
+    broker.delete_queue(gw.dlq)
+    n = 20
+    publish_many(broker, gw.inbound, n, lambda s: (b"x", event_props(s, type="nobody.listens")))
+    wait_for(lambda: broker.queue_info(gw.dlq) is not None, 30, "the DLQ declared again")
+    dead = drain(broker, gw.dlq, n, 30)
+    assert sorted(m.seq for m in dead) == list(range(n))
+
+    def metric():
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+            for line in r.read().decode().splitlines():
+                if line.startswith('amqp_gw_events_dead_lettered_total{reason="no_route"}'):
+                    return int(float(line.split()[-1]))
+        return 0
+
+    assert metric() == n
