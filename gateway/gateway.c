@@ -412,19 +412,14 @@ static size_t fwd_headers(const job *j, gw_hdr *h, const char *route_event)
     return n;
 }
 
-static const char *const drop_internal[] = {GW_H_RETRY_DESTINATION,
-                                            GW_H_RETRY_ROUTING_KEY,
-                                            GW_H_DEAD_LETTER_REASON,
-                                            GW_H_ORIGINAL_EXCHANGE,
-                                            GW_H_ORIGINAL_ROUTING_KEY,
-                                            GW_H_DEAD_LETTERED_AT,
-                                            NULL};
-/* A new event (not back from a retry tier) has no last error, whatever its producer
- * wrote. */
-static const char *const drop_internal_new[] = {GW_H_RETRY_DESTINATION,    GW_H_RETRY_ROUTING_KEY,
-                                                GW_H_DEAD_LETTER_REASON,   GW_H_ORIGINAL_EXCHANGE,
-                                                GW_H_ORIGINAL_ROUTING_KEY, GW_H_DEAD_LETTERED_AT,
-                                                GW_H_LAST_ERROR,           NULL};
+/* Headers a forwarded copy never carries. A new event (not back from a retry tier) has
+ * no last error either, whatever its producer wrote: drop_internal_new is the whole
+ * list, drop_internal the same list without its first entry. */
+static const char *const drop_internal_new[] = {GW_H_LAST_ERROR,        GW_H_RETRY_DESTINATION,
+                                                GW_H_RETRY_ROUTING_KEY, GW_H_DEAD_LETTER_REASON,
+                                                GW_H_ORIGINAL_EXCHANGE, GW_H_ORIGINAL_ROUTING_KEY,
+                                                GW_H_DEAD_LETTERED_AT,  NULL};
+static const char *const *const drop_internal = drop_internal_new + 1;
 
 static gw_pub base_pub(const job *j, const char *exchange, const char *rk, const gw_hdr *h,
                        size_t n)
@@ -878,14 +873,19 @@ static void classify_input(const gw_msg *m, gw_classify_input *in)
 {
     memset(in, 0, sizeof *in);
     in->type_property = gw_msg_prop(m, GW_PROP_TYPE);
-    /* cloudEvents_type, else cloudEvents:type (also when the first is an empty string) */
-    const char *th = GW_H_CE_TYPE;
-    gw_str t = gw_msg_header_str(m, th);
-    if (!gw_msg_header_present(m, th) ||
-        (t.ptr && t.len == 0 && gw_msg_header_present(m, GW_H_CE_TYPE_COLON)))
-        th = GW_H_CE_TYPE_COLON;
-    in->type_header = gw_msg_header_str(m, th);
-    in->type_header_not_string = !in->type_header.ptr && gw_msg_header_present(m, th);
+    /* cloudEvents_type, else cloudEvents:type (also when the first is an empty string);
+     * each header table is scanned once per name */
+    gw_str t, t2;
+    bool has = gw_msg_header_lookup(m, GW_H_CE_TYPE, &t);
+    if (!has || (t.ptr && t.len == 0)) {
+        bool has2 = gw_msg_header_lookup(m, GW_H_CE_TYPE_COLON, &t2);
+        if (!has || has2) {
+            t = t2;
+            has = has2;
+        }
+    }
+    in->type_header = t;
+    in->type_header_not_string = has && !t.ptr;
     in->id_header = gw_msg_header_str(m, GW_H_CE_ID);
     if (!in->id_header.ptr)
         in->id_header = gw_msg_header_str(m, GW_H_CE_ID_COLON);
@@ -1574,10 +1574,12 @@ int gw_gateway_check_live(const gw_config *cfg)
     gw_mgmt *mgmt = gw_mgmt_new(cfg, cfg->broker_urls[0], merr, sizeof merr);
     int unchecked = 0;
     int drift = gw_topology_check(s, g.topo, mgmt ? probe_binding : NULL, mgmt, &unchecked, stdout);
-    if (unchecked > 0)
+    if (unchecked > 0 && !mgmt)
+        printf("%d binding%s unchecked: %s\n", unchecked, unchecked > 1 ? "s" : "", merr);
+    else if (unchecked > 0)
         printf("%d binding%s unchecked: the management API at %s did not answer; enable the "
                "rabbitmq_management plugin, or set AMQP_GW_MANAGEMENT_URL\n",
-               unchecked, unchecked > 1 ? "s" : "", mgmt ? gw_mgmt_base(mgmt) : "(none)");
+               unchecked, unchecked > 1 ? "s" : "", gw_mgmt_base(mgmt));
     gw_mgmt_free(mgmt);
     if (drift > 0)
         printf("%d object%s missing or different\n", drift, drift > 1 ? "s" : "");

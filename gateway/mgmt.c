@@ -31,46 +31,47 @@ static void set_why(char *why, size_t len, const char *msg)
         snprintf(why, len, "%s", msg);
 }
 
-bool gw_mgmt_base_url(const char *amqp_url, const char *override, char *buf, size_t len)
+/* The API's address for a parsed AMQP URL: override when given, else derived. */
+static void base_of(const struct amqp_connection_info *ci, const char *override, char *buf,
+                    size_t len)
 {
     if (override && override[0]) {
         size_t n = strlen(override);
         while (n > 0 && override[n - 1] == '/')
             n--;
         snprintf(buf, len, "%.*s", (int)n, override);
-        return true;
+        return;
     }
+    /* an IPv6 literal keeps its brackets in a URL */
+    bool v6 = strchr(ci->host, ':') != NULL;
+    snprintf(buf, len, "%s://%s%s%s:%d", ci->ssl ? "https" : "http", v6 ? "[" : "", ci->host,
+             v6 ? "]" : "", ci->ssl ? 15671 : 15672);
+}
+
+bool gw_mgmt_base_url(const char *amqp_url, const char *override, char *buf, size_t len)
+{
     char *copy = gw_xstrdup(amqp_url);
     struct amqp_connection_info ci;
     bool ok = amqp_parse_url(copy, &ci) == AMQP_STATUS_OK;
-    if (ok) {
-        /* an IPv6 literal keeps its brackets in a URL */
-        bool v6 = strchr(ci.host, ':') != NULL;
-        snprintf(buf, len, "%s://%s%s%s:%d", ci.ssl ? "https" : "http", v6 ? "[" : "", ci.host,
-                 v6 ? "]" : "", ci.ssl ? 15671 : 15672);
-    }
+    if (ok)
+        base_of(&ci, override, buf, len);
     free(copy);
     return ok;
 }
 
 gw_mgmt *gw_mgmt_new(const gw_config *cfg, const char *amqp_url, char *err, size_t err_len)
 {
-    gw_mgmt *m = gw_xcalloc(1, sizeof *m);
-    if (!gw_mgmt_base_url(amqp_url, getenv("AMQP_GW_MANAGEMENT_URL"), m->base, sizeof m->base)) {
-        snprintf(err, err_len, "the broker URL does not parse");
-        free(m);
-        return NULL;
-    }
     char *copy = gw_xstrdup(amqp_url);
     struct amqp_connection_info ci;
     if (amqp_parse_url(copy, &ci) != AMQP_STATUS_OK) {
         snprintf(err, err_len, "the broker URL does not parse");
         free(copy);
-        free(m);
         return NULL;
     }
-    m->vhost = gw_xstrdup(ci.vhost && ci.vhost[0] ? ci.vhost : "/");
+    gw_mgmt *m = gw_xcalloc(1, sizeof *m);
     const char *override = getenv("AMQP_GW_MANAGEMENT_URL");
+    base_of(&ci, override, m->base, sizeof m->base);
+    m->vhost = gw_xstrdup(ci.vhost && ci.vhost[0] ? ci.vhost : "/");
     m->amqp_port = override && override[0] ? 0 : ci.port;
     m->user = gw_xstrdup(cfg->user ? cfg->user : ci.user);
     m->password = gw_xstrdup(cfg->password ? cfg->password : ci.password);
@@ -249,35 +250,34 @@ static long get(gw_mgmt *m, const char *url, body *b)
     return status;
 }
 
-/* A derived address must be this node's API: one of its AMQP listeners is on our port. */
-static bool same_node(gw_mgmt *m)
+/* A derived address must be this node's API: one of its AMQP listeners is on our port.
+ * Asked once; a "no" is recorded in m->failed. */
+static void check_same_node(gw_mgmt *m)
 {
     if (m->amqp_port <= 0)
-        return true;
+        return;
     char *url = gw_xasprintf("%s/api/overview", m->base);
     body b = {0};
     long status = get(m, url, &b);
     free(url);
-    bool ok = status == 200 && gw_mgmt_overview_has_port(b.p ? b.p : "", b.n, m->amqp_port);
-    if (status != 0 && !m->failed[0]) {
+    if (!m->failed[0]) { /* else get() said why already */
         if (status != 200)
             snprintf(m->failed, sizeof m->failed, "HTTP %ld from /api/overview", status);
-        else if (!ok)
+        else if (!gw_mgmt_overview_has_port(b.p ? b.p : "", b.n, m->amqp_port))
             snprintf(m->failed, sizeof m->failed,
                      "it serves another node (no AMQP listener on port %d there); set "
                      "AMQP_GW_MANAGEMENT_URL",
                      m->amqp_port);
     }
     free(b.p);
-    m->amqp_port = 0; /* asked once */
-    return ok;
+    m->amqp_port = 0;
 }
 
 gw_mgmt_answer gw_mgmt_binding(gw_mgmt *m, const char *exchange, const char *queue, const char *key,
                                const gw_arg *args, size_t n_args, char *why, size_t why_len)
 {
-    if (!m->failed[0] && !same_node(m) && !m->failed[0])
-        snprintf(m->failed, sizeof m->failed, "not this node's management API");
+    if (!m->failed[0])
+        check_same_node(m);
     if (m->failed[0]) {
         set_why(why, why_len, m->failed);
         return GW_MGMT_UNKNOWN;

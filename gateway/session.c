@@ -1149,12 +1149,20 @@ static const amqp_field_value_t *header(const gw_msg *m, const char *key)
     return table_get(&m->msg.properties.headers, key);
 }
 
-gw_str gw_msg_header_str(const gw_msg *m, const char *key)
+bool gw_msg_header_lookup(const gw_msg *m, const char *key, gw_str *s)
 {
     const amqp_field_value_t *v = header(m, key);
-    if (v && (v->kind == AMQP_FIELD_KIND_UTF8 || v->kind == AMQP_FIELD_KIND_BYTES))
-        return str_of(v->value.bytes);
-    return GW_STR_NULL;
+    *s = v && (v->kind == AMQP_FIELD_KIND_UTF8 || v->kind == AMQP_FIELD_KIND_BYTES)
+             ? str_of(v->value.bytes)
+             : GW_STR_NULL;
+    return v != NULL;
+}
+
+gw_str gw_msg_header_str(const gw_msg *m, const char *key)
+{
+    gw_str s;
+    gw_msg_header_lookup(m, key, &s);
+    return s;
 }
 
 bool gw_msg_header_present(const gw_msg *m, const char *key)

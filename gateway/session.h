@@ -169,6 +169,9 @@ gw_str gw_msg_prop(const gw_msg *m, gw_prop p);
 gw_str gw_msg_header_str(const gw_msg *m, const char *key);
 /* True when the header is present (any kind). */
 bool gw_msg_header_present(const gw_msg *m, const char *key);
+/* Both at once (one scan of the table): false when key is absent; else true, with *s the
+ * string value (ptr NULL when the value is not a string). */
+bool gw_msg_header_lookup(const gw_msg *m, const char *key, gw_str *s);
 /* An integer header (any integer kind), false when absent or not an integer. */
 bool gw_msg_header_int(const gw_msg *m, const char *key, int64_t *out);
 /* x-death: the queue of the most recent entry with the given reason (e.g.

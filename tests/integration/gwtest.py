@@ -300,6 +300,23 @@ class Publisher:
         self._drop()
 
 
+def free_port():
+    """A TCP port on 127.0.0.1 that nothing listens on (for metrics.listen, or a dead broker)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http_get(port, path):
+    """(status, text) of GET http://127.0.0.1:port/path (the gateway's metrics listener)."""
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
+        return r.status, r.read().decode()
+
+
 def publish_one(broker, queue, body, props):
     """Publishes one message to queue (default exchange) with a confirm, on a connection of
     its own."""

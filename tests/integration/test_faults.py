@@ -4,6 +4,7 @@ deleted under the consumer, and a memory alarm (connection.blocked). Nothing may
 duplicates are allowed, so deliveries are counted by unique x-test-seq.
 """
 
+import contextlib
 import json
 import signal
 import time
@@ -16,11 +17,29 @@ from gwtest import (
     collect_unique,
     drain,
     event_props,
+    free_port,
+    http_get,
     publish_many,
     publish_one,
     simple_routes,
     wait_for,
 )
+
+
+@contextlib.contextmanager
+def memory_alarm(broker):
+    """Raises the node-wide memory alarm for the block, and always lifts it again."""
+    try:
+        broker.set_memory_watermark("0.0000001")
+        wait_for(
+            lambda: "memory" in broker.ctl("eval", "rabbit_alarm:get_alarms().", check=False),
+            15,
+            "the memory alarm to be raised",
+            interval=0.2,
+        )
+        yield
+    finally:
+        broker.set_memory_watermark("0.4")
 
 
 def make_event(tid):
@@ -184,12 +203,7 @@ def test_after_a_reconnect_a_missing_undeclared_exchange_fails_only_its_own_even
 
 
 def test_inbound_queue_deleted_under_the_consumer_is_consumed_again(gateway, tid, broker):
-    import socket
-    import urllib.request
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     gw = gateway(simple_routes(tid), config={"metrics": {"listen": f"127.0.0.1:{port}"}}).start()
     dest = f"{tid}.orders.q"
     broker.delete_queue(gw.inbound)
@@ -197,8 +211,7 @@ def test_inbound_queue_deleted_under_the_consumer_is_consumed_again(gateway, tid
     wait_for(lambda: broker.consumers(gw.inbound) >= 1, 20, f"a consumer on the re-declared {gw.inbound}", interval=0.1)
     wait_for(lambda: any(l.get("msg") == "consuming again" for l in gw.logs()), 10, "'consuming again' logged")
     assert any(l.get("msg", "").startswith("consumer cancelled by the broker") for l in gw.logs())
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as r:
-        assert r.status == 200, "/healthz must say healthy again once consuming"
+    assert http_get(port, "/healthz")[0] == 200, "/healthz must say healthy again once consuming"
     assert gw.alive()
     n = 20
     publish_many(broker, gw.inbound, n, make_event(tid))
@@ -217,14 +230,7 @@ def test_sigterm_while_publishing_is_blocked_exits_within_shutdown_timeout(gatew
     dest = f"{tid}.orders.q"
     n = 50
     publish_many(broker, gw.inbound, n, make_event(tid))
-    try:
-        broker.set_memory_watermark("0.0000001")
-        wait_for(
-            lambda: "memory" in broker.ctl("eval", "rabbit_alarm:get_alarms().", check=False),
-            15,
-            "the memory alarm to be raised",
-            interval=0.2,
-        )
+    with memory_alarm(broker):
         gw.start()
         wait_for(lambda: any(l.get("msg") == "publishing blocked by the broker" for l in gw.logs()),
                  15, "the gateway to see connection.blocked")
@@ -232,8 +238,6 @@ def test_sigterm_while_publishing_is_blocked_exits_within_shutdown_timeout(gatew
         # connection would wait
         assert gw.stop(timeout=10) == 0
         assert broker.count(dest) == 0
-    finally:
-        broker.set_memory_watermark("0.4")
     gw.start()
     assert_all_delivered(broker, gw, dest, n, timeout=30)
     assert gw.stop() == 0
@@ -247,14 +251,7 @@ def test_memory_alarm_pauses_publishing_and_loses_nothing(gateway, tid, broker):
     dest = f"{tid}.orders.q"
     n = 200
     publish_many(broker, gw.inbound, n, make_event(tid))  # before the alarm: we publish too
-    try:
-        broker.set_memory_watermark("0.0000001")
-        wait_for(
-            lambda: "memory" in broker.ctl("eval", "rabbit_alarm:get_alarms().", check=False),
-            15,
-            "the memory alarm to be raised",
-            interval=0.2,
-        )
+    with memory_alarm(broker):
         gw.start()
         # consuming, but nothing may get out while the node blocks publishers
         deadline = time.monotonic() + 2.0
@@ -263,8 +260,7 @@ def test_memory_alarm_pauses_publishing_and_loses_nothing(gateway, tid, broker):
             assert gw.alive(), "the gateway exited while blocked"
             time.sleep(0.1)
         assert broker.count(gw.dlq) == 0
-    finally:
-        broker.set_memory_watermark("0.4")
+
     assert_all_delivered(broker, gw, dest, n, timeout=30)
     assert gw.alive(), "the gateway exited after the alarm"
     assert gw.stop() == 0
@@ -274,12 +270,7 @@ def test_dead_lettered_metric_counts_confirmed_copies_only(gateway, tid, broker)
     """A dead-letter copy the broker returns (the DLQ deleted under the gateway) is not
     counted; the event comes back, the gateway re-declares its queues, and the copy that
     lands is counted once."""
-    import socket
-    import urllib.request
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     gw = gateway(simple_routes(tid), config={"metrics": {"listen": f"127.0.0.1:{port}"}}).start()
     broker.delete_queue(gw.dlq)
     n = 20
@@ -289,10 +280,9 @@ def test_dead_lettered_metric_counts_confirmed_copies_only(gateway, tid, broker)
     assert sorted(m.seq for m in dead) == list(range(n))
 
     def metric():
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
-            for line in r.read().decode().splitlines():
-                if line.startswith('amqp_gw_events_dead_lettered_total{reason="no_route"}'):
-                    return int(float(line.split()[-1]))
+        for line in http_get(port, "/metrics")[1].splitlines():
+            if line.startswith('amqp_gw_events_dead_lettered_total{reason="no_route"}'):
+                return int(float(line.split()[-1]))
         return 0
 
     assert metric() == n

@@ -301,6 +301,14 @@ def test_fan_out_to_two_exchanges_with_one_correlation_id(env):
 # --- 3. where the type comes from -----------------------------------------------------------
 
 
+def publish_and_expect(env, body, kw):
+    """Publishes body with properties kw (its "headers" go to event_props' headers) and
+    returns the copy that reaches the billing queue."""
+    seq = env.next_seq()
+    env.publish(body, event_props(seq, headers=kw.pop("headers", None), **kw))
+    return env.expect(env.q("billing"), seq)
+
+
 @pytest.mark.parametrize(
     "props_kw,body,expected",
     [
@@ -315,11 +323,8 @@ def test_fan_out_to_two_exchanges_with_one_correlation_id(env):
     ids=["property", "header_underscore", "header_colon", "body", "property_first", "header_before_body"],
 )
 def test_type_source(env, props_kw, body, expected):
-    seq = env.next_seq()
     kw = dict(props_kw)
-    headers = kw.pop("headers", None)
-    env.publish(body, event_props(seq, headers=headers, **kw))
-    m = env.expect(env.q("billing"), seq)
+    m = publish_and_expect(env, body, kw)
     assert m.routing_key == expected  # the destination's routing key defaults to the type
     assert m.props.type == kw.get("type", expected)
     assert m.body == body
@@ -338,11 +343,8 @@ def test_type_source(env, props_kw, body, expected):
 )
 def test_an_empty_type_source_falls_through_to_the_next(env, props_kw, body, expected):
     """SPEC section 6: the type comes from the first source that has one; an empty one has none."""
-    seq = env.next_seq()
     kw = dict(props_kw)
-    headers = kw.pop("headers", None)
-    env.publish(body, event_props(seq, headers=headers, **kw))
-    m = env.expect(env.q("billing"), seq)
+    m = publish_and_expect(env, body, kw)
     assert m.routing_key == expected
     assert m.body == body
 

@@ -27,6 +27,7 @@ from gwtest import (
     drain,
     drain_exact,
     event_props,
+    free_port,
     now_ms,
     publish_many,
     wait_for,
@@ -731,11 +732,7 @@ def test_missing_config_is_a_usage_error(gateway, tid, broker):
 
 
 def test_unreachable_broker_fails_fast_with_one_line(gateway, tid, broker):
-    import socket
-
-    with socket.socket() as sock:  # a port nobody listens on
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()  # nobody listens on it
     gw = gateway(broken_routes(tid))
     t0 = time.monotonic()
     p = run_replay(gw, url=f"amqp://guest:guest@127.0.0.1:{port}/%2f", timeout=30)

@@ -5,7 +5,7 @@ speed, then resumes by itself once its topology can be declared again. Nothing i
 
 import time
 
-from gwtest import collect_unique, drain, event_props, publish_many, publish_one, wait_for
+from gwtest import collect_unique, drain, event_props, free_port, http_get, publish_many, publish_one, wait_for
 
 
 def publish(broker, gw, body, props):
@@ -58,22 +58,10 @@ def test_failing_gateway_copies_pause_consumption_then_resume_without_loss(gatew
     assert gw.alive()
 
 
-def _free_port():
-    import socket
-
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def test_two_instances_share_one_inbound_queue_and_one_config(gateway, tid, broker):
     """SPEC section 7: several instances may run against one inbound queue. With one config
     file they also share metrics.listen: the second cannot bind it, says so, and runs anyway."""
-    import urllib.request
-
-    port = _free_port()
+    port = free_port()
     cfg = {"metrics": {"listen": f"127.0.0.1:{port}"}}
     a = gateway(config=cfg, name="a").start()
     b = gateway(config=cfg, name="b")
@@ -85,5 +73,4 @@ def test_two_instances_share_one_inbound_queue_and_one_config(gateway, tid, brok
     seen, total = collect_unique(broker, f"{tid}.orders.q", n, key=lambda m: m.seq, timeout=60)
     assert len(seen) == n, f"{len(seen)} of {n} unique events arrived ({total} copies)"
     assert a.alive() and b.alive()
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as r:
-        assert r.status == 200
+    assert http_get(port, "/healthz")[0] == 200
