@@ -15,7 +15,9 @@
 #include "breaker.h"
 #include "classify.h"
 #include "clock.h"
+#include "dispatch.h"
 #include "headers.h"
+#include "intake.h"
 #include "log.h"
 #include "match.h"
 #include "mgmt.h"
@@ -66,18 +68,16 @@ typedef struct job {
     char type[GW_CLASSIFY_TYPE_CAP];
     gw_event_ids ids;
     uint64_t first_seen_ms;
-    uint32_t retry_count;    /* clamped to the route's policy */
-    int64_t raw_retry_count; /* x-gw-retry-count as received (untrusted) */
-    bool from_tier;          /* came back from one of our retry tiers (x-death) */
-    gw_str expiration;       /* per-message TTL the tier's dead-lettering removed */
-    bool from_rejected;
-    int pending;     /* publishes not yet settled */
-    bool dispatched; /* every publish of the first pass has been issued */
+    uint32_t retry_count; /* clamped to the route's policy */
+    bool from_tier;       /* came back from one of our retry tiers (x-death) */
+    gw_str expiration;    /* per-message TTL the tier's dead-lettering removed */
+    int pending;          /* publishes not yet settled */
+    bool dispatched;      /* every publish of the first pass has been issued */
     bool done;
-    bool requeue;             /* a gateway-own publish failed: nack with requeue */
-    bool reject;              /* cannot be handled at all: nack without requeue */
-    char retry_exchange[256]; /* x-gw-retry-destination of a retry copy */
-    char retry_routing_key[256];
+    bool requeue;              /* a gateway-own publish failed: nack with requeue */
+    bool reject;               /* cannot be handled at all: nack without requeue */
+    char target_exchange[256]; /* the one destination the dispatch intent names */
+    char target_routing_key[256];
     struct job *next_backlog;
 } job;
 
@@ -869,220 +869,58 @@ static void confirm_timeouts(gw *g)
 
 /* ---------------------------------------------------------------- deliveries */
 
-static void classify_input(const gw_msg *m, gw_classify_input *in)
+/* Carries out what dispatch decided for j. Publishes borrow the names they are sent
+ * to, so the one destination an intent names is copied into the job first. */
+static void carry_out(gw *g, job *j, const gw_dispatch_intent *in)
 {
-    memset(in, 0, sizeof *in);
-    in->type_property = gw_msg_prop(m, GW_PROP_TYPE);
-    /* cloudEvents_type, else cloudEvents:type (also when the first is an empty string);
-     * each header table is scanned once per name */
-    gw_str t, t2;
-    bool has = gw_msg_header_lookup(m, GW_H_CE_TYPE, &t);
-    if (!has || (t.ptr && t.len == 0)) {
-        bool has2 = gw_msg_header_lookup(m, GW_H_CE_TYPE_COLON, &t2);
-        if (!has || has2) {
-            t = t2;
-            has = has2;
-        }
-    }
-    in->type_header = t;
-    in->type_header_not_string = has && !t.ptr;
-    in->id_header = gw_msg_header_str(m, GW_H_CE_ID);
-    if (!in->id_header.ptr)
-        in->id_header = gw_msg_header_str(m, GW_H_CE_ID_COLON);
-    in->has_message_id = gw_msg_prop(m, GW_PROP_MESSAGE_ID).len > 0;
-    gw_str body = gw_msg_body(m);
-    in->body = body.ptr;
-    in->body_len = body.len;
-}
-
-static void compute_ids(gw *g, job *j, gw_str ce_id)
-{
-    uint8_t rnd[32];
-    rng_fill(g, rnd, sizeof rnd);
-    gw_headers_ids(gw_msg_prop(j->msg, GW_PROP_CORRELATION_ID),
-                   gw_msg_header_str(j->msg, GW_H_CORRELATION_ID),
-                   gw_msg_prop(j->msg, GW_PROP_MESSAGE_ID), ce_id, rnd, &j->ids);
-}
-
-static const gw_route *route_by_event(const gw_routes *r, gw_str event)
-{
-    if (!event.ptr)
-        return NULL;
-    for (size_t i = 0; i < r->n_routes; i++)
-        if (gw_str_eq_cstr(event, r->routes[i].event))
-            return &r->routes[i];
-    return NULL;
-}
-
-/* A retry copy names the destination it is for. Only a destination of the event's
- * route, or a queue of the table (a rejected message going back to its queue),
- * is honoured: a producer cannot steer events to arbitrary exchanges with it. */
-static bool retry_target_valid(const gw *g, const job *j, gw_str ex, gw_str rk)
-{
-    const gw_routes *r = g->cfg->routes;
-    if (ex.len == 0) {
-        for (size_t i = 0; rk.ptr && i < r->n_queues; i++)
-            if (gw_str_eq_cstr(rk, r->queues[i].name))
-                return true;
-        return false;
-    }
-    if (!j->route)
-        return false;
-    for (size_t i = 0; i < j->route->n_to; i++) {
-        const gw_destination *d = &j->route->to[i];
-        if (!gw_str_eq_cstr(ex, d->exchange))
-            continue;
-        const char *want = d->routing_key ? d->routing_key : j->type;
-        if (!rk.ptr || gw_str_eq_cstr(rk, want))
-            return true;
-    }
-    return false;
-}
-
-static void process_rejected(gw *g, job *j)
-{
-    const gw_routes *routes = g->cfg->routes;
-    j->route = route_by_event(routes, gw_msg_header_str(j->msg, GW_H_ROUTE));
-    j->retry_count = gw_retry_clamp_count(policy_of(g, j->route), j->raw_retry_count);
-    gw_str t = gw_msg_prop(j->msg, GW_PROP_TYPE);
-    if (t.ptr && t.len < sizeof j->type) {
-        memcpy(j->type, t.ptr, t.len);
-        j->type[t.len] = '\0';
-    }
-    compute_ids(g, j, GW_STR_NULL);
-    gw_str q = gw_msg_xdeath_queue(j->msg, "rejected");
-    char queue[256] = "";
-    if (q.ptr && q.len < sizeof queue) {
-        memcpy(queue, q.ptr, q.len);
-        queue[q.len] = '\0';
-    }
-    char why[400];
-    snprintf(why, sizeof why, "rejected by a consumer of queue \"%s\"", queue);
-    if (!queue[0]) {
-        dead_letter(g, j, GW_REASON_REJECTED, "", "", "rejected; x-death names no queue");
-        return;
-    }
-    gw_retry_decision d =
-        gw_retry_decide(policy_of(g, j->route), j->retry_count, GW_REASON_REJECTED, false);
-    /* Park with the queue as the routing key of the default exchange: the copy goes
-     * back to that queue only. */
-    snprintf(j->retry_routing_key, sizeof j->retry_routing_key, "%s", queue);
-    if (d.action == GW_RETRY_ACTION_RETRY)
-        park(g, j, d.delay_ms, d.next_retry_count, "", j->retry_routing_key, why,
-             GW_REASON_REJECTED, false);
-    else
-        dead_letter(g, j, GW_REASON_REJECTED, "", j->retry_routing_key, why);
-}
-
-/* Dead-letters an event that never reached a destination: its "original" exchange and
- * routing key are the ones it was published with. */
-static void dead_letter_as_published(gw *g, job *j, gw_reason reason, const char *why)
-{
-    char ex[256], rk[256];
-    gw_str e = gw_msg_exchange(j->msg), k = gw_msg_routing_key(j->msg);
-    snprintf(ex, sizeof ex, "%.*s", (int)e.len, e.ptr);
-    snprintf(rk, sizeof rk, "%.*s", (int)k.len, k.ptr);
-    dead_letter(g, j, reason, ex, rk, why);
-}
-
-/* Whether j's x-gw-* headers are the gateway's own: an event is back from a retry
- * tier when the broker's most recent x-death names one of our tier queues, expired.
- * Anything else on the inbound queue is new, and what its producer wrote into
- * x-gw-retry-count, -first-seen-at, -last-error or -retry-destination is not trusted
- * (it must not spend attempts, expire a deferral or narrow a fan-out). A replayed
- * event keeps its first-seen time. */
-static void trust_headers(gw *g, job *j)
-{
-    gw_str q, reason;
-    j->from_tier = !j->from_rejected && gw_msg_xdeath_latest(j->msg, &q, &reason, &j->expiration) &&
-                   gw_str_eq_cstr(reason, "expired") &&
-                   gw_retry_is_tier_queue(g->cfg->prefix, q.ptr, q.len);
-    bool trusted = j->from_tier || j->from_rejected;
-    if (!trusted || !gw_msg_header_int(j->msg, GW_H_RETRY_COUNT, &j->raw_retry_count))
-        j->raw_retry_count = 0;
-    j->retry_count = gw_retry_clamp_count(&g->cfg->retry, j->raw_retry_count);
-    int64_t fs = 0;
-    trusted = trusted || gw_msg_header_present(j->msg, GW_H_REPLAYED_AT);
-    j->first_seen_ms = trusted && gw_msg_header_int(j->msg, GW_H_FIRST_SEEN_AT, &fs) && fs > 0
-                           ? (uint64_t)fs
-                           : gw_clock_wall_ms();
-}
-
-static void process(gw *g, job *j)
-{
-    gw_metrics_received(g->metrics);
-    trust_headers(g, j);
-    if (j->from_rejected) {
-        process_rejected(g, j);
-        goto out;
-    }
-    gw_classify_input in;
-    classify_input(j->msg, &in);
-    gw_classify_result cr;
-    gw_err err = gw_classify(g->cfg->type_from, g->cfg->n_type_from, &in, &cr);
-    if (err != GW_OK) {
-        compute_ids(g, j, GW_STR_NULL);
-        dead_letter_as_published(g, j, GW_REASON_INVALID_EVENT, cr.why);
-        goto out;
-    }
-    memcpy(j->type, cr.type, cr.type_len + 1);
-    compute_ids(g, j, cr.has_ce_id ? (gw_str){cr.ce_id, cr.ce_id_len} : GW_STR_NULL);
-    j->route = gw_routes_lookup(g->cfg->routes, cr.type, cr.type_len);
-    j->retry_count = gw_retry_clamp_count(policy_of(g, j->route), j->raw_retry_count);
-    gw_str retry_dest = GW_STR_NULL, retry_rk = GW_STR_NULL;
-    if (j->from_tier) {
-        retry_dest = gw_msg_header_str(j->msg, GW_H_RETRY_DESTINATION);
-        retry_rk = gw_msg_header_str(j->msg, GW_H_RETRY_ROUTING_KEY);
-    }
-    if (retry_dest.ptr) {
-        /* A retry or deferral copy: only the destination that failed. */
-        gw_str rrk = retry_rk;
-        if (!rrk.ptr)
-            rrk = (gw_str){cr.type, cr.type_len};
-        snprintf(j->retry_exchange, sizeof j->retry_exchange, "%.*s", (int)retry_dest.len,
-                 retry_dest.ptr);
-        snprintf(j->retry_routing_key, sizeof j->retry_routing_key, "%.*s", (int)rrk.len, rrk.ptr);
-        if (retry_target_valid(g, j, retry_dest, retry_rk)) {
-            forward(g, j, j->retry_exchange, j->retry_routing_key);
-            goto out;
-        }
-        /* The routing table was reloaded while the copy waited. The route's other
-         * destinations took the event already: never send it to them again. */
-        size_t n = 0;
-        for (size_t i = 0; retry_dest.len && j->route && i < j->route->n_to; i++) {
-            const gw_destination *d = &j->route->to[i];
-            if (strcmp(d->exchange, j->retry_exchange) != 0)
-                continue;
-            forward(g, j, d->exchange, d->routing_key ? d->routing_key : j->type);
-            n++;
-        }
-        if (n) {
+    snprintf(j->target_exchange, sizeof j->target_exchange, "%s", in->exchange);
+    snprintf(j->target_routing_key, sizeof j->target_routing_key, "%s", in->routing_key);
+    const char *ex, *rk;
+    switch (in->kind) {
+    case GW_DISPATCH_FORWARD:
+    case GW_DISPATCH_FORWARD_REKEYED:
+        for (size_t pos = 0; gw_dispatch_next(in, j->type, &pos, &ex, &rk);)
+            forward(g, j, ex, rk);
+        if (in->kind == GW_DISPATCH_FORWARD_REKEYED)
             GW_LOG(GW_LOG_INFO,
                    "retrying with the routing key the reloaded table gives this destination",
-                   GW_S("exchange", j->retry_exchange), GW_S("was", j->retry_routing_key),
+                   GW_S("exchange", j->target_exchange), GW_S("was", j->target_routing_key),
                    GW_S("event_type", j->type), GW_S("correlation_id", j->ids.correlation_id));
-            goto out;
-        }
-        char why[700];
-        snprintf(why, sizeof why,
-                 "retry for %s \"%s\" (routing key \"%s\") dropped: the reloaded routing table "
-                 "no longer has it for this event; the route's other destinations took it already",
-                 retry_dest.len ? "exchange" : "queue",
-                 retry_dest.len ? j->retry_exchange : j->retry_routing_key, j->retry_routing_key);
-        dead_letter(g, j, GW_REASON_NO_ROUTE, j->retry_exchange, j->retry_routing_key, why);
-        goto out;
+        return;
+    case GW_DISPATCH_FORWARD_ONE:
+        forward(g, j, j->target_exchange, j->target_routing_key);
+        return;
+    case GW_DISPATCH_PARK:
+        park(g, j, in->delay_ms, in->next_retry_count, j->target_exchange, j->target_routing_key,
+             in->why, in->reason, false);
+        return;
+    case GW_DISPATCH_DEAD_LETTER:
+        dead_letter(g, j, in->reason, j->target_exchange, j->target_routing_key, in->why);
+        return;
     }
-    if (!j->route) {
-        char why[400];
-        snprintf(why, sizeof why, "no route for event type \"%s\"", cr.type);
-        dead_letter_as_published(g, j, GW_REASON_NO_ROUTE, why);
-        goto out;
-    }
-    for (size_t i = 0; i < j->route->n_to; i++) {
-        const gw_destination *d = &j->route->to[i];
-        forward(g, j, d->exchange, d->routing_key ? d->routing_key : j->type);
-    }
-out:
+}
+
+/* One delivery: read it (intake), decide (dispatch), carry the decision out. */
+static void process(gw *g, job *j)
+{
+    const gw_intake_config icfg = {g->cfg->type_from, g->cfg->n_type_from, g->cfg->prefix,
+                                   REJECTED_TAG};
+    uint8_t rnd[32];
+    rng_fill(g, rnd, sizeof rnd);
+    gw_intake_event ev;
+    gw_intake_classify(&icfg, gw_msg_delivery(j->msg), gw_clock_wall_ms(), rnd, &ev);
+    gw_metrics_received(g->metrics, gw_origin_name(ev.origin));
+    memcpy(j->type, ev.type, ev.type_len + 1);
+    j->ids = ev.ids;
+    j->first_seen_ms = ev.first_seen_ms;
+    j->from_tier = ev.origin == GW_ORIGIN_RETRY;
+    j->expiration = ev.expiration;
+
+    gw_dispatch_intent in;
+    gw_dispatch_decide(&ev, g->cfg->routes, &g->cfg->retry, &in);
+    j->route = in.route;
+    j->retry_count = in.retry_count;
+    carry_out(g, j, &in);
     j->dispatched = true;
     job_settle(g, j);
 }
@@ -1093,7 +931,6 @@ static void on_deliver(void *ctx, gw_msg *m)
     job *j = gw_xcalloc(1, sizeof *j);
     j->msg = m;
     j->tag = gw_msg_delivery_tag(m);
-    j->from_rejected = gw_str_eq_cstr(gw_msg_consumer_tag(m), REJECTED_TAG);
     ring_push(g, j);
     if (gw_session_blocked(g->s) || g->backlog_head) {
         if (g->backlog_tail)

@@ -32,11 +32,13 @@
 #define GW_H_REPLAYED_AT          "x-gw-replayed-at"
 #define GW_H_REPLAY_COUNT         "x-gw-replay-count"
 
-/* Header names session.c reads to fill gw_classify_input (CloudEvents AMQP binding). */
-#define GW_H_CE_TYPE       "cloudEvents_type"
-#define GW_H_CE_TYPE_COLON "cloudEvents:type"
-#define GW_H_CE_ID         "cloudEvents_id"
-#define GW_H_CE_ID_COLON   "cloudEvents:id"
+/* CloudEvents attributes of the AMQP binding a delivery view picks out (delivery.h). */
+#define GW_H_CE_TYPE             "cloudEvents_type"
+#define GW_H_CE_TYPE_COLON       "cloudEvents:type"
+#define GW_H_CE_ID               "cloudEvents_id"
+#define GW_H_CE_ID_COLON         "cloudEvents:id"
+#define GW_H_CE_DATASCHEMA       "cloudEvents_dataschema"
+#define GW_H_CE_DATASCHEMA_COLON "cloudEvents:dataschema"
 
 /* Broker-owned header read for retries of downstream rejections. */
 #define GW_H_X_DEATH "x-death"

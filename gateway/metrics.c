@@ -48,7 +48,8 @@ struct family {
 
 struct gw_metrics {
     pthread_mutex_t mu;
-    uint64_t received;
+    uint64_t received;                       /* new events */
+    struct family deliveries;                /* origin */
     struct family routed;                    /* route, exchange */
     struct family retried;                   /* reason */
     struct family dead;                      /* reason */
@@ -106,12 +107,14 @@ static void family_cleanup(struct family *f)
 
 /* ---- updates ---- */
 
-void gw_metrics_received(gw_metrics *m)
+void gw_metrics_received(gw_metrics *m, const char *origin)
 {
     if (!m)
         return;
     pthread_mutex_lock(&m->mu);
-    m->received++;
+    if (strcmp(origin, "new") == 0)
+        m->received++;
+    family_get(&m->deliveries, origin, NULL)->value++;
     pthread_mutex_unlock(&m->mu);
 }
 
@@ -311,8 +314,14 @@ static void put_family(struct buf *b, const char *name, const char *la, const ch
 static void render_locked(const gw_metrics *m, struct buf *b)
 {
     put_header(b, "amqp_gw_events_received_total", "counter",
-               "Events consumed from the inbound queue.");
+               "New events consumed from the inbound queue (not retries, deferrals or "
+               "rejections coming back).");
     buf_printf(b, "amqp_gw_events_received_total %" PRIu64 "\n", m->received);
+
+    put_header(b, "amqp_gw_deliveries_total", "counter",
+               "Deliveries consumed, per origin: new, retry (back from a delay tier: a retry "
+               "or a deferral) or rejected (from the rejection queue).");
+    put_family(b, "amqp_gw_deliveries_total", "origin", NULL, &m->deliveries);
 
     put_header(b, "amqp_gw_events_routed_total", "counter",
                "Events delivered to a destination and confirmed, per route and exchange.");
@@ -573,6 +582,7 @@ void gw_metrics_free(gw_metrics *m)
     /* Stops and joins the HTTP thread (and closes the socket) before the table goes. */
     if (m->httpd)
         MHD_stop_daemon(m->httpd);
+    family_cleanup(&m->deliveries);
     family_cleanup(&m->routed);
     family_cleanup(&m->retried);
     family_cleanup(&m->dead);

@@ -20,7 +20,11 @@ typedef struct gw_metrics gw_metrics;
 gw_metrics *gw_metrics_new(const char *listen, char *err, size_t err_len);
 void gw_metrics_free(gw_metrics *m);
 
-void gw_metrics_received(gw_metrics *m);
+/* One delivery consumed, by origin: "new", "retry" (a retry or deferral copy back from
+ * a delay tier) or "rejected" (from the rejection queue); amqp_gw_deliveries_total{origin}.
+ * A "new" one is also one event received (amqp_gw_events_received_total), so that counter
+ * counts each event once however often it is retried. */
+void gw_metrics_received(gw_metrics *m, const char *origin);
 void gw_metrics_routed(gw_metrics *m, const char *route, const char *exchange);
 void gw_metrics_retried(gw_metrics *m, const char *reason);
 void gw_metrics_dead_lettered(gw_metrics *m, const char *reason);

@@ -58,7 +58,10 @@ struct gw_msg {
     amqp_bytes_t consumer_tag;
     amqp_bytes_t exchange;
     amqp_bytes_t routing_key;
+    gw_delivery view; /* filled once by view_fill, right after the message is read */
 };
+
+static void view_fill(gw_msg *m);
 
 static gw_str str_of(amqp_bytes_t b)
 {
@@ -659,6 +662,7 @@ gw_err gw_session_get(gw_session *s, const char *queue, gw_msg **out, uint32_t *
         gw_msg_free(m);
         return GW_ERR_BROKER;
     }
+    view_fill(m);
     *out = m;
     return GW_OK;
 }
@@ -913,6 +917,7 @@ static void handle_method(gw_session *s, gw_conn *c, amqp_frame_t *f, const gw_s
             gw_msg_free(m);
             return;
         }
+        view_fill(m);
         h->on_deliver(h->ctx, m);
         return;
     }
@@ -1092,11 +1097,6 @@ bool gw_msg_redelivered(const gw_msg *m)
     return m->redelivered;
 }
 
-gw_str gw_msg_consumer_tag(const gw_msg *m)
-{
-    return str_of(m->consumer_tag);
-}
-
 gw_str gw_msg_exchange(const gw_msg *m)
 {
     return str_of(m->exchange);
@@ -1149,25 +1149,15 @@ static const amqp_field_value_t *header(const gw_msg *m, const char *key)
     return table_get(&m->msg.properties.headers, key);
 }
 
-bool gw_msg_header_lookup(const gw_msg *m, const char *key, gw_str *s)
+static bool field_is_str(const amqp_field_value_t *v)
 {
-    const amqp_field_value_t *v = header(m, key);
-    *s = v && (v->kind == AMQP_FIELD_KIND_UTF8 || v->kind == AMQP_FIELD_KIND_BYTES)
-             ? str_of(v->value.bytes)
-             : GW_STR_NULL;
-    return v != NULL;
+    return v->kind == AMQP_FIELD_KIND_UTF8 || v->kind == AMQP_FIELD_KIND_BYTES;
 }
 
 gw_str gw_msg_header_str(const gw_msg *m, const char *key)
 {
-    gw_str s;
-    gw_msg_header_lookup(m, key, &s);
-    return s;
-}
-
-bool gw_msg_header_present(const gw_msg *m, const char *key)
-{
-    return header(m, key) != NULL;
+    const amqp_field_value_t *v = header(m, key);
+    return v && field_is_str(v) ? str_of(v->value.bytes) : GW_STR_NULL;
 }
 
 static bool field_int(const amqp_field_value_t *v, int64_t *out)
@@ -1209,53 +1199,6 @@ bool gw_msg_header_int(const gw_msg *m, const char *key, int64_t *out)
     return v && field_int(v, out);
 }
 
-gw_str gw_msg_xdeath_queue(const gw_msg *m, const char *reason)
-{
-    /* RabbitMQ keeps x-death sorted with the most recent dead-lettering first. */
-    const amqp_field_value_t *xd = header(m, "x-death");
-    if (!xd || xd->kind != AMQP_FIELD_KIND_ARRAY)
-        return GW_STR_NULL;
-    for (int i = 0; i < xd->value.array.num_entries; i++) {
-        const amqp_field_value_t *e = &xd->value.array.entries[i];
-        if (e->kind != AMQP_FIELD_KIND_TABLE)
-            continue;
-        const amqp_field_value_t *r = table_get(&e->value.table, "reason");
-        const amqp_field_value_t *q = table_get(&e->value.table, "queue");
-        if (!r || !q || (r->kind != AMQP_FIELD_KIND_UTF8 && r->kind != AMQP_FIELD_KIND_BYTES) ||
-            (q->kind != AMQP_FIELD_KIND_UTF8 && q->kind != AMQP_FIELD_KIND_BYTES))
-            continue;
-        if (key_eq(r->value.bytes, reason))
-            return str_of(q->value.bytes);
-    }
-    return GW_STR_NULL;
-}
-
-bool gw_msg_xdeath_latest(const gw_msg *m, gw_str *queue, gw_str *reason,
-                          gw_str *original_expiration)
-{
-    if (original_expiration)
-        *original_expiration = GW_STR_NULL;
-    const amqp_field_value_t *xd = header(m, "x-death");
-    if (!xd || xd->kind != AMQP_FIELD_KIND_ARRAY || xd->value.array.num_entries < 1)
-        return false;
-    const amqp_field_value_t *e = &xd->value.array.entries[0];
-    if (e->kind != AMQP_FIELD_KIND_TABLE)
-        return false;
-    const amqp_field_value_t *r = table_get(&e->value.table, "reason");
-    const amqp_field_value_t *q = table_get(&e->value.table, "queue");
-    if (!r || !q || (r->kind != AMQP_FIELD_KIND_UTF8 && r->kind != AMQP_FIELD_KIND_BYTES) ||
-        (q->kind != AMQP_FIELD_KIND_UTF8 && q->kind != AMQP_FIELD_KIND_BYTES))
-        return false;
-    *queue = str_of(q->value.bytes);
-    *reason = str_of(r->value.bytes);
-    const amqp_field_value_t *x = table_get(&e->value.table, "original-expiration");
-    if (original_expiration && x &&
-        (x->kind == AMQP_FIELD_KIND_UTF8 || x->kind == AMQP_FIELD_KIND_BYTES) &&
-        x->value.bytes.len > 0 && x->value.bytes.len <= 255)
-        *original_expiration = str_of(x->value.bytes);
-    return true;
-}
-
 size_t gw_msg_header_count(const gw_msg *m)
 {
     if (!(m->msg.properties._flags & AMQP_BASIC_HEADERS_FLAG))
@@ -1269,4 +1212,89 @@ bool gw_msg_timestamp(const gw_msg *m, uint64_t *out)
         return false;
     *out = m->msg.properties.timestamp;
     return true;
+}
+
+/* ---------------------------------------------------------------- the delivery view */
+
+const gw_delivery *gw_msg_delivery(const gw_msg *m)
+{
+    return &m->view;
+}
+
+static gw_str prop_str(const amqp_basic_properties_t *p, amqp_flags_t flag, amqp_bytes_t v)
+{
+    return (p->_flags & flag) ? str_of(v) : GW_STR_NULL;
+}
+
+static void header_value(const amqp_field_value_t *v, gw_header_value *out)
+{
+    out->present = true;
+    out->str = field_is_str(v) ? str_of(v->value.bytes) : GW_STR_NULL;
+    out->has_int = field_int(v, &out->i);
+}
+
+/* The latest x-death entry, and the most recent one of reason "rejected". An entry that
+ * is not a table with a string queue and reason is skipped; when it is the first, the
+ * delivery has no latest entry at all (the broker always writes both). */
+static void xdeath_fill(const amqp_field_value_t *xd, gw_delivery *d)
+{
+    if (xd->kind != AMQP_FIELD_KIND_ARRAY)
+        return;
+    for (int i = 0; i < xd->value.array.num_entries && !d->xdeath_rejected_queue.ptr; i++) {
+        const amqp_field_value_t *e = &xd->value.array.entries[i];
+        if (e->kind != AMQP_FIELD_KIND_TABLE)
+            continue;
+        const amqp_field_value_t *r = table_get(&e->value.table, "reason");
+        const amqp_field_value_t *q = table_get(&e->value.table, "queue");
+        if (!r || !q || !field_is_str(r) || !field_is_str(q))
+            continue;
+        if (i == 0) {
+            const amqp_field_value_t *x = table_get(&e->value.table, "original-expiration");
+            d->has_xdeath_latest = true;
+            d->xdeath_latest.queue = str_of(q->value.bytes);
+            d->xdeath_latest.reason = str_of(r->value.bytes);
+            d->xdeath_latest.original_expiration =
+                x && field_is_str(x) ? str_of(x->value.bytes) : GW_STR_NULL;
+        }
+        if (key_eq(r->value.bytes, "rejected"))
+            d->xdeath_rejected_queue = str_of(q->value.bytes);
+    }
+}
+
+/* Fills m->view: the envelope, the properties and, in one pass over the header table,
+ * every header the view keeps (the first occurrence of a key counts). */
+static void view_fill(gw_msg *m)
+{
+    gw_delivery *d = &m->view;
+    const amqp_basic_properties_t *p = &m->msg.properties;
+    memset(d, 0, sizeof *d);
+    d->delivery_tag = m->delivery_tag;
+    d->redelivered = m->redelivered;
+    d->consumer_tag = str_of(m->consumer_tag);
+    d->exchange = str_of(m->exchange);
+    d->routing_key = str_of(m->routing_key);
+    d->type = prop_str(p, AMQP_BASIC_TYPE_FLAG, p->type);
+    d->message_id = prop_str(p, AMQP_BASIC_MESSAGE_ID_FLAG, p->message_id);
+    d->correlation_id = prop_str(p, AMQP_BASIC_CORRELATION_ID_FLAG, p->correlation_id);
+    d->content_type = prop_str(p, AMQP_BASIC_CONTENT_TYPE_FLAG, p->content_type);
+    d->expiration = prop_str(p, AMQP_BASIC_EXPIRATION_FLAG, p->expiration);
+    d->has_timestamp = (p->_flags & AMQP_BASIC_TIMESTAMP_FLAG) != 0;
+    d->timestamp_s = d->has_timestamp ? p->timestamp : 0;
+    d->body = str_of(m->msg.body);
+    if (!(p->_flags & AMQP_BASIC_HEADERS_FLAG))
+        return;
+    const amqp_table_t *t = &p->headers;
+    d->n_headers = t->num_entries > 0 ? (size_t)t->num_entries : 0;
+    bool xdeath_seen = false;
+    for (int i = 0; i < t->num_entries; i++) {
+        const amqp_table_entry_t *e = &t->entries[i];
+        if (!xdeath_seen && key_eq(e->key, "x-death")) {
+            xdeath_seen = true;
+            xdeath_fill(&e->value, d);
+            continue;
+        }
+        gw_delivery_header h = gw_delivery_header_find(str_of(e->key));
+        if (h != GW_DH_COUNT && !d->h[h].present)
+            header_value(&e->value, &d->h[h]);
+    }
 }

@@ -13,6 +13,7 @@
 #define GW_SESSION_H
 
 #include "config.h"
+#include "delivery.h"
 #include "err.h"
 #include "routes.h"
 #include "str.h"
@@ -32,7 +33,8 @@ typedef struct gw_msg gw_msg; /* one consumed message, owned by whoever holds it
 
 typedef struct gw_session_handler {
     void *ctx;
-    /* A delivery; the callee takes ownership of m (free with gw_msg_free). */
+    /* A delivery; the callee takes ownership of m (free with gw_msg_free) and reads it
+     * through gw_msg_delivery(m). */
     void (*on_deliver)(void *ctx, gw_msg *m);
     /* Publisher confirm on channel ch: seq (or all <= seq when multiple). */
     void (*on_confirm)(void *ctx, int ch, uint64_t seq, bool multiple, bool ack);
@@ -149,9 +151,12 @@ gw_err gw_session_poll(gw_session *s, int timeout_ms, const gw_session_handler *
 /* --- messages --- */
 
 void gw_msg_free(gw_msg *m);
+/* Everything the message says (delivery.h), read once when it arrived: the envelope,
+ * properties, body, CloudEvents attributes, the x-gw-* headers and the latest x-death
+ * entry. Borrowed from m; valid until gw_msg_free(m). */
+const gw_delivery *gw_msg_delivery(const gw_msg *m);
 uint64_t gw_msg_delivery_tag(const gw_msg *m);
 bool gw_msg_redelivered(const gw_msg *m);
-gw_str gw_msg_consumer_tag(const gw_msg *m);
 gw_str gw_msg_exchange(const gw_msg *m);
 gw_str gw_msg_routing_key(const gw_msg *m);
 gw_str gw_msg_body(const gw_msg *m);
@@ -167,22 +172,8 @@ typedef enum gw_prop {
 gw_str gw_msg_prop(const gw_msg *m, gw_prop p);
 /* A string (or bytes) header, ptr NULL when absent or of another kind. */
 gw_str gw_msg_header_str(const gw_msg *m, const char *key);
-/* True when the header is present (any kind). */
-bool gw_msg_header_present(const gw_msg *m, const char *key);
-/* Both at once (one scan of the table): false when key is absent; else true, with *s the
- * string value (ptr NULL when the value is not a string). */
-bool gw_msg_header_lookup(const gw_msg *m, const char *key, gw_str *s);
 /* An integer header (any integer kind), false when absent or not an integer. */
 bool gw_msg_header_int(const gw_msg *m, const char *key, int64_t *out);
-/* x-death: the queue of the most recent entry with the given reason (e.g.
- * "rejected"); ptr NULL when none. */
-gw_str gw_msg_xdeath_queue(const gw_msg *m, const char *reason);
-/* x-death: the queue and reason of the most recent entry; false when there is none.
- * original_expiration (if not NULL) gets that entry's "original-expiration" (the
- * per-message TTL the broker removed when it dead-lettered the message), ptr NULL when
- * it has none. */
-bool gw_msg_xdeath_latest(const gw_msg *m, gw_str *queue, gw_str *reason,
-                          gw_str *original_expiration);
 /* Timestamp property (seconds), false when absent. */
 bool gw_msg_timestamp(const gw_msg *m, uint64_t *out);
 

@@ -144,7 +144,9 @@ Test(metrics, fresh_table_renders_zeros_with_help_and_type)
 {
     gw_metrics *m = new_quiet();
     char *t = gw_metrics_render(m);
-    assert_line(t, "# HELP amqp_gw_events_received_total Events consumed from the inbound queue.");
+    assert_line(t,
+                "# HELP amqp_gw_events_received_total New events consumed from the inbound queue "
+                "(not retries, deferrals or rejections coming back).");
     assert_line(t, "# TYPE amqp_gw_events_received_total counter");
     assert_line(t, "amqp_gw_events_received_total 0");
     assert_line(t, "# TYPE amqp_gw_events_routed_total counter");
@@ -172,9 +174,9 @@ Test(metrics, fresh_table_renders_zeros_with_help_and_type)
 Test(metrics, counters_with_labels_render_one_line_per_label_set)
 {
     gw_metrics *m = new_quiet();
-    gw_metrics_received(m);
-    gw_metrics_received(m);
-    gw_metrics_received(m);
+    gw_metrics_received(m, "new");
+    gw_metrics_received(m, "new");
+    gw_metrics_received(m, "new");
     gw_metrics_routed(m, "order.*", "orders");
     gw_metrics_routed(m, "order.*", "orders");
     gw_metrics_routed(m, "order.*", "audit");
@@ -201,6 +203,25 @@ Test(metrics, counters_with_labels_render_one_line_per_label_set)
     assert_line(t, "amqp_gw_reconnects_total 1");
     assert_line(t, "amqp_gw_reloads_total{result=\"ok\"} 1");
     assert_line(t, "amqp_gw_reloads_total{result=\"failed\"} 2");
+    free(t);
+    gw_metrics_free(m);
+}
+
+Test(metrics, deliveries_count_per_origin_and_only_new_ones_count_as_events_received)
+{
+    gw_metrics *m = new_quiet();
+    gw_metrics_received(m, "new");
+    gw_metrics_received(m, "new");
+    gw_metrics_received(m, "retry");
+    gw_metrics_received(m, "retry");
+    gw_metrics_received(m, "retry");
+    gw_metrics_received(m, "rejected");
+    char *t = gw_metrics_render(m);
+    assert_line(t, "# TYPE amqp_gw_deliveries_total counter");
+    assert_line(t, "amqp_gw_events_received_total 2");
+    assert_line(t, "amqp_gw_deliveries_total{origin=\"new\"} 2");
+    assert_line(t, "amqp_gw_deliveries_total{origin=\"retry\"} 3");
+    assert_line(t, "amqp_gw_deliveries_total{origin=\"rejected\"} 1");
     free(t);
     gw_metrics_free(m);
 }
@@ -291,7 +312,7 @@ Test(metrics, label_values_are_copied_not_borrowed)
 
 Test(metrics, null_handle_updates_are_no_ops)
 {
-    gw_metrics_received(NULL);
+    gw_metrics_received(NULL, "new");
     gw_metrics_routed(NULL, "r", "e");
     gw_metrics_retried(NULL, "nack");
     gw_metrics_dead_lettered(NULL, "no_route");
@@ -318,7 +339,7 @@ static void *hammer_run(void *arg)
     pthread_barrier_wait(h->start); /* both threads begin together, to overlap */
     /* Separate loops, so each family is hammered by both threads at once. */
     for (int i = 0; i < 100000; i++)
-        gw_metrics_received(h->m);
+        gw_metrics_received(h->m, "new");
     for (int i = 0; i < 100000; i++) {
         gw_metrics_routed(h->m, "order.*", h->exchange);
         gw_metrics_routed(h->m, "order.*", "shared");
@@ -351,7 +372,7 @@ Test(metrics, metrics_endpoint_serves_prometheus_text_over_http, .init = watchdo
 {
     int port;
     gw_metrics *m = new_listening(&port);
-    gw_metrics_received(m);
+    gw_metrics_received(m, "new");
     gw_metrics_routed(m, "order.created", "orders");
     struct reply r;
     cr_assert(http("127.0.0.1", port, "GET", "/metrics", &r), "cannot connect to port %d", port);
