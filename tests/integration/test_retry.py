@@ -20,6 +20,8 @@ from gwtest import (
     drain,
     drain_exact,
     event_props,
+    free_port,
+    http_get,
     now_ms,
     wait_for,
     publish_one,
@@ -609,6 +611,53 @@ def test_invalid_event_and_no_route_are_dead_lettered_at_once_without_retry(gate
     assert not drain(broker, gw.dlq, 1, 0.5), "a second DLQ copy followed"
     assert not log_lines(gw, "retry scheduled"), "an invalid_event or no_route event was scheduled for retry"
     assert broker.count(f"{tid}.retry.200ms") == 0
+
+
+# --- 8b. metrics count each event once, and each delivery by origin --------------------------
+
+
+def scrape(port):
+    """{sample name with its labels: value} of the gateway's /metrics."""
+    out = {}
+    for line in http_get(port, "/metrics")[1].splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            out[name] = float(value)
+    return out
+
+
+def test_events_received_counts_each_event_once_and_deliveries_count_each_origin(gateway, tid, broker):
+    """Issue 9: a retried event was counted as received again on every retry. Two events: one
+    unroutable (new, then 2 retries, then the DLQ), one its consumer rejects once (new, the
+    rejection, then the retry that reaches the queue again)."""
+    port = free_port()
+    routes = table(
+        [exchange(f"{tid}.void"), exchange(f"{tid}.work")],
+        [queue(f"{tid}.work.q", (f"{tid}.work", "#"))],
+        [{"event": "void.*", "to": [{"exchange": f"{tid}.void"}]}, {"event": "job.*", "to": [{"exchange": f"{tid}.work"}]}],
+    )
+    gw = gateway(routes, {**retry_config(2, ["200ms"]), "metrics": {"listen": f"127.0.0.1:{port}"}}).start()
+    publish(broker, gw, b"v", event_props(1, type="void.cry"))
+    expect_one_dead(broker, gw)
+    publish(broker, gw, b"j", event_props(2, type="job.run"))
+    acked = []
+    consume_with(
+        broker,
+        f"{tid}.work.q",
+        lambda n, m: (acked.append(m) or "ack") if n == 2 else "reject",
+        until=lambda: bool(acked),
+        timeout=20,
+    )
+    # Final now: a delivery is counted before any copy it causes is published, and the last
+    # copies (the DLQ one, the retry the consumer acked) have been seen.
+    want = {
+        "amqp_gw_events_received_total": 2,
+        'amqp_gw_deliveries_total{origin="new"}': 2,
+        'amqp_gw_deliveries_total{origin="retry"}': 3,
+        'amqp_gw_deliveries_total{origin="rejected"}': 1,
+    }
+    m = scrape(port)
+    assert {k: m.get(k) for k in want} == want
 
 
 # --- 9. headers that nearly fill a frame ----------------------------------------------------
