@@ -569,6 +569,8 @@ gw_err gw_session_consume(gw_session *s, const char *queue, const char *tag, uin
         set_err(err, err_len, "session is down: %s", s->error);
         return GW_ERR_BROKER;
     }
+    /* global 0: in RabbitMQ the limit is this consumer's (global 1 would share one limit
+     * across the channel, but quorum queues refuse that with 540, closing the connection). */
     if (!amqp_basic_qos(s->cons.st, CONSUMER_CH, 0, prefetch, 0)) {
         rpc_failed(s, &s->cons, CONSUMER_CH, amqp_get_rpc_reply(s->cons.st), err, err_len,
                    "basic.qos");

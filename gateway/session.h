@@ -92,6 +92,8 @@ gw_err gw_session_delete_queue(gw_session *s, const char *name, char *err, size_
 
 /* --- consuming (consumer connection) --- */
 
+/* Consumes queue with manual acks on the consumer channel. prefetch limits this consumer
+ * alone (basic.qos per consumer): consumers of one session hold up to the sum of theirs. */
 gw_err gw_session_consume(gw_session *s, const char *queue, const char *tag, uint16_t prefetch,
                           char *err, size_t err_len);
 gw_err gw_session_cancel(gw_session *s, const char *tag);
