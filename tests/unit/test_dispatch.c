@@ -118,22 +118,24 @@ static void assert_forwards_to(const gw_dispatch_intent *in, const char *type, c
 
 /* --- forward --------------------------------------------------------------------------- */
 
-Test(dispatch, a_routed_event_goes_to_every_destination_of_its_route)
+/* A new event of type is forwarded by route to the destinations want. */
+static void assert_routed(const char *type, const char *route, const char *want)
 {
-    gw_intake_event ev = event("order.created");
+    gw_intake_event ev = event(type);
     gw_dispatch_intent in = decide(&ev);
     cr_assert_eq(in.kind, GW_DISPATCH_FORWARD);
-    cr_assert_str_eq(in.route->event, "order.created");
-    assert_forwards_to(&in, ev.type, "orders/order.created audit/all");
+    cr_assert_str_eq(in.route->event, route);
+    assert_forwards_to(&in, ev.type, want);
+}
+
+Test(dispatch, a_routed_event_goes_to_every_destination_of_its_route)
+{
+    assert_routed("order.created", "order.created", "orders/order.created audit/all");
 }
 
 Test(dispatch, the_most_specific_route_decides)
 {
-    gw_intake_event ev = event("order.paid");
-    gw_dispatch_intent in = decide(&ev);
-    cr_assert_eq(in.kind, GW_DISPATCH_FORWARD);
-    cr_assert_str_eq(in.route->event, "order.*");
-    assert_forwards_to(&in, ev.type, "orders/order.paid");
+    assert_routed("order.paid", "order.*", "orders/order.paid");
 }
 
 Test(dispatch, the_retry_count_is_clamped_to_the_routes_policy)

@@ -90,6 +90,14 @@ static gw_intake_event classify(const gw_delivery *d)
     return ev;
 }
 
+/* The origin of a retry copy whose latest x-death names queue and reason instead. */
+static gw_origin origin_if_died(const char *queue, const char *reason)
+{
+    gw_delivery d = retry_copy("order.created");
+    died(&d, queue, reason);
+    return classify(&d).origin;
+}
+
 static void uuid_from(const uint8_t *r16, char out[GW_UUID_TEXT_LEN + 1])
 {
     gw_uuid_v4(r16, out);
@@ -100,6 +108,13 @@ static void assert_str(gw_str s, const char *want)
     cr_assert_not_null(s.ptr, "expected \"%s\", got absent", want);
     cr_assert(s.len == strlen(want) && memcmp(s.ptr, want, s.len) == 0,
               "expected \"%s\", got \"%.*s\"", want, (int)s.len, s.ptr);
+}
+
+static void assert_id(const char *id, gw_id_origin origin, const char *want,
+                      gw_id_origin want_origin)
+{
+    cr_assert_str_eq(id, want);
+    cr_assert_eq(origin, want_origin, "id \"%s\": origin %d, expected %d", id, origin, want_origin);
 }
 
 TestSuite(intake, .init = init_rnd);
@@ -120,23 +135,17 @@ Test(intake, a_message_one_of_our_tiers_expired_back_is_a_retry)
 
 Test(intake, a_message_another_queue_expired_is_new)
 {
-    gw_delivery d = retry_copy("order.created");
-    died(&d, "orders.delayed", "expired");
-    cr_assert_eq(classify(&d).origin, GW_ORIGIN_NEW);
+    cr_assert_eq(origin_if_died("orders.delayed", "expired"), GW_ORIGIN_NEW);
 }
 
 Test(intake, a_tier_queue_of_another_prefix_makes_no_retry)
 {
-    gw_delivery d = retry_copy("order.created");
-    died(&d, "other.retry.5s", "expired");
-    cr_assert_eq(classify(&d).origin, GW_ORIGIN_NEW);
+    cr_assert_eq(origin_if_died("other.retry.5s", "expired"), GW_ORIGIN_NEW);
 }
 
 Test(intake, a_tier_queue_dead_lettering_for_another_reason_makes_no_retry)
 {
-    gw_delivery d = retry_copy("order.created");
-    died(&d, "gw.retry.5s", "maxlen");
-    cr_assert_eq(classify(&d).origin, GW_ORIGIN_NEW);
+    cr_assert_eq(origin_if_died("gw.retry.5s", "maxlen"), GW_ORIGIN_NEW);
 }
 
 Test(intake, a_delivery_to_the_rejection_consumer_is_a_rejection)
@@ -356,10 +365,8 @@ Test(intake, ids_are_the_message_properties_when_set)
     header_str(&d, GW_DH_CORRELATION_ID, "c-header");
     header_str(&d, GW_DH_CE_ID, "ce-1");
     gw_intake_event ev = classify(&d);
-    cr_assert_str_eq(ev.ids.correlation_id, "c-1");
-    cr_assert_eq(ev.ids.correlation_origin, GW_ID_KEPT);
-    cr_assert_str_eq(ev.ids.message_id, "m-1");
-    cr_assert_eq(ev.ids.message_origin, GW_ID_KEPT);
+    assert_id(ev.ids.correlation_id, ev.ids.correlation_origin, "c-1", GW_ID_KEPT);
+    assert_id(ev.ids.message_id, ev.ids.message_origin, "m-1", GW_ID_KEPT);
 }
 
 Test(intake, correlation_id_falls_back_to_the_x_correlation_id_header)
@@ -367,8 +374,7 @@ Test(intake, correlation_id_falls_back_to_the_x_correlation_id_header)
     gw_delivery d = new_event("order.created");
     header_str(&d, GW_DH_CORRELATION_ID, "c-header");
     gw_intake_event ev = classify(&d);
-    cr_assert_str_eq(ev.ids.correlation_id, "c-header");
-    cr_assert_eq(ev.ids.correlation_origin, GW_ID_FROM_HEADER);
+    assert_id(ev.ids.correlation_id, ev.ids.correlation_origin, "c-header", GW_ID_FROM_HEADER);
 }
 
 Test(intake, message_id_falls_back_to_the_cloudevents_id_header)
@@ -376,8 +382,7 @@ Test(intake, message_id_falls_back_to_the_cloudevents_id_header)
     gw_delivery d = new_event("order.created");
     header_str(&d, GW_DH_CE_ID, "ce-1");
     gw_intake_event ev = classify(&d);
-    cr_assert_str_eq(ev.ids.message_id, "ce-1");
-    cr_assert_eq(ev.ids.message_origin, GW_ID_FROM_CLOUDEVENTS);
+    assert_id(ev.ids.message_id, ev.ids.message_origin, "ce-1", GW_ID_FROM_CLOUDEVENTS);
 }
 
 Test(intake, message_id_falls_back_to_the_colon_cloudevents_id_header)
@@ -392,8 +397,7 @@ Test(intake, message_id_falls_back_to_the_id_of_a_json_body)
     gw_delivery d = new_event("order.created");
     d.body = S("{\"id\":\"body-1\",\"data\":{}}");
     gw_intake_event ev = classify(&d);
-    cr_assert_str_eq(ev.ids.message_id, "body-1");
-    cr_assert_eq(ev.ids.message_origin, GW_ID_FROM_CLOUDEVENTS);
+    assert_id(ev.ids.message_id, ev.ids.message_origin, "body-1", GW_ID_FROM_CLOUDEVENTS);
 }
 
 Test(intake, missing_ids_are_generated_from_the_random_bytes)
@@ -403,10 +407,8 @@ Test(intake, missing_ids_are_generated_from_the_random_bytes)
     char c[GW_UUID_TEXT_LEN + 1], m[GW_UUID_TEXT_LEN + 1];
     uuid_from(rnd, c);
     uuid_from(rnd + 16, m);
-    cr_assert_str_eq(ev.ids.correlation_id, c);
-    cr_assert_eq(ev.ids.correlation_origin, GW_ID_GENERATED);
-    cr_assert_str_eq(ev.ids.message_id, m);
-    cr_assert_eq(ev.ids.message_origin, GW_ID_GENERATED);
+    assert_id(ev.ids.correlation_id, ev.ids.correlation_origin, c, GW_ID_GENERATED);
+    assert_id(ev.ids.message_id, ev.ids.message_origin, m, GW_ID_GENERATED);
 }
 
 Test(intake, an_invalid_event_gets_no_message_id_from_its_cloudevents_id)
