@@ -4,7 +4,7 @@
  * (reliability-facts §3.1): trailing data, malformed UTF-8, raw NUL bytes,
  * `\u0000` escapes that silently truncate strings, and duplicate keys (cJSON keeps
  * the first, other parsers the last, so the gateway and a consumer could disagree
- * on the type). Called by session.c for each delivery; never logs, never
+ * on the type). Called by intake.c for each delivery; never logs, never
  * allocates outside cJSON.
  */
 #include "classify.h"

@@ -10,7 +10,7 @@
  * a body that fails those rules then simply has no id. Every type must pass
  * gw_match_type_valid (match.h).
  *
- * session.c fills gw_classify_input from rabbitmq-c's structures; this module
+ * intake.c fills gw_classify_input from a delivery view (delivery.h); this module
  * knows no rabbitmq-c type, never logs and allocates nothing itself (only cJSON
  * allocates, and only while the body is parsed; it is freed before returning).
  * Failures map to dead-letter reason invalid_event.
