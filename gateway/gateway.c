@@ -1,4 +1,4 @@
-/* gateway.c — the loop: consume -> classify -> route -> publish -> confirm -> ack.
+/* gateway.c — the loop: consume -> intake -> dispatch -> publish -> confirm -> ack.
  *
  * Owns the config, the routing table, the session and the circuit breakers, and
  * acts on signal flags. Every inbound delivery becomes a job; each publish it
