@@ -183,12 +183,3 @@ bool gw_headers_is_broker_owned(gw_str key)
     return gw_str_eq_cstr(key, GW_H_X_DEATH) || gw_str_has_prefix(key, "x-first-death-") ||
            gw_str_has_prefix(key, "x-last-death-") || gw_str_eq_cstr(key, "x-delivery-count");
 }
-
-int64_t gw_headers_clamp_retry_count(int64_t v, uint32_t max_attempts)
-{
-    if (v < 0)
-        return 0;
-    if (v > (int64_t)max_attempts)
-        return (int64_t)max_attempts;
-    return v;
-}

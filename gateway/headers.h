@@ -117,8 +117,4 @@ bool gw_headers_is_gateway_owned(gw_str key);
  * "x-delivery-count" (quorum queues). They are copied as they are and never written. */
 bool gw_headers_is_broker_owned(gw_str key);
 
-/* An inbound x-gw-retry-count is never trusted: negative -> 0, above max_attempts
- * -> max_attempts, otherwise v. */
-int64_t gw_headers_clamp_retry_count(int64_t v, uint32_t max_attempts);
-
 #endif
