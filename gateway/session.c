@@ -547,16 +547,6 @@ gw_err gw_session_queue_inspect(gw_session *s, const char *name, uint32_t *messa
     return code == AMQP_NOT_FOUND && !s->dead ? GW_ERR_NOT_FOUND : GW_ERR_BROKER;
 }
 
-gw_err gw_session_delete_queue(gw_session *s, const char *name, char *err, size_t err_len)
-{
-    if (scratch(s, err, err_len) != GW_OK)
-        return GW_ERR_BROKER;
-    if (amqp_queue_delete(s->pub.st, SCRATCH_CH, amqp_cstring_bytes(name), 0, 0))
-        return GW_OK;
-    rpc_failed(s, &s->pub, SCRATCH_CH, amqp_get_rpc_reply(s->pub.st), err, err_len, "queue.delete");
-    return GW_ERR_BROKER;
-}
-
 /* ---------------------------------------------------------------- consuming */
 
 gw_err gw_session_consume(gw_session *s, const char *queue, const char *tag, uint16_t prefetch,
@@ -620,47 +610,6 @@ gw_err gw_session_nack(gw_session *s, uint64_t tag, bool multiple, bool requeue)
 static gw_msg *msg_new(void)
 {
     return gw_xcalloc(1, sizeof(gw_msg));
-}
-
-gw_err gw_session_get(gw_session *s, const char *queue, gw_msg **out, uint32_t *remaining,
-                      char *err, size_t err_len)
-{
-    *out = NULL;
-    if (s->dead) {
-        set_err(err, err_len, "session is down: %s", s->error);
-        return GW_ERR_BROKER;
-    }
-    amqp_rpc_reply_t r = amqp_basic_get(s->cons.st, CONSUMER_CH, amqp_cstring_bytes(queue), 0);
-    if (r.reply_type != AMQP_RESPONSE_NORMAL) {
-        char what[320];
-        snprintf(what, sizeof what, "get from queue \"%s\"", queue);
-        int code = rpc_failed(s, &s->cons, CONSUMER_CH, r, err, err_len, what);
-        return code == AMQP_NOT_FOUND ? GW_ERR_NOT_FOUND : GW_ERR_BROKER;
-    }
-    if (r.reply.id == AMQP_BASIC_GET_EMPTY_METHOD) {
-        if (remaining)
-            *remaining = 0;
-        return GW_OK;
-    }
-    amqp_basic_get_ok_t *g = r.reply.decoded;
-    gw_msg *m = msg_new();
-    m->delivery_tag = g->delivery_tag;
-    m->redelivered = g->redelivered;
-    m->exchange = amqp_bytes_malloc_dup(g->exchange);
-    m->routing_key = amqp_bytes_malloc_dup(g->routing_key);
-    if (remaining)
-        *remaining = g->message_count;
-    amqp_rpc_reply_t mr = amqp_read_message(s->cons.st, CONSUMER_CH, &m->msg, 0);
-    if (mr.reply_type != AMQP_RESPONSE_NORMAL) {
-        char text[300];
-        reply_text(mr, text, sizeof text, NULL);
-        die(s, "reading message from \"%s\": %s", queue, text);
-        set_err(err, err_len, "%s", s->error);
-        gw_msg_free(m);
-        return GW_ERR_BROKER;
-    }
-    *out = m;
-    return GW_OK;
 }
 
 /* ---------------------------------------------------------------- publishing */
@@ -1087,11 +1036,6 @@ uint64_t gw_msg_delivery_tag(const gw_msg *m)
     return m->delivery_tag;
 }
 
-bool gw_msg_redelivered(const gw_msg *m)
-{
-    return m->redelivered;
-}
-
 gw_str gw_msg_consumer_tag(const gw_msg *m)
 {
     return str_of(m->consumer_tag);
@@ -1110,11 +1054,6 @@ gw_str gw_msg_routing_key(const gw_msg *m)
 gw_str gw_msg_body(const gw_msg *m)
 {
     return str_of(m->msg.body);
-}
-
-size_t gw_msg_body_len(const gw_msg *m)
-{
-    return m->msg.body.len;
 }
 
 gw_str gw_msg_prop(const gw_msg *m, gw_prop p)
@@ -1261,12 +1200,4 @@ size_t gw_msg_header_count(const gw_msg *m)
     if (!(m->msg.properties._flags & AMQP_BASIC_HEADERS_FLAG))
         return 0;
     return (size_t)m->msg.properties.headers.num_entries;
-}
-
-bool gw_msg_timestamp(const gw_msg *m, uint64_t *out)
-{
-    if (!(m->msg.properties._flags & AMQP_BASIC_TIMESTAMP_FLAG))
-        return false;
-    *out = m->msg.properties.timestamp;
-    return true;
 }

@@ -86,7 +86,6 @@ gw_err gw_session_bind(gw_session *s, const char *queue, const char *exchange,
 gw_err gw_session_exchange_exists(gw_session *s, const char *name, char *err, size_t err_len);
 gw_err gw_session_queue_inspect(gw_session *s, const char *name, uint32_t *messages,
                                 uint32_t *consumers, char *err, size_t err_len);
-gw_err gw_session_delete_queue(gw_session *s, const char *name, char *err, size_t err_len);
 
 /* --- consuming (consumer connection) --- */
 
@@ -95,9 +94,6 @@ gw_err gw_session_consume(gw_session *s, const char *queue, const char *tag, uin
 gw_err gw_session_cancel(gw_session *s, const char *tag);
 gw_err gw_session_ack(gw_session *s, uint64_t delivery_tag, bool multiple);
 gw_err gw_session_nack(gw_session *s, uint64_t delivery_tag, bool multiple, bool requeue);
-/* Synchronous basic.get from queue (replay). *out is NULL when the queue is empty. */
-gw_err gw_session_get(gw_session *s, const char *queue, gw_msg **out, uint32_t *remaining,
-                      char *err, size_t err_len);
 
 /* --- publishing (publisher connection) --- */
 
@@ -150,12 +146,10 @@ gw_err gw_session_poll(gw_session *s, int timeout_ms, const gw_session_handler *
 
 void gw_msg_free(gw_msg *m);
 uint64_t gw_msg_delivery_tag(const gw_msg *m);
-bool gw_msg_redelivered(const gw_msg *m);
 gw_str gw_msg_consumer_tag(const gw_msg *m);
 gw_str gw_msg_exchange(const gw_msg *m);
 gw_str gw_msg_routing_key(const gw_msg *m);
 gw_str gw_msg_body(const gw_msg *m);
-size_t gw_msg_body_len(const gw_msg *m);
 
 typedef enum gw_prop {
     GW_PROP_TYPE,
@@ -183,7 +177,5 @@ gw_str gw_msg_xdeath_queue(const gw_msg *m, const char *reason);
  * it has none. */
 bool gw_msg_xdeath_latest(const gw_msg *m, gw_str *queue, gw_str *reason,
                           gw_str *original_expiration);
-/* Timestamp property (seconds), false when absent. */
-bool gw_msg_timestamp(const gw_msg *m, uint64_t *out);
 
 #endif
