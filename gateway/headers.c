@@ -3,8 +3,8 @@
  * Why a budget at all: a header table that outgrows the negotiated frame_max makes
  * rabbitmq-c fail the publish (TABLE_TOO_BIG) on every retry, and an error text
  * copied from a broker reply or a stack of failures can be arbitrarily long. So the
- * one free-text header, x-gw-last-error, is cut to fit. Pure: session.c supplies
- * sizes, random bytes and the strings, and builds the rabbitmq-c table itself.
+ * one free-text header, x-gw-last-error, is cut to fit. Pure: callers supply sizes,
+ * random bytes and the strings; copy.c puts the results together into a copy.
  */
 #include "headers.h"
 

@@ -3,9 +3,9 @@
  * Decides the VALUES the gateway puts on a republished message — correlation_id,
  * message_id, the truncated x-gw-last-error — and which inbound header keys are
  * the gateway's (overwritten) or the broker's (kept, never written). It also
- * estimates AMQP encoded sizes so session.c can keep the properties of a publish
- * inside the negotiated frame_max. session.c builds the actual rabbitmq-c tables;
- * this module knows no rabbitmq-c type, never logs and takes randomness as input.
+ * sizes AMQP table entries and the room x-gw-last-error gets, for copy.c, which
+ * decides what each copy carries. This module knows no rabbitmq-c type, never logs
+ * and takes randomness as input.
  */
 #ifndef GW_HEADERS_H
 #define GW_HEADERS_H
