@@ -163,7 +163,8 @@ void gw_copy_forward(const gw_copy_event *ev, const gw_copy_meta *m, gw_copy *ou
 }
 
 bool gw_copy_park(const gw_copy_event *ev, const gw_copy_meta *m, const char *exchange,
-                  const char *routing_key, const char *why, size_t frame_max, gw_copy *out)
+                  const char *routing_key, const char *why, bool deferral, size_t frame_max,
+                  gw_copy *out)
 {
     copy_init(out);
     set_props(out, ev, m);
@@ -173,8 +174,9 @@ bool gw_copy_park(const gw_copy_event *ev, const gw_copy_meta *m, const char *ex
     add_str(out, GW_H_RETRY_ROUTING_KEY, gw_str_from_cstr(routing_key));
     add_str(out, GW_H_LAST_ERROR, gw_str_from_cstr(""));
     out->n_wanted = out->n_hdrs;
+    gw_str carried = deferral ? gw_copy_carried_error(ev, m) : GW_STR_NULL;
     size_t limit = frame_max > GW_COPY_BROKER_RESERVE ? frame_max - GW_COPY_BROKER_RESERVE : 0;
-    set_error(out, ev, NULL, limit, gw_str_from_cstr(why));
+    set_error(out, ev, NULL, limit, carried.ptr ? carried : gw_str_from_cstr(why));
     return gw_copy_fits(out, limit);
 }
 
@@ -242,6 +244,16 @@ void gw_copy_replay(const gw_copy_event *ev, int64_t replay_count, uint64_t now_
     add_int(out, GW_H_REPLAY_COUNT, replay_count < INT64_MAX ? replay_count + 1 : INT64_MAX);
     out->n_wanted = out->n_hdrs;
     lay_out(out, ev, drop_replay, NULL, false);
+}
+
+gw_str gw_copy_carried_error(const gw_copy_event *ev, const gw_copy_meta *m)
+{
+    if (!m->from_tier)
+        return GW_STR_NULL;
+    for (size_t i = 0; i < ev->n_headers; i++)
+        if (gw_str_eq_cstr(ev->headers[i].key, GW_H_LAST_ERROR))
+            return ev->headers[i].str;
+    return GW_STR_NULL;
 }
 
 bool gw_copy_fits(const gw_copy *c, size_t frame_max)

@@ -109,11 +109,14 @@ void gw_copy_forward(const gw_copy_event *ev, const gw_copy_meta *m, gw_copy *ou
 
 /* A parked copy for a delay tier, addressed back to (exchange, routing_key): persistent, the
  * forwarding headers with m->retry_count, x-gw-retry-destination, x-gw-retry-routing-key and
- * x-gw-last-error = why truncated to fit. Returns false when
+ * x-gw-last-error = why truncated to fit. A deferral (deferral true) spends no attempt and is
+ * no failure of the event: it keeps the x-gw-last-error the event came back from a tier with
+ * (see gw_copy_carried_error), and writes why only when there is none. Returns false when
  * the copy does not leave GW_COPY_BROKER_RESERVE bytes of frame_max free: the caller must
  * dead-letter the event instead (*out is then not to be published, but still cleaned up). */
 bool gw_copy_park(const gw_copy_event *ev, const gw_copy_meta *m, const char *exchange,
-                  const char *routing_key, const char *why, size_t frame_max, gw_copy *out);
+                  const char *routing_key, const char *why, bool deferral, size_t frame_max,
+                  gw_copy *out);
 
 /* A dead-letter copy: persistent, headers x-gw-dead-letter-reason (reason), -original-exchange,
  * -original-routing-key, -dead-lettered-at (now_ms), the forwarding headers and
@@ -133,6 +136,11 @@ void gw_copy_dead_letter(const gw_copy_event *ev, const gw_copy_meta *m, const c
  * the DLQ copy carried, 0 if none); the x-gw-dead-letter-*, x-gw-original-* and
  * x-gw-retry-destination/-routing-key headers dropped. */
 void gw_copy_replay(const gw_copy_event *ev, int64_t replay_count, uint64_t now_ms, gw_copy *out);
+
+/* The x-gw-last-error an event came back from a delay tier with (a string header; the first
+ * one when there are several); ptr NULL when m->from_tier is false or it has none. Borrowed
+ * from ev. */
+gw_str gw_copy_carried_error(const gw_copy_event *ev, const gw_copy_meta *m);
 
 /* True when c's content-header frame (c->bytes + GW_HEADERS_FRAME_OVERHEAD) takes at most
  * frame_max bytes. */

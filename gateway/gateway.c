@@ -446,7 +446,7 @@ static void park(gw *g, job *j, uint64_t delay_ms, uint32_t retry_count, const c
     gw_copy_meta meta = copy_meta(j);
     meta.retry_count = retry_count;
     gw_copy c;
-    if (!gw_copy_park(gw_msg_copy_event(j->msg), &meta, exchange, rk, why,
+    if (!gw_copy_park(gw_msg_copy_event(j->msg), &meta, exchange, rk, why, deferral,
                       gw_session_frame_max(g->s), &c)) {
         gw_copy_cleanup(&c);
         char why2[700];
@@ -524,6 +524,24 @@ static void own_publish(gw *g, job *j, const char *exchange, const char *rk, con
     record_pend(g, GW_CH_OWN, seq, (pend){j, exchange, rk, true, false, 0, gw_clock_mono_ms()});
 }
 
+/* Dead-letters j, deferred by an open breaker for longer than max_deferral. The DLQ copy
+ * keeps what went wrong before: the error j came back from its tier with (a failure it had
+ * before the breaker opened, say), else why (the breaker). */
+static void dead_letter_expired(gw *g, job *j, const char *exchange, const char *rk,
+                                const char *why)
+{
+    gw_copy_meta meta = copy_meta(j);
+    gw_str last = gw_copy_carried_error(gw_msg_copy_event(j->msg), &meta);
+    if (!last.ptr)
+        last = gw_str_from_cstr(why);
+    char max[32], text[GW_HEADERS_ERROR_MAX_BYTES + 128];
+    gw_retry_format_delay(g->cfg->breaker.max_deferral_ms, max, sizeof max);
+    snprintf(text, sizeof text,
+             "deferred by an open circuit breaker longer than max_deferral (%s): %.*s", max,
+             (int)last.len, last.ptr);
+    dead_letter(g, j, GW_REASON_EXPIRED, exchange, rk, text);
+}
+
 static void forward(gw *g, job *j, const char *exchange, const char *rk)
 {
     if (!gw_session_alive(g->s))
@@ -544,8 +562,7 @@ static void forward(gw *g, job *j, const char *exchange, const char *rk)
             park(g, j, d.delay_ms, d.next_retry_count, exchange, rk, why, GW_REASON_PUBLISH_FAILED,
                  true);
         else
-            dead_letter(g, j, GW_REASON_EXPIRED, exchange, rk,
-                        "deferred by an open circuit breaker longer than max_deferral");
+            dead_letter_expired(g, j, exchange, rk, why);
         return;
     }
     int ch = dest_channel(g, exchange);

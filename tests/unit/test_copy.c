@@ -265,8 +265,8 @@ Test(copy, park_addresses_the_copy_back_to_its_destination)
     gw_copy_meta m = meta();
     m.retry_count = 3;
     gw_copy c;
-    cr_assert(
-        gw_copy_park(&e.ev, &m, "orders", "order.created", "exchange returned it", FRAME, &c));
+    cr_assert(gw_copy_park(&e.ev, &m, "orders", "order.created", "exchange returned it", false,
+                           FRAME, &c));
     cr_assert(c.persistent);
     assert_str(c.correlation_id, "c-1");
     assert_str(c.message_id, "m-1");
@@ -290,11 +290,45 @@ Test(copy, park_replaces_the_headers_of_an_earlier_attempt)
     gw_copy_meta m = meta();
     m.from_tier = true;
     gw_copy c;
-    cr_assert(gw_copy_park(&e.ev, &m, "orders", "rk", "second failure", FRAME, &c));
+    cr_assert(gw_copy_park(&e.ev, &m, "orders", "rk", "second failure", false, FRAME, &c));
     for (size_t i = 0; i < e.ev.n_headers; i++)
         cr_assert(dropped(&c, i));
     assert_hdr_str(&c, GW_H_LAST_ERROR, "second failure");
     gw_copy_cleanup(&c);
+}
+
+Test(copy, a_deferral_keeps_the_error_the_event_came_back_with)
+{
+    event e;
+    event_init(&e);
+    add_text(&e, GW_H_LAST_ERROR, "404 NOT_FOUND");
+    gw_copy_meta m = meta();
+    m.from_tier = true;
+    gw_copy c;
+    cr_assert(gw_copy_park(&e.ev, &m, "orders", "rk", "circuit breaker open", true, FRAME, &c));
+    assert_hdr_str(&c, GW_H_LAST_ERROR, "404 NOT_FOUND");
+    cr_assert_eq(occurrences(&c, &e, GW_H_LAST_ERROR), 1);
+    gw_copy_cleanup(&c);
+    /* a producer's x-gw-last-error on a new event is not the gateway's */
+    m.from_tier = false;
+    cr_assert(gw_copy_park(&e.ev, &m, "orders", "rk", "circuit breaker open", true, FRAME, &c));
+    assert_hdr_str(&c, GW_H_LAST_ERROR, "circuit breaker open");
+    gw_copy_cleanup(&c);
+}
+
+Test(copy, carried_error_is_read_only_from_an_event_back_from_a_tier)
+{
+    event e;
+    event_init(&e);
+    add_long(&e, GW_H_LAST_ERROR); /* not a string: none */
+    gw_copy_meta m = meta();
+    m.from_tier = true;
+    cr_assert_null(gw_copy_carried_error(&e.ev, &m).ptr);
+    event_init(&e);
+    add_text(&e, GW_H_LAST_ERROR, "earlier");
+    assert_str(gw_copy_carried_error(&e.ev, &m), "earlier");
+    m.from_tier = false;
+    cr_assert_null(gw_copy_carried_error(&e.ev, &m).ptr);
 }
 
 Test(copy, park_refuses_a_copy_that_leaves_no_room_for_the_brokers_x_death)
@@ -304,15 +338,15 @@ Test(copy, park_refuses_a_copy_that_leaves_no_room_for_the_brokers_x_death)
     gw_copy_meta m = meta();
     gw_copy c;
     /* an empty error: near the limit a longer one would be cut, and the copy shrink */
-    cr_assert(gw_copy_park(&e.ev, &m, "orders", "rk", "", FRAME, &c));
+    cr_assert(gw_copy_park(&e.ev, &m, "orders", "rk", "", false, FRAME, &c));
     size_t need = c.bytes + GW_HEADERS_FRAME_OVERHEAD + GW_COPY_BROKER_RESERVE;
     gw_copy_cleanup(&c);
     /* the same copy with a header of the event that eats the reserve */
     add_pad(&e, "pad", 100);
     size_t pad = e.h[0].bytes;
-    cr_assert(gw_copy_park(&e.ev, &m, "orders", "rk", "", need + pad, &c));
+    cr_assert(gw_copy_park(&e.ev, &m, "orders", "rk", "", false, need + pad, &c));
     gw_copy_cleanup(&c);
-    cr_assert_not(gw_copy_park(&e.ev, &m, "orders", "rk", "", need + pad - 1, &c));
+    cr_assert_not(gw_copy_park(&e.ev, &m, "orders", "rk", "", false, need + pad - 1, &c));
     gw_copy_cleanup(&c);
 }
 
@@ -327,7 +361,7 @@ Test(copy, park_truncates_the_error_to_the_room_left_beside_the_reserve)
     why[sizeof why - 1] = '\0';
     gw_copy c;
     size_t frame = 8000 + 2048 + 500;
-    cr_assert(gw_copy_park(&e.ev, &m, "orders", "rk", why, frame, &c));
+    cr_assert(gw_copy_park(&e.ev, &m, "orders", "rk", why, false, frame, &c));
     const gw_hdr *h = hdr(&c, GW_H_LAST_ERROR);
     cr_assert_lt(h->s.len, 500);
     cr_assert_not_null(strstr(c.error, "[truncated "), "%s", c.error);
