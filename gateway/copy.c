@@ -4,8 +4,8 @@
  * a deferral says in x-gw-last-error, how a copy shrinks to fit the frame) is read and
  * changed here only. Sizes are plain sums over the entry sizes session.c measured once per
  * event, so shrinking a copy can try one arrangement after another without encoding any.
- * Pure: no I/O, no clock, no logging; the only allocation is the drop mask of a copy that
- * leaves some of the event's headers out.
+ * Pure: no I/O, no clock, no logging; it allocates only the drop mask of a copy that leaves
+ * some of the event's headers out (and scratch marks while a dead-letter copy sheds them).
  */
 #include "copy.h"
 

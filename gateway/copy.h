@@ -76,10 +76,11 @@ typedef struct gw_hdr {
     int64_t i;
 } gw_hdr;
 
-/* A copy = the event's body and properties with these changes. Strings are borrowed from
- * the inputs (ids, meta, the texts passed) or from the copy itself (the x-gw-last-error
- * value lives in error[]): a gw_copy must not be copied or moved, and lives no longer than
- * its inputs. */
+/* A copy = the event's body and properties with these changes. An event's header that has
+ * the name of one the copy sets is always left out: replaced, never duplicated. Strings are
+ * borrowed from the inputs (ids, meta, the texts passed) or from the copy itself (the
+ * x-gw-last-error value lives in error[]): a gw_copy must not be copied or moved, and lives
+ * no longer than its inputs. */
 typedef struct gw_copy {
     /* Properties set over the event's own (ptr NULL = the event's, if any, kept as is). */
     gw_str correlation_id;
@@ -93,7 +94,8 @@ typedef struct gw_copy {
     gw_hdr hdrs[GW_COPY_MAX_HDRS];
     size_t n_hdrs;
     size_t bytes; /* encoded content-header payload (what gw_copy_fits compares) */
-    /* What keeping the copy inside the frame cost (dead-letter copies only; for the log). */
+    /* What keeping the copy inside the frame cost, for the log (only a dead-letter copy
+     * ever leaves anything out for room). */
     size_t n_wanted; /* gateway headers the copy should carry; n_hdrs < n_wanted when some
                         did not fit */
     size_t shed;     /* the event's own headers left out for room */
@@ -102,9 +104,10 @@ typedef struct gw_copy {
 
 /* A forwarded copy to a destination: the ids and type set, the event's per-message TTL
  * restored (from_tier), the forwarding headers x-correlation-id, x-gw-route, x-gw-retry-count
- * and x-gw-first-seen-at set; the event's x-gw-retry-*, x-gw-dead-letter-* and
- * x-gw-original-* headers dropped, and its x-gw-last-error too unless from_tier. No size
- * limit is applied (a copy that does not fit fails, see gw_copy_fits). */
+ * and x-gw-first-seen-at set; the event's x-gw-retry-destination/-routing-key,
+ * x-gw-dead-letter-reason, x-gw-dead-lettered-at and x-gw-original-* headers dropped, and
+ * its x-gw-last-error too unless from_tier. No size limit is applied (a copy that does not
+ * fit fails, see gw_copy_fits). */
 void gw_copy_forward(const gw_copy_event *ev, const gw_copy_meta *m, gw_copy *out);
 
 /* A parked copy for a delay tier, addressed back to (exchange, routing_key): persistent, the
@@ -120,13 +123,14 @@ bool gw_copy_park(const gw_copy_event *ev, const gw_copy_meta *m, const char *ex
 
 /* A dead-letter copy: persistent, headers x-gw-dead-letter-reason (reason), -original-exchange,
  * -original-routing-key, -dead-lettered-at (now_ms), the forwarding headers and
- * x-gw-last-error = why; the event's x-gw-retry-destination/-routing-key dropped. It always
- * fits frame_max: x-gw-last-error is truncated to the room left; when even that does not fit,
+ * x-gw-last-error = why; the event's x-gw-retry-destination/-routing-key dropped. It is made
+ * to fit frame_max: x-gw-last-error is truncated to the room left; when even that does not fit,
  * the gateway's headers are left out from the last (the error text) backwards while the
  * event's own are all kept; when not even x-gw-dead-letter-reason fits beside them, every
  * gateway header but the error is kept and the event's own headers are left out, largest
- * first, only as many as needed (at most GW_COPY_MAX_SHED, then all). out->n_wanted,
- * out->n_hdrs and out->shed say what was left out. */
+ * first, only as many as needed (at most GW_COPY_MAX_SHED, then all; should even that not
+ * fit, gw_copy_fits says so). out->n_wanted, out->n_hdrs and out->shed say what was left
+ * out. */
 void gw_copy_dead_letter(const gw_copy_event *ev, const gw_copy_meta *m, const char *reason,
                          const char *original_exchange, const char *original_routing_key,
                          const char *why, uint64_t now_ms, size_t frame_max, gw_copy *out);
