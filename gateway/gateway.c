@@ -16,6 +16,7 @@
 #include "classify.h"
 #include "clock.h"
 #include "dispatch.h"
+#include "copy.h"
 #include "headers.h"
 #include "intake.h"
 #include "log.h"
@@ -41,8 +42,6 @@
 #define REJECTED_TAG       "gw.rejected"
 #define MAX_RETRY_TIERS    64
 #define ERR_TEXT           512
-/* Room left in a retry copy for the x-death headers the broker adds on its way back. */
-#define BROKER_HEADER_RESERVE 2048
 
 static volatile sig_atomic_t stop_requested;
 static volatile sig_atomic_t reload_requested;
@@ -392,125 +391,48 @@ static void log_breaker(gw *g, const char *exchange, gw_breaker *b, gw_breaker_t
     gw_metrics_breaker_state(g->metrics, exchange, (int)b->state);
 }
 
-static void own_publish(gw *g, job *j, const gw_pub *p);
+static void own_publish(gw *g, job *j, const char *exchange, const char *rk, const gw_copy *c);
 
-static gw_str cstr(const char *s)
+/* What every copy of j is decided over (copy.h). */
+static gw_copy_meta copy_meta(const job *j)
 {
-    return gw_str_from_cstr(s);
+    return (gw_copy_meta){.ids = &j->ids,
+                          .type = j->type,
+                          .route = j->route ? j->route->event : NULL,
+                          .retry_count = j->retry_count,
+                          .first_seen_ms = j->first_seen_ms,
+                          .from_tier = j->from_tier,
+                          .expiration = j->expiration};
 }
-
-/* Standard forwarding headers (SPEC §6) for job j; returns how many were set. */
-static size_t fwd_headers(const job *j, gw_hdr *h, const char *route_event)
-{
-    size_t n = 0;
-    h[n++] = (gw_hdr){GW_H_CORRELATION_ID, 's',
-                      (gw_str){j->ids.correlation_id, j->ids.correlation_id_len}, 0};
-    if (route_event)
-        h[n++] = (gw_hdr){GW_H_ROUTE, 's', cstr(route_event), 0};
-    h[n++] = (gw_hdr){GW_H_RETRY_COUNT, 'l', GW_STR_NULL, (int64_t)j->retry_count};
-    h[n++] = (gw_hdr){GW_H_FIRST_SEEN_AT, 'l', GW_STR_NULL, (int64_t)j->first_seen_ms};
-    return n;
-}
-
-/* Headers a forwarded copy never carries. A new event (not back from a retry tier) has
- * no last error either, whatever its producer wrote: drop_internal_new is the whole
- * list, drop_internal the same list without its first entry. */
-static const char *const drop_internal_new[] = {GW_H_LAST_ERROR,        GW_H_RETRY_DESTINATION,
-                                                GW_H_RETRY_ROUTING_KEY, GW_H_DEAD_LETTER_REASON,
-                                                GW_H_ORIGINAL_EXCHANGE, GW_H_ORIGINAL_ROUTING_KEY,
-                                                GW_H_DEAD_LETTERED_AT,  NULL};
-static const char *const *const drop_internal = drop_internal_new + 1;
-
-static gw_pub base_pub(const job *j, const char *exchange, const char *rk, const gw_hdr *h,
-                       size_t n)
-{
-    gw_pub p = {0};
-    p.exchange = exchange;
-    p.routing_key = rk;
-    p.correlation_id = (gw_str){j->ids.correlation_id, j->ids.correlation_id_len};
-    p.message_id = (gw_str){j->ids.message_id, j->ids.message_id_len};
-    if (j->type[0])
-        p.type = cstr(j->type);
-    /* The broker removes a per-message TTL when a tier queue dead-letters a retry copy
-     * back: every copy of a retried event gets it again (SPEC §6: properties kept). */
-    if (j->from_tier)
-        p.expiration = j->expiration;
-    p.hdrs = h;
-    p.n_hdrs = n;
-    return p;
-}
-
-/* Writes the x-gw-last-error text, truncated to what a frame of frame_limit bytes
- * leaves room for. */
-static gw_str error_value(job *j, const gw_pub *p, size_t frame_limit, const char *err, char *buf,
-                          size_t buf_len)
-{
-    size_t used = gw_session_props_size(j->msg, p);
-    size_t budget = gw_headers_error_budget(frame_limit, used);
-    size_t n = gw_headers_truncate_error(err, strlen(err), budget, buf, buf_len);
-    return (gw_str){buf, n};
-}
-
-/* The size of the content-header frame a copy with p's changes would need. */
-static size_t copy_frame_size(const job *j, const gw_pub *p)
-{
-    return gw_session_props_size(j->msg, p) + GW_HEADERS_FRAME_OVERHEAD;
-}
-
-static const char *const drop_retry[] = {GW_H_RETRY_DESTINATION, GW_H_RETRY_ROUTING_KEY, NULL};
 
 static void dead_letter(gw *g, job *j, gw_reason reason, const char *orig_exchange,
                         const char *orig_rk, const char *why)
 {
-    /* In order of importance: when the event's own headers leave little room in the
-     * frame, the least important of ours are left out first (the error text, which is
-     * also in the log, before anything else). */
-    gw_hdr h[12];
-    size_t n = 0;
-    h[n++] = (gw_hdr){GW_H_DEAD_LETTER_REASON, 's', cstr(gw_reason_name(reason)), 0};
-    h[n++] = (gw_hdr){GW_H_ORIGINAL_EXCHANGE, 's', cstr(orig_exchange), 0};
-    h[n++] = (gw_hdr){GW_H_ORIGINAL_ROUTING_KEY, 's', cstr(orig_rk), 0};
-    h[n++] = (gw_hdr){GW_H_DEAD_LETTERED_AT, 'l', GW_STR_NULL, (int64_t)gw_clock_wall_ms()};
-    n += fwd_headers(j, h + n, j->route ? j->route->event : NULL);
-    size_t err_at = n;
-    h[n++] = (gw_hdr){GW_H_LAST_ERROR, 's', cstr(""), 0};
-    gw_pub p = base_pub(j, g->cfg->dlx_exchange, gw_reason_name(reason), h, n);
-    p.drop = drop_retry;
-    p.persistent = true; /* the only copy once the inbound event is acked */
-    if (!j->type[0])
-        p.type = GW_STR_NULL;
+    gw_copy_meta meta = copy_meta(j);
     size_t frame_max = gw_session_frame_max(g->s);
-    char ebuf[GW_HEADERS_ERROR_MAX_BYTES + 64];
-    h[err_at].s = error_value(j, &p, frame_max, why, ebuf, sizeof ebuf);
-    while (copy_frame_size(j, &p) > frame_max && p.n_hdrs > 1)
-        p.n_hdrs--;
-    if (p.n_hdrs < n)
+    gw_copy c;
+    gw_copy_dead_letter(gw_msg_copy_event(j->msg), &meta, gw_reason_name(reason), orig_exchange,
+                        orig_rk, why, gw_clock_wall_ms(), frame_max, &c);
+    if (c.n_hdrs < c.n_wanted)
         GW_LOG(GW_LOG_WARN,
                "dead-letter copy carries fewer x-gw headers: the event's own headers "
                "fill the frame",
-               GW_I("kept", p.n_hdrs), GW_I("of", n), GW_S("correlation_id", j->ids.correlation_id),
-               GW_I("frame_max", frame_max));
-    if (copy_frame_size(j, &p) > frame_max) {
-        /* Not even the reason fits: keep the body and ours rather than lose the event,
-         * leaving out the event's own headers, largest first, only as many as needed. */
-        p.n_hdrs = err_at;
-        size_t own = gw_msg_header_count(j->msg);
-        while (copy_frame_size(j, &p) > frame_max && p.shed_largest < own && p.shed_largest < 32)
-            p.shed_largest++;
-        if (copy_frame_size(j, &p) > frame_max)
-            p.no_original_headers = true;
+               GW_I("kept", c.n_hdrs), GW_I("of", c.n_wanted),
+               GW_S("correlation_id", j->ids.correlation_id), GW_I("frame_max", frame_max));
+    if (c.shed)
         GW_LOG(GW_LOG_ERROR,
                "dead-letter copy keeps the body but drops some of the event's own headers, "
                "largest first: they leave no room in the frame for the reason",
-               GW_I("dropped", p.no_original_headers ? own : p.shed_largest), GW_I("of", own),
+               GW_I("dropped", c.shed), GW_I("of", gw_msg_copy_event(j->msg)->n_headers),
                GW_S("correlation_id", j->ids.correlation_id), GW_I("frame_max", frame_max));
-    }
     GW_LOG(GW_LOG_WARN, "dead-lettered", GW_S("reason", gw_reason_name(reason)), GW_S("error", why),
            GW_S("event_type", j->type[0] ? j->type : NULL),
            GW_S("route", j->route ? j->route->event : NULL),
            GW_S("correlation_id", j->ids.correlation_id), GW_S("message_id", j->ids.message_id),
            GW_S("original_exchange", orig_exchange), GW_S("original_routing_key", orig_rk));
-    own_publish(g, j, &p); /* counted in the metrics once confirmed (settle_pend) */
+    /* counted in the metrics once confirmed (settle_pend) */
+    own_publish(g, j, g->cfg->dlx_exchange, gw_reason_name(reason), &c);
+    gw_copy_cleanup(&c);
 }
 
 /* Parks a copy of j in the delay tier for `delay_ms`, addressed to one destination.
@@ -521,23 +443,12 @@ static void park(gw *g, job *j, uint64_t delay_ms, uint32_t retry_count, const c
                  const char *rk, const char *why, gw_reason reason, bool deferral)
 {
     const char *queue = tier_queue(g, delay_ms);
-    job tmp = *j;
-    tmp.retry_count = retry_count;
-    gw_hdr h[12];
-    size_t n = fwd_headers(&tmp, h, j->route ? j->route->event : NULL);
-    h[n++] = (gw_hdr){GW_H_RETRY_DESTINATION, 's', cstr(exchange), 0};
-    h[n++] = (gw_hdr){GW_H_RETRY_ROUTING_KEY, 's', cstr(rk), 0};
-    size_t err_at = n;
-    h[n++] = (gw_hdr){GW_H_LAST_ERROR, 's', cstr(""), 0};
-    gw_pub p = base_pub(j, "", queue, h, n);
-    p.persistent = true; /* the only copy once the inbound event is acked */
-    if (!j->type[0])
-        p.type = GW_STR_NULL;
-    size_t frame_max = gw_session_frame_max(g->s);
-    size_t limit = frame_max > BROKER_HEADER_RESERVE ? frame_max - BROKER_HEADER_RESERVE : 0;
-    char ebuf[GW_HEADERS_ERROR_MAX_BYTES + 64];
-    h[err_at].s = error_value(j, &p, limit, why, ebuf, sizeof ebuf);
-    if (copy_frame_size(j, &p) > limit) {
+    gw_copy_meta meta = copy_meta(j);
+    meta.retry_count = retry_count;
+    gw_copy c;
+    if (!gw_copy_park(gw_msg_copy_event(j->msg), &meta, exchange, rk, why, deferral,
+                      gw_session_frame_max(g->s), &c)) {
+        gw_copy_cleanup(&c);
         char why2[700];
         snprintf(why2, sizeof why2,
                  "%s; not retried: the event's headers leave no room in the frame for the "
@@ -556,7 +467,8 @@ static void park(gw *g, job *j, uint64_t delay_ms, uint32_t retry_count, const c
         gw_metrics_deferred(g->metrics, exchange);
     else
         gw_metrics_retried(g->metrics, gw_reason_name(reason));
-    own_publish(g, j, &p);
+    own_publish(g, j, "", queue, &c);
+    gw_copy_cleanup(&c);
 }
 
 /* A publish to (exchange, rk) for job j failed: retry it, or dead-letter it. */
@@ -571,10 +483,10 @@ static void dest_failed(gw *g, job *j, const char *exchange, const char *rk, gw_
         dead_letter(g, j, reason, exchange, rk, why);
 }
 
-/* Publishes a gateway-own copy (retry tier or DLQ) of j on GW_CH_OWN. p->exchange
- * and p->routing_key must outlive the confirm (config strings, reason names, tier
- * names). A copy that cannot be published makes the job fail back to the broker. */
-static void own_publish(gw *g, job *j, const gw_pub *p)
+/* Publishes a gateway-own copy c (retry tier or DLQ) of j on GW_CH_OWN. exchange and rk
+ * must outlive the confirm (config strings, reason names, tier names). A copy that cannot
+ * be published makes the job fail back to the broker. */
+static void own_publish(gw *g, job *j, const char *exchange, const char *rk, const gw_copy *c)
 {
     if (!gw_session_alive(g->s))
         return;
@@ -594,13 +506,13 @@ static void own_publish(gw *g, job *j, const gw_pub *p)
         return;
     }
     uint64_t seq;
-    gw_err rc = gw_session_publish(g->s, GW_CH_OWN, j->msg, p, &seq);
+    gw_err rc = gw_session_publish(g->s, GW_CH_OWN, exchange, rk, j->msg, c, &seq);
     if (rc == GW_ERR_PERMANENT) {
         /* Cannot happen for copies sized above; if it does, requeueing would loop. */
         GW_LOG(GW_LOG_ERROR,
                "cannot publish the gateway's copy: it exceeds the protocol limits; "
                "rejecting the event without requeue",
-               GW_S("exchange", p->exchange), GW_S("routing_key", p->routing_key),
+               GW_S("exchange", exchange), GW_S("routing_key", rk),
                GW_S("correlation_id", j->ids.correlation_id));
         j->reject = true;
         return;
@@ -609,8 +521,25 @@ static void own_publish(gw *g, job *j, const gw_pub *p)
         j->requeue = true;
         return;
     }
-    record_pend(g, GW_CH_OWN, seq,
-                (pend){j, p->exchange, p->routing_key, true, false, 0, gw_clock_mono_ms()});
+    record_pend(g, GW_CH_OWN, seq, (pend){j, exchange, rk, true, false, 0, gw_clock_mono_ms()});
+}
+
+/* Dead-letters j, deferred by an open breaker for longer than max_deferral. The DLQ copy
+ * keeps what went wrong before: the error j came back from its tier with (a failure it had
+ * before the breaker opened, say), else why (the breaker). */
+static void dead_letter_expired(gw *g, job *j, const char *exchange, const char *rk,
+                                const char *why)
+{
+    gw_copy_meta meta = copy_meta(j);
+    gw_str last = gw_copy_carried_error(gw_msg_copy_event(j->msg), &meta);
+    if (!last.ptr)
+        last = gw_str_from_cstr(why);
+    char max[32], text[GW_HEADERS_ERROR_MAX_BYTES + 128];
+    gw_retry_format_delay(g->cfg->breaker.max_deferral_ms, max, sizeof max);
+    snprintf(text, sizeof text,
+             "deferred by an open circuit breaker longer than max_deferral (%s): %.*s", max,
+             (int)last.len, last.ptr);
+    dead_letter(g, j, GW_REASON_EXPIRED, exchange, rk, text);
 }
 
 static void forward(gw *g, job *j, const char *exchange, const char *rk)
@@ -633,8 +562,7 @@ static void forward(gw *g, job *j, const char *exchange, const char *rk)
             park(g, j, d.delay_ms, d.next_retry_count, exchange, rk, why, GW_REASON_PUBLISH_FAILED,
                  true);
         else
-            dead_letter(g, j, GW_REASON_EXPIRED, exchange, rk,
-                        "deferred by an open circuit breaker longer than max_deferral");
+            dead_letter_expired(g, j, exchange, rk, why);
         return;
     }
     int ch = dest_channel(g, exchange);
@@ -646,12 +574,12 @@ static void forward(gw *g, job *j, const char *exchange, const char *rk)
             dest_failed(g, j, exchange, rk, GW_REASON_PUBLISH_FAILED, err, false);
         return;
     }
-    gw_hdr h[8];
-    size_t n = fwd_headers(j, h, j->route ? j->route->event : NULL);
-    gw_pub p = base_pub(j, exchange, rk, h, n);
-    p.drop = j->from_tier ? drop_internal : drop_internal_new;
+    gw_copy_meta meta = copy_meta(j);
+    gw_copy c;
+    gw_copy_forward(gw_msg_copy_event(j->msg), &meta, &c);
     uint64_t seq;
-    gw_err rc = gw_session_publish(g->s, ch, j->msg, &p, &seq);
+    gw_err rc = gw_session_publish(g->s, ch, exchange, rk, j->msg, &c, &seq);
+    gw_copy_cleanup(&c);
     if (rc == GW_ERR_PERMANENT) {
         gw_breaker_cancel(b);
         char why[400];

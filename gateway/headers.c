@@ -3,8 +3,8 @@
  * Why a budget at all: a header table that outgrows the negotiated frame_max makes
  * rabbitmq-c fail the publish (TABLE_TOO_BIG) on every retry, and an error text
  * copied from a broker reply or a stack of failures can be arbitrarily long. So the
- * one free-text header, x-gw-last-error, is cut to fit. Pure: session.c supplies
- * sizes, random bytes and the strings, and builds the rabbitmq-c table itself.
+ * one free-text header, x-gw-last-error, is cut to fit. Pure: callers supply sizes,
+ * random bytes and the strings; copy.c puts the results together into a copy.
  */
 #include "headers.h"
 
@@ -182,13 +182,4 @@ bool gw_headers_is_broker_owned(gw_str key)
 {
     return gw_str_eq_cstr(key, GW_H_X_DEATH) || gw_str_has_prefix(key, "x-first-death-") ||
            gw_str_has_prefix(key, "x-last-death-") || gw_str_eq_cstr(key, "x-delivery-count");
-}
-
-int64_t gw_headers_clamp_retry_count(int64_t v, uint32_t max_attempts)
-{
-    if (v < 0)
-        return 0;
-    if (v > (int64_t)max_attempts)
-        return (int64_t)max_attempts;
-    return v;
 }

@@ -3,9 +3,9 @@
  * Decides the VALUES the gateway puts on a republished message — correlation_id,
  * message_id, the truncated x-gw-last-error — and which inbound header keys are
  * the gateway's (overwritten) or the broker's (kept, never written). It also
- * estimates AMQP encoded sizes so session.c can keep the properties of a publish
- * inside the negotiated frame_max. session.c builds the actual rabbitmq-c tables;
- * this module knows no rabbitmq-c type, never logs and takes randomness as input.
+ * sizes AMQP table entries and the room x-gw-last-error gets, for copy.c, which
+ * decides what each copy carries. This module knows no rabbitmq-c type, never logs
+ * and takes randomness as input.
  */
 #ifndef GW_HEADERS_H
 #define GW_HEADERS_H
@@ -118,9 +118,5 @@ bool gw_headers_is_gateway_owned(gw_str key);
 /* True for keys the broker owns: "x-death", "x-first-death-*", "x-last-death-*" and
  * "x-delivery-count" (quorum queues). They are copied as they are and never written. */
 bool gw_headers_is_broker_owned(gw_str key);
-
-/* An inbound x-gw-retry-count is never trusted: negative -> 0, above max_attempts
- * -> max_attempts, otherwise v. */
-int64_t gw_headers_clamp_retry_count(int64_t v, uint32_t max_attempts);
 
 #endif

@@ -12,6 +12,7 @@
 #include "alloc.h"
 #include "clock.h"
 #include "config.h"
+#include "copy.h"
 #include "headers.h"
 #include "log.h"
 #include "match.h"
@@ -371,26 +372,11 @@ static void republish(replay *r, gw_msg *m, const gw_replay_view *v)
         }
     }
     throttle(r);
-    static const char *const drop[] = {GW_H_DEAD_LETTER_REASON,
-                                       GW_H_ORIGINAL_EXCHANGE,
-                                       GW_H_ORIGINAL_ROUTING_KEY,
-                                       GW_H_DEAD_LETTERED_AT,
-                                       GW_H_RETRY_DESTINATION,
-                                       GW_H_RETRY_ROUTING_KEY,
-                                       NULL};
-    gw_hdr h[3] = {
-        {GW_H_RETRY_COUNT, 'l', GW_STR_NULL, 0},
-        {GW_H_REPLAYED_AT, 'l', GW_STR_NULL, (int64_t)gw_clock_wall_ms()},
-        {GW_H_REPLAY_COUNT, 'l', GW_STR_NULL, v->replay_count + 1},
-    };
-    gw_pub p = {0};
-    p.exchange = ex;
-    p.routing_key = rk;
-    p.hdrs = h;
-    p.n_hdrs = 3;
-    p.drop = drop;
+    gw_copy c;
+    gw_copy_replay(gw_msg_copy_event(m), v->replay_count, gw_clock_wall_ms(), &c);
     uint64_t seq;
-    gw_err rc = gw_session_publish(r->s, GW_CH_OWN, m, &p, &seq);
+    gw_err rc = gw_session_publish(r->s, GW_CH_OWN, ex, rk, m, &c, &seq);
+    gw_copy_cleanup(&c);
     if (rc == GW_ERR_PERMANENT) {
         r->failed++;
         return;

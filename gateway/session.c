@@ -59,6 +59,9 @@ struct gw_msg {
     amqp_bytes_t exchange;
     amqp_bytes_t routing_key;
     gw_delivery view; /* filled once by view_fill, right after the message is read */
+    bool copy_measured; /* copy_event is filled (gw_msg_copy_event) */
+    gw_copy_event copy_event;
+    gw_copy_header *copy_headers;
 };
 
 static void view_fill(gw_msg *m);
@@ -550,16 +553,6 @@ gw_err gw_session_queue_inspect(gw_session *s, const char *name, uint32_t *messa
     return code == AMQP_NOT_FOUND && !s->dead ? GW_ERR_NOT_FOUND : GW_ERR_BROKER;
 }
 
-gw_err gw_session_delete_queue(gw_session *s, const char *name, char *err, size_t err_len)
-{
-    if (scratch(s, err, err_len) != GW_OK)
-        return GW_ERR_BROKER;
-    if (amqp_queue_delete(s->pub.st, SCRATCH_CH, amqp_cstring_bytes(name), 0, 0))
-        return GW_OK;
-    rpc_failed(s, &s->pub, SCRATCH_CH, amqp_get_rpc_reply(s->pub.st), err, err_len, "queue.delete");
-    return GW_ERR_BROKER;
-}
-
 /* ---------------------------------------------------------------- consuming */
 
 gw_err gw_session_consume(gw_session *s, const char *queue, const char *tag, uint16_t prefetch,
@@ -627,48 +620,6 @@ static gw_msg *msg_new(void)
     return gw_xcalloc(1, sizeof(gw_msg));
 }
 
-gw_err gw_session_get(gw_session *s, const char *queue, gw_msg **out, uint32_t *remaining,
-                      char *err, size_t err_len)
-{
-    *out = NULL;
-    if (s->dead) {
-        set_err(err, err_len, "session is down: %s", s->error);
-        return GW_ERR_BROKER;
-    }
-    amqp_rpc_reply_t r = amqp_basic_get(s->cons.st, CONSUMER_CH, amqp_cstring_bytes(queue), 0);
-    if (r.reply_type != AMQP_RESPONSE_NORMAL) {
-        char what[320];
-        snprintf(what, sizeof what, "get from queue \"%s\"", queue);
-        int code = rpc_failed(s, &s->cons, CONSUMER_CH, r, err, err_len, what);
-        return code == AMQP_NOT_FOUND ? GW_ERR_NOT_FOUND : GW_ERR_BROKER;
-    }
-    if (r.reply.id == AMQP_BASIC_GET_EMPTY_METHOD) {
-        if (remaining)
-            *remaining = 0;
-        return GW_OK;
-    }
-    amqp_basic_get_ok_t *g = r.reply.decoded;
-    gw_msg *m = msg_new();
-    m->delivery_tag = g->delivery_tag;
-    m->redelivered = g->redelivered;
-    m->exchange = amqp_bytes_malloc_dup(g->exchange);
-    m->routing_key = amqp_bytes_malloc_dup(g->routing_key);
-    if (remaining)
-        *remaining = g->message_count;
-    amqp_rpc_reply_t mr = amqp_read_message(s->cons.st, CONSUMER_CH, &m->msg, 0);
-    if (mr.reply_type != AMQP_RESPONSE_NORMAL) {
-        char text[300];
-        reply_text(mr, text, sizeof text, NULL);
-        die(s, "reading message from \"%s\": %s", queue, text);
-        set_err(err, err_len, "%s", s->error);
-        gw_msg_free(m);
-        return GW_ERR_BROKER;
-    }
-    view_fill(m);
-    *out = m;
-    return GW_OK;
-}
-
 /* ---------------------------------------------------------------- publishing */
 
 static size_t field_size(const amqp_field_value_t *v);
@@ -719,109 +670,100 @@ static size_t field_size(const amqp_field_value_t *v)
     }
 }
 
-static size_t props_size(const amqp_basic_properties_t *p)
-{
-    size_t n = 14; /* class, weight, body size, flags */
-    amqp_flags_t f = p->_flags;
-#define SS(flag, field)                                                                            \
-    if (f & (flag))                                                                                \
-    n += 1 + p->field.len
-    SS(AMQP_BASIC_CONTENT_TYPE_FLAG, content_type);
-    SS(AMQP_BASIC_CONTENT_ENCODING_FLAG, content_encoding);
-    SS(AMQP_BASIC_CORRELATION_ID_FLAG, correlation_id);
-    SS(AMQP_BASIC_REPLY_TO_FLAG, reply_to);
-    SS(AMQP_BASIC_EXPIRATION_FLAG, expiration);
-    SS(AMQP_BASIC_MESSAGE_ID_FLAG, message_id);
-    SS(AMQP_BASIC_TYPE_FLAG, type);
-    SS(AMQP_BASIC_USER_ID_FLAG, user_id);
-    SS(AMQP_BASIC_APP_ID_FLAG, app_id);
-    SS(AMQP_BASIC_CLUSTER_ID_FLAG, cluster_id);
-#undef SS
-    if (f & AMQP_BASIC_HEADERS_FLAG)
-        n += table_size(&p->headers);
-    n += 1 + 1 + 8; /* delivery mode, priority, timestamp (upper bound) */
-    return n;
-}
-
 static bool key_eq(amqp_bytes_t k, const char *s)
 {
     size_t n = strlen(s);
     return k.len == n && memcmp(k.bytes, s, n) == 0;
 }
 
-/* Builds the republish properties into *props using entries (capacity cap). Returns
- * false if more header entries are needed than cap. */
-static bool build_props(const gw_msg *m, const gw_pub *p, amqp_basic_properties_t *props,
-                        amqp_table_entry_t *entries, size_t cap)
+/* Length byte and bytes of a short-string property, when set. */
+static size_t shortstr_bytes(amqp_flags_t f, amqp_flags_t flag, amqp_bytes_t b)
+{
+    return (f & flag) ? 1 + b.len : 0;
+}
+
+static gw_str prop_or_null(amqp_flags_t f, amqp_flags_t flag, amqp_bytes_t b)
+{
+    return (f & flag) ? str_of(b) : GW_STR_NULL;
+}
+
+const gw_copy_event *gw_msg_copy_event(gw_msg *m)
+{
+    if (m->copy_measured)
+        return &m->copy_event;
+    const amqp_basic_properties_t *p = &m->msg.properties;
+    amqp_flags_t f = p->_flags;
+    gw_copy_event *ev = &m->copy_event;
+    ev->correlation_id = prop_or_null(f, AMQP_BASIC_CORRELATION_ID_FLAG, p->correlation_id);
+    ev->message_id = prop_or_null(f, AMQP_BASIC_MESSAGE_ID_FLAG, p->message_id);
+    ev->type = prop_or_null(f, AMQP_BASIC_TYPE_FLAG, p->type);
+    ev->expiration = prop_or_null(f, AMQP_BASIC_EXPIRATION_FLAG, p->expiration);
+    /* class, weight, body size, flags; delivery mode, priority, timestamp (upper bound) */
+    ev->other_bytes = GW_HEADERS_CONTENT_FIXED + 1 + 1 + 8 +
+                      shortstr_bytes(f, AMQP_BASIC_CONTENT_TYPE_FLAG, p->content_type) +
+                      shortstr_bytes(f, AMQP_BASIC_CONTENT_ENCODING_FLAG, p->content_encoding) +
+                      shortstr_bytes(f, AMQP_BASIC_REPLY_TO_FLAG, p->reply_to) +
+                      shortstr_bytes(f, AMQP_BASIC_USER_ID_FLAG, p->user_id) +
+                      shortstr_bytes(f, AMQP_BASIC_APP_ID_FLAG, p->app_id) +
+                      shortstr_bytes(f, AMQP_BASIC_CLUSTER_ID_FLAG, p->cluster_id);
+    size_t n = (f & AMQP_BASIC_HEADERS_FLAG) && p->headers.num_entries > 0
+                   ? (size_t)p->headers.num_entries
+                   : 0;
+    m->copy_headers = n ? gw_xmalloc(n * sizeof *m->copy_headers) : NULL;
+    for (size_t i = 0; i < n; i++) {
+        const amqp_table_entry_t *e = &p->headers.entries[i];
+        gw_copy_header *h = &m->copy_headers[i];
+        h->key = str_of(e->key);
+        h->bytes = 1 + e->key.len + field_size(&e->value);
+        h->str = e->value.kind == AMQP_FIELD_KIND_UTF8 || e->value.kind == AMQP_FIELD_KIND_BYTES
+                     ? str_of(e->value.value.bytes)
+                     : GW_STR_NULL;
+    }
+    ev->headers = m->copy_headers;
+    ev->n_headers = n;
+    m->copy_measured = true;
+    return ev;
+}
+
+static void set_shortstr(amqp_basic_properties_t *props, amqp_flags_t flag, amqp_bytes_t *field,
+                         gw_str v)
+{
+    if (!v.ptr)
+        return;
+    props->_flags |= flag;
+    *field = bytes_of(v);
+}
+
+/* Encodes m's properties with c's changes into *props; entries has room for every header
+ * of m and of c. */
+static void build_props(const gw_msg *m, const gw_copy *c, amqp_basic_properties_t *props,
+                        amqp_table_entry_t *entries)
 {
     *props = m->msg.properties;
-    if (p->correlation_id.ptr) {
-        props->_flags |= AMQP_BASIC_CORRELATION_ID_FLAG;
-        props->correlation_id = bytes_of(p->correlation_id);
-    }
-    if (p->message_id.ptr) {
-        props->_flags |= AMQP_BASIC_MESSAGE_ID_FLAG;
-        props->message_id = bytes_of(p->message_id);
-    }
-    if (p->persistent) {
+    set_shortstr(props, AMQP_BASIC_CORRELATION_ID_FLAG, &props->correlation_id, c->correlation_id);
+    set_shortstr(props, AMQP_BASIC_MESSAGE_ID_FLAG, &props->message_id, c->message_id);
+    set_shortstr(props, AMQP_BASIC_EXPIRATION_FLAG, &props->expiration, c->expiration);
+    set_shortstr(props, AMQP_BASIC_TYPE_FLAG, &props->type, c->type);
+    if (c->persistent) {
         props->_flags |= AMQP_BASIC_DELIVERY_MODE_FLAG;
         props->delivery_mode = AMQP_DELIVERY_PERSISTENT;
     }
-    if (p->expiration.ptr && !(props->_flags & AMQP_BASIC_EXPIRATION_FLAG)) {
-        props->_flags |= AMQP_BASIC_EXPIRATION_FLAG;
-        props->expiration = bytes_of(p->expiration);
-    }
-    if (p->type.ptr && !(props->_flags & AMQP_BASIC_TYPE_FLAG)) {
-        props->_flags |= AMQP_BASIC_TYPE_FLAG;
-        props->type = bytes_of(p->type);
-    }
     size_t k = 0;
-    if ((m->msg.properties._flags & AMQP_BASIC_HEADERS_FLAG) && !p->no_original_headers) {
+    if (m->msg.properties._flags & AMQP_BASIC_HEADERS_FLAG) {
         const amqp_table_t *h = &m->msg.properties.headers;
-        bool *shed = p->shed_largest && h->num_entries > 0
-                         ? gw_xcalloc((size_t)h->num_entries, sizeof *shed)
-                         : NULL;
-        for (size_t round = 0; shed && round < p->shed_largest; round++) {
-            int big = -1;
-            size_t big_size = 0;
-            for (int i = 0; i < h->num_entries; i++) {
-                size_t sz = 1 + h->entries[i].key.len + field_size(&h->entries[i].value);
-                if (!shed[i] && (big < 0 || sz > big_size)) {
-                    big = i;
-                    big_size = sz;
-                }
-            }
-            if (big < 0)
-                break;
-            shed[big] = true;
-        }
-        for (int i = 0; i < h->num_entries; i++) {
-            bool skip = shed && shed[i];
-            for (size_t j = 0; j < p->n_hdrs && !skip; j++)
-                skip = key_eq(h->entries[i].key, p->hdrs[j].key);
-            for (const char *const *d = p->drop; d && *d && !skip; d++)
-                skip = key_eq(h->entries[i].key, *d);
-            if (skip)
-                continue;
-            if (k == cap) {
-                free(shed);
-                return false;
-            }
-            entries[k++] = h->entries[i];
-        }
-        free(shed);
+        for (int i = 0; i < h->num_entries; i++)
+            if (!c->drop || !c->drop[i])
+                entries[k++] = h->entries[i];
     }
-    for (size_t j = 0; j < p->n_hdrs; j++) {
-        if (k == cap)
-            return false;
+    for (size_t j = 0; j < c->n_hdrs; j++) {
         amqp_table_entry_t *e = &entries[k++];
-        e->key = amqp_cstring_bytes(p->hdrs[j].key);
-        if (p->hdrs[j].kind == 'l') {
+        e->key = amqp_cstring_bytes(c->hdrs[j].key);
+        if (c->hdrs[j].kind == 'l') {
             e->value.kind = AMQP_FIELD_KIND_I64;
-            e->value.value.i64 = p->hdrs[j].i;
+            e->value.value.i64 = c->hdrs[j].i;
         } else {
             e->value.kind = AMQP_FIELD_KIND_UTF8;
-            e->value.value.bytes = bytes_of(p->hdrs[j].s);
+            e->value.value.bytes = bytes_of(c->hdrs[j].s);
         }
     }
     props->headers.num_entries = (int)k;
@@ -830,70 +772,35 @@ static bool build_props(const gw_msg *m, const gw_pub *p, amqp_basic_properties_
         props->_flags |= AMQP_BASIC_HEADERS_FLAG;
     else
         props->_flags &= ~AMQP_BASIC_HEADERS_FLAG;
-    return true;
 }
 
-static size_t header_capacity(const gw_msg *m, const gw_pub *p)
-{
-    size_t n = p->n_hdrs;
-    if (m->msg.properties._flags & AMQP_BASIC_HEADERS_FLAG)
-        n += (size_t)m->msg.properties.headers.num_entries;
-    return n;
-}
-
-/* A republish's properties; the header entries live on the stack when there are few
- * (the common case), else on the heap until props_release. */
-typedef struct props_buf {
-    amqp_basic_properties_t props;
-    amqp_table_entry_t stack[64];
-    amqp_table_entry_t *heap;
-} props_buf;
-
-static void props_build(props_buf *b, const gw_msg *m, const gw_pub *p)
-{
-    size_t cap = header_capacity(m, p);
-    b->heap = cap <= 64 ? NULL : gw_xmalloc(cap * sizeof *b->heap);
-    build_props(m, p, &b->props, b->heap ? b->heap : b->stack, cap);
-}
-
-static void props_release(props_buf *b)
-{
-    free(b->heap);
-}
-
-size_t gw_session_props_size(const gw_msg *m, const gw_pub *p)
-{
-    props_buf b;
-    props_build(&b, m, p);
-    size_t n = props_size(&b.props);
-    props_release(&b);
-    return n;
-}
-
-gw_err gw_session_publish(gw_session *s, int ch, const gw_msg *m, const gw_pub *p, uint64_t *seq)
+gw_err gw_session_publish(gw_session *s, int ch, const char *exchange, const char *routing_key,
+                          const gw_msg *m, const gw_copy *c, uint64_t *seq)
 {
     if (s->dead)
         return GW_ERR_BROKER;
-    if (strlen(p->routing_key) > 255 || strlen(p->exchange) > 255)
+    if (strlen(routing_key) > 255 || strlen(exchange) > 255 || !gw_copy_fits(c, s->frame_max))
         return GW_ERR_PERMANENT;
-    props_buf b;
-    props_build(&b, m, p);
+    /* the header entries live on the stack when there are few (the common case) */
+    amqp_table_entry_t stack[64], *heap = NULL;
+    size_t cap = c->n_hdrs;
+    if (m->msg.properties._flags & AMQP_BASIC_HEADERS_FLAG)
+        cap += (size_t)m->msg.properties.headers.num_entries;
+    if (cap > 64)
+        heap = gw_xmalloc(cap * sizeof *heap);
+    amqp_basic_properties_t props;
+    build_props(m, c, &props, heap ? heap : stack);
     gw_err rc = GW_OK;
-    if (props_size(&b.props) + 8 > s->frame_max) {
-        rc = GW_ERR_PERMANENT;
-        goto out;
-    }
-    int st = amqp_basic_publish(s->pub.st, (amqp_channel_t)ch, amqp_cstring_bytes(p->exchange),
-                                amqp_cstring_bytes(p->routing_key), 1, 0, &b.props, m->msg.body);
+    int st = amqp_basic_publish(s->pub.st, (amqp_channel_t)ch, amqp_cstring_bytes(exchange),
+                                amqp_cstring_bytes(routing_key), 1, 0, &props, m->msg.body);
     if (st != AMQP_STATUS_OK) {
         /* The method frame may be on the wire already: the stream is unusable. */
         die(s, "publish failed: %s", amqp_error_string2(st));
         rc = GW_ERR_BROKER;
-        goto out;
+    } else {
+        *seq = ++s->seq[ch];
     }
-    *seq = ++s->seq[ch];
-out:
-    props_release(&b);
+    free(heap);
     return rc;
 }
 
@@ -1086,17 +993,13 @@ void gw_msg_free(gw_msg *m)
     amqp_bytes_free(m->consumer_tag);
     amqp_bytes_free(m->exchange);
     amqp_bytes_free(m->routing_key);
+    free(m->copy_headers);
     free(m);
 }
 
 uint64_t gw_msg_delivery_tag(const gw_msg *m)
 {
     return m->delivery_tag;
-}
-
-bool gw_msg_redelivered(const gw_msg *m)
-{
-    return m->redelivered;
 }
 
 gw_str gw_msg_exchange(const gw_msg *m)
@@ -1112,11 +1015,6 @@ gw_str gw_msg_routing_key(const gw_msg *m)
 gw_str gw_msg_body(const gw_msg *m)
 {
     return str_of(m->msg.body);
-}
-
-size_t gw_msg_body_len(const gw_msg *m)
-{
-    return m->msg.body.len;
 }
 
 gw_str gw_msg_prop(const gw_msg *m, gw_prop p)
@@ -1199,21 +1097,6 @@ bool gw_msg_header_int(const gw_msg *m, const char *key, int64_t *out)
 {
     const amqp_field_value_t *v = header(m, key);
     return v && field_int(v, out);
-}
-
-size_t gw_msg_header_count(const gw_msg *m)
-{
-    if (!(m->msg.properties._flags & AMQP_BASIC_HEADERS_FLAG))
-        return 0;
-    return (size_t)m->msg.properties.headers.num_entries;
-}
-
-bool gw_msg_timestamp(const gw_msg *m, uint64_t *out)
-{
-    if (!(m->msg.properties._flags & AMQP_BASIC_TIMESTAMP_FLAG))
-        return false;
-    *out = m->msg.properties.timestamp;
-    return true;
 }
 
 /* ---------------------------------------------------------------- the delivery view */

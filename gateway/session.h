@@ -14,6 +14,7 @@
 
 #include "config.h"
 #include "delivery.h"
+#include "copy.h"
 #include "err.h"
 #include "routes.h"
 #include "str.h"
@@ -88,7 +89,6 @@ gw_err gw_session_bind(gw_session *s, const char *queue, const char *exchange,
 gw_err gw_session_exchange_exists(gw_session *s, const char *name, char *err, size_t err_len);
 gw_err gw_session_queue_inspect(gw_session *s, const char *name, uint32_t *messages,
                                 uint32_t *consumers, char *err, size_t err_len);
-gw_err gw_session_delete_queue(gw_session *s, const char *name, char *err, size_t err_len);
 
 /* --- consuming (consumer connection) --- */
 
@@ -99,9 +99,6 @@ gw_err gw_session_consume(gw_session *s, const char *queue, const char *tag, uin
 gw_err gw_session_cancel(gw_session *s, const char *tag);
 gw_err gw_session_ack(gw_session *s, uint64_t delivery_tag, bool multiple);
 gw_err gw_session_nack(gw_session *s, uint64_t delivery_tag, bool multiple, bool requeue);
-/* Synchronous basic.get from queue (replay). *out is NULL when the queue is empty. */
-gw_err gw_session_get(gw_session *s, const char *queue, gw_msg **out, uint32_t *remaining,
-                      char *err, size_t err_len);
 
 /* --- publishing (publisher connection) --- */
 
@@ -109,41 +106,18 @@ gw_err gw_session_channel_open(gw_session *s, int ch, char *err, size_t err_len)
 bool gw_session_channel_is_open(const gw_session *s, int ch);
 bool gw_session_blocked(const gw_session *s);
 
-/* One header the gateway sets on a republished message. */
-typedef struct gw_hdr {
-    const char *key;
-    char kind; /* 's' string, 'l' int64 */
-    gw_str s;
-    int64_t i;
-} gw_hdr;
+/* The view of m's own properties and headers that a copy of it is decided over (copy.h):
+ * measured on the first call, then kept with m. Borrowed from m, valid until gw_msg_free. */
+const gw_copy_event *gw_msg_copy_event(gw_msg *m);
 
-/* What a republish changes on top of the original message. */
-typedef struct gw_pub {
-    const char *exchange;
-    const char *routing_key;
-    gw_str correlation_id; /* ptr NULL = keep */
-    gw_str message_id;     /* ptr NULL = keep */
-    gw_str type;           /* ptr NULL = keep; set only when the original has none */
-    const gw_hdr *hdrs;    /* replace headers of the same name, append the rest */
-    size_t n_hdrs;
-    const char *const *drop;  /* header names to remove (NULL-terminated list or NULL) */
-    size_t shed_largest;      /* leave out this many of the original headers, largest first */
-    bool no_original_headers; /* keep none of the original headers (last resort) */
-    bool persistent;          /* delivery_mode 2 whatever the original said */
-    gw_str expiration;        /* ptr: set the expiration property when the original has none */
-} gw_pub;
-
-/* How many headers m arrived with. */
-size_t gw_msg_header_count(const gw_msg *m);
-
-/* Publishes m's body with m's properties plus p's changes, mandatory, on ch.
- * *seq is the publish's confirm sequence number on ch. GW_ERR_PERMANENT when the
- * message cannot be encoded (routing key too long, header table over frame_max) —
- * checked before anything is sent; GW_ERR_BROKER when the connection broke. */
-gw_err gw_session_publish(gw_session *s, int ch, const gw_msg *m, const gw_pub *p, uint64_t *seq);
-
-/* Encoded size of m's properties with p's changes (to stay inside frame_max). */
-size_t gw_session_props_size(const gw_msg *m, const gw_pub *p);
+/* Publishes m's body, mandatory, on ch to (exchange, routing_key), with m's properties and
+ * headers changed exactly as c says; c must have been decided over gw_msg_copy_event(m).
+ * *seq is the publish's confirm sequence number on ch. GW_ERR_PERMANENT when the message
+ * cannot be encoded (exchange or routing key over 255 bytes, content header over frame_max:
+ * see gw_copy_fits) — checked before anything is sent; GW_ERR_BROKER when the connection
+ * broke. */
+gw_err gw_session_publish(gw_session *s, int ch, const char *exchange, const char *routing_key,
+                          const gw_msg *m, const gw_copy *c, uint64_t *seq);
 
 /* Waits up to timeout_ms for frames on either connection and dispatches them all
  * to h (draining buffered frames before sleeping); services heartbeats.
@@ -158,11 +132,9 @@ void gw_msg_free(gw_msg *m);
  * entry. Borrowed from m; valid until gw_msg_free(m). */
 const gw_delivery *gw_msg_delivery(const gw_msg *m);
 uint64_t gw_msg_delivery_tag(const gw_msg *m);
-bool gw_msg_redelivered(const gw_msg *m);
 gw_str gw_msg_exchange(const gw_msg *m);
 gw_str gw_msg_routing_key(const gw_msg *m);
 gw_str gw_msg_body(const gw_msg *m);
-size_t gw_msg_body_len(const gw_msg *m);
 
 typedef enum gw_prop {
     GW_PROP_TYPE,
@@ -176,7 +148,5 @@ gw_str gw_msg_prop(const gw_msg *m, gw_prop p);
 gw_str gw_msg_header_str(const gw_msg *m, const char *key);
 /* An integer header (any integer kind), false when absent or not an integer. */
 bool gw_msg_header_int(const gw_msg *m, const char *key, int64_t *out);
-/* Timestamp property (seconds), false when absent. */
-bool gw_msg_timestamp(const gw_msg *m, uint64_t *out);
 
 #endif

@@ -525,6 +525,28 @@ def test_destination_exchange_outage_with_breaker_accounts_for_every_event(gatew
     assert gw.alive()
 
 
+def test_expired_deferral_keeps_the_original_failure_in_last_error(gateway, tid, broker):
+    """An event deferred by an open breaker for longer than max_deferral is dead-lettered as
+    `expired`; its x-gw-last-error still says what failed before the breaker held it back (its
+    own failure, or the open breaker when it never got to try)."""
+    breaker = {"failure_threshold": 1, "open_for": "1h", "half_open_probes": 1, "max_deferral": "1s"}
+    gw = gateway(void_routes(tid), retry_config(3, ["200ms"], breaker=breaker)).start()
+    publish(broker, gw, b"failed first", event_props(1, type="void.fail", correlation_id="c-failed"))
+    wait_for(lambda: log_lines(gw, "circuit breaker", transition="opened"), 10, "the breaker opening")
+    publish(broker, gw, b"held back", event_props(2, type="void.held", correlation_id="c-held"))
+    got = {m.seq: m for m in drain(broker, gw.dlq, 2, timeout=15)}
+    assert set(got) == {1, 2}, got
+    prefix = "deferred by an open circuit breaker longer than max_deferral (1s): "
+    for m in got.values():
+        assert as_text(m.headers["x-gw-dead-letter-reason"]) == "expired", m
+    failed, held = as_text(got[1].headers["x-gw-last-error"]), as_text(got[2].headers["x-gw-last-error"])
+    assert failed.startswith(prefix) and "NO_ROUTE" in failed, failed
+    assert got[1].headers["x-gw-retry-count"] == 1, got[1]
+    assert held == prefix + f'circuit breaker open for exchange "{tid}.void"', held
+    assert got[2].headers["x-gw-retry-count"] == 0, got[2]
+    assert log_lines(gw, "deferred", correlation_id="c-failed"), "the failed event was not deferred"
+
+
 # --- 7. SIGKILL with retries parked on the broker -------------------------------------------
 
 

@@ -304,19 +304,6 @@ Test(headers, owns_nothing_when_the_key_is_absent)
     cr_assert_not(gw_headers_is_broker_owned(GW_STR_NULL));
 }
 
-Test(headers, clamps_an_untrusted_retry_count)
-{
-    cr_assert_eq(gw_headers_clamp_retry_count(-1, 5), 0);
-    cr_assert_eq(gw_headers_clamp_retry_count(INT64_MIN, 5), 0);
-    cr_assert_eq(gw_headers_clamp_retry_count(0, 5), 0);
-    cr_assert_eq(gw_headers_clamp_retry_count(3, 5), 3);
-    cr_assert_eq(gw_headers_clamp_retry_count(5, 5), 5);
-    cr_assert_eq(gw_headers_clamp_retry_count(6, 5), 5);
-    cr_assert_eq(gw_headers_clamp_retry_count(INT64_MAX, 5), 5);
-    cr_assert_eq(gw_headers_clamp_retry_count(7, 0), 0);
-    cr_assert_eq(gw_headers_clamp_retry_count(INT64_MAX, UINT32_MAX), UINT32_MAX);
-}
-
 Test(str, validates_utf8_strictly)
 {
     size_t at = 99;
