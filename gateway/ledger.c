@@ -82,6 +82,28 @@ void gw_ledger_free(gw_ledger *l)
     free(l);
 }
 
+/* Room for one more element in a ring of len elements of elem bytes from index *head
+ * (capacity *cap, a power of two; 0 and NULL before the first use): when it is full,
+ * a new buffer twice as large (first_cap the first time) holds them in order from
+ * index 0. Returns the ring's buffer. */
+static void *ring_reserve(void *ring, size_t elem, size_t len, size_t *cap, size_t *head,
+                          size_t first_cap)
+{
+    if (len < *cap)
+        return ring;
+    size_t ncap = *cap ? *cap * 2 : first_cap;
+    char *n = gw_xmalloc(ncap * elem);
+    size_t tail = *cap - *head; /* elements from *head to the end of the buffer */
+    if (len) {
+        memcpy(n, (char *)ring + *head * elem, tail * elem);
+        memcpy(n + tail * elem, ring, (len - tail) * elem);
+    }
+    free(ring);
+    *cap = ncap;
+    *head = 0;
+    return n;
+}
+
 /* ---------------------------------------------------------------- deliveries */
 
 static bool finished(const dlv *d)
@@ -108,16 +130,8 @@ static void dlv_changed(gw_ledger *l, const dlv *d, bool was)
 
 uint64_t gw_ledger_deliver(gw_ledger *l, uint64_t tag, void *cookie)
 {
-    if (l->dl_len == l->dl_cap) {
-        size_t ncap = l->dl_cap ? l->dl_cap * 2 : DELIVERY_RING_CAP;
-        dlv *n = gw_xmalloc(ncap * sizeof *n);
-        for (size_t i = 0; i < l->dl_len; i++)
-            n[i] = l->dl[(l->dl_head + i) & (l->dl_cap - 1)];
-        free(l->dl);
-        l->dl = n;
-        l->dl_cap = ncap;
-        l->dl_head = 0;
-    }
+    l->dl =
+        ring_reserve(l->dl, sizeof *l->dl, l->dl_len, &l->dl_cap, &l->dl_head, DELIVERY_RING_CAP);
     l->dl[(l->dl_head + l->dl_len) & (l->dl_cap - 1)] = (dlv){cookie, tag, 0, false, GW_LEDGER_ACK};
     l->dl_len++;
     l->unfinished++;
@@ -223,16 +237,7 @@ bool gw_ledger_take_delivery(gw_ledger *l, void **cookie)
 
 static void queue_push(gw_ledger *l, const rec *r, gw_ledger_result result)
 {
-    if (l->q_len == l->q_cap) {
-        size_t ncap = l->q_cap ? l->q_cap * 2 : QUEUE_CAP;
-        gw_ledger_settled *n = gw_xmalloc(ncap * sizeof *n);
-        for (size_t i = 0; i < l->q_len; i++)
-            n[i] = l->q[(l->q_head + i) & (l->q_cap - 1)];
-        free(l->q);
-        l->q = n;
-        l->q_cap = ncap;
-        l->q_head = 0;
-    }
+    l->q = ring_reserve(l->q, sizeof *l->q, l->q_len, &l->q_cap, &l->q_head, QUEUE_CAP);
     l->q[(l->q_head + l->q_len) & (l->q_cap - 1)] =
         (gw_ledger_settled){r->pub, r->delivery, NULL, result, r->returned, r->return_code};
     l->q_len++;

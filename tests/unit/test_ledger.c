@@ -7,6 +7,7 @@
 
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define T_MS 30000 /* the confirm timeout the tests use */
@@ -26,22 +27,15 @@ static gw_ledger_pub pub(int ch, uint64_t seq, const char *rk, const char *id, c
     return p;
 }
 
-/* Publishes cookie on ch/seq for delivery d with the key ("rk", "id", "body"). */
-static void publish(gw_ledger *l, uint64_t d, int ch, uint64_t seq, uintptr_t cookie)
+static void add(gw_ledger *l, uint64_t d, gw_ledger_pub p)
 {
-    gw_ledger_pub p = pub(ch, seq, "rk", "id", "body", cookie, 0);
     gw_ledger_publish(l, d, &p);
 }
 
-static size_t take_all(gw_ledger *l, gw_ledger_settled *out, size_t cap)
+/* Publishes cookie on ch/seq for delivery d with the key ("rk", "id", "body"). */
+static void publish(gw_ledger *l, uint64_t d, int ch, uint64_t seq, uintptr_t cookie)
 {
-    size_t n = 0;
-    gw_ledger_settled s;
-    while (gw_ledger_take_settled(l, &s)) {
-        cr_assert_lt(n, cap, "more settled publishes than expected");
-        out[n++] = s;
-    }
-    return n;
+    add(l, d, pub(ch, seq, "rk", "id", "body", cookie, 0));
 }
 
 static uintptr_t cookie_of(const gw_ledger_settled *s)
@@ -52,6 +46,75 @@ static uintptr_t cookie_of(const gw_ledger_settled *s)
 static gw_str S(const char *s)
 {
     return gw_str_from_cstr(s);
+}
+
+/* Takes every settled publish, comparing them in order with want: "COOKIE RESULT ...",
+ * RESULT one of A(cked) N(acked) C(losed) R(estarted) T(imed out) D(ropped), followed
+ * by r when the publish was returned. "" expects none. */
+static void expect_settled(gw_ledger *l, const char *want)
+{
+    static const char results[] = "ANCRTD"; /* in gw_ledger_result order */
+    const char *p = want;
+    gw_ledger_settled s;
+    while (gw_ledger_take_settled(l, &s)) {
+        char *end;
+        unsigned long cookie = strtoul(p, &end, 10);
+        cr_assert_neq(end, p, "\"%s\": one more settled, cookie %lu", want,
+                      (unsigned long)cookie_of(&s));
+        cr_assert_eq(cookie_of(&s), cookie, "\"%s\": cookie %lu instead of %lu", want,
+                     (unsigned long)cookie_of(&s), cookie);
+        cr_assert_eq(results[s.result], *end, "\"%s\": publish %lu settled as %c", want, cookie,
+                     results[s.result]);
+        end++;
+        cr_assert_eq(s.returned, *end == 'r', "\"%s\": publish %lu returned: %d", want, cookie,
+                     s.returned);
+        p = end + (*end == 'r');
+        while (*p == ' ')
+            p++;
+    }
+    cr_assert_eq(*p, '\0', "\"%s\": nothing settled from \"%s\" on", want, p);
+}
+
+/* A ledger holding one delivery (tag 1, id in *d) with n publishes on ch, sequence and
+ * cookie 1..n. */
+static gw_ledger *ledger_with(int ch, uint64_t n, uint64_t *d)
+{
+    gw_ledger *l = gw_ledger_new();
+    *d = gw_ledger_deliver(l, 1, NULL);
+    for (uint64_t seq = 1; seq <= n; seq++)
+        publish(l, *d, ch, seq, seq);
+    return l;
+}
+
+/* n dispatched deliveries with tags 1..n, ids in d[]; when ch > 0 each has one
+ * publish on ch, sequence and cookie its tag. */
+static gw_ledger *ledger_of_deliveries(size_t n, int ch, uint64_t *d)
+{
+    gw_ledger *l = gw_ledger_new();
+    for (size_t i = 0; i < n; i++) {
+        d[i] = gw_ledger_deliver(l, i + 1, NULL);
+        if (ch > 0)
+            publish(l, d[i], ch, i + 1, i + 1);
+        gw_ledger_dispatched(l, d[i]);
+    }
+    return l;
+}
+
+static void expect_ack(const gw_ledger_plan *p, size_t i, uint64_t tag, bool multiple)
+{
+    cr_assert_lt(i, p->n_acks);
+    cr_assert_eq(p->acks[i].tag, tag, "ack %zu: tag %llu", i, (unsigned long long)p->acks[i].tag);
+    cr_assert_not(p->acks[i].nack, "ack %zu is a nack", i);
+    cr_assert_eq(p->acks[i].multiple, multiple, "ack %zu: multiple", i);
+}
+
+static void expect_nack(const gw_ledger_plan *p, size_t i, uint64_t tag, bool requeue)
+{
+    cr_assert_lt(i, p->n_acks);
+    cr_assert_eq(p->acks[i].tag, tag, "nack %zu: tag %llu", i, (unsigned long long)p->acks[i].tag);
+    cr_assert(p->acks[i].nack, "nack %zu is an ack", i);
+    cr_assert_not(p->acks[i].multiple);
+    cr_assert_eq(p->acks[i].requeue, requeue, "nack %zu: requeue", i);
 }
 
 /* --- confirms --- */
@@ -65,17 +128,15 @@ Test(ledger, a_confirmed_publish_settles_as_acked_and_its_delivery_is_then_acked
     gw_ledger_dispatched(l, d);
     cr_assert_eq(gw_ledger_plan_acks(l).n_acks, 0, "nothing is acked before the confirm");
     gw_ledger_confirm(l, 2, 1, false, true);
-    gw_ledger_settled s[4];
-    cr_assert_eq(take_all(l, s, 4), 1);
-    cr_assert_eq(s[0].result, GW_LEDGER_ACKED);
-    cr_assert_not(s[0].returned);
-    cr_assert_eq(cookie_of(&s[0]), 100);
-    cr_assert_eq(s[0].delivery, d);
-    cr_assert_eq(s[0].delivery_cookie, &job);
+    gw_ledger_settled s;
+    cr_assert(gw_ledger_take_settled(l, &s));
+    cr_assert_eq(cookie_of(&s), 100);
+    cr_assert_eq(s.result, GW_LEDGER_ACKED);
+    cr_assert_eq(s.delivery, d);
+    cr_assert_eq(s.delivery_cookie, &job);
     gw_ledger_plan p = gw_ledger_plan_acks(l);
     cr_assert_eq(p.n_acks, 1);
-    cr_assert_eq(p.acks[0].tag, 7);
-    cr_assert_not(p.acks[0].nack);
+    expect_ack(&p, 0, 7, true);
     cr_assert_eq(p.n_released, 1);
     cr_assert_eq(p.released[0], &job);
     cr_assert_eq(gw_ledger_deliveries(l), 0);
@@ -84,72 +145,48 @@ Test(ledger, a_confirmed_publish_settles_as_acked_and_its_delivery_is_then_acked
 
 Test(ledger, a_nack_inside_a_multiple_confirm_fails_only_that_publish)
 {
-    gw_ledger *l = gw_ledger_new();
-    uint64_t d = gw_ledger_deliver(l, 1, NULL);
-    for (uint64_t seq = 1; seq <= 5; seq++)
-        publish(l, d, 2, seq, seq);
+    uint64_t d;
+    gw_ledger *l = ledger_with(2, 5, &d);
     gw_ledger_confirm(l, 2, 3, false, false);
     gw_ledger_confirm(l, 2, 5, true, true);
-    gw_ledger_settled s[8];
-    cr_assert_eq(take_all(l, s, 8), 5);
-    cr_assert_eq(cookie_of(&s[0]), 3);
-    cr_assert_eq(s[0].result, GW_LEDGER_NACKED);
-    uintptr_t want[] = {1, 2, 4, 5};
-    for (size_t i = 0; i < 4; i++) {
-        cr_assert_eq(cookie_of(&s[i + 1]), want[i]);
-        cr_assert_eq(s[i + 1].result, GW_LEDGER_ACKED);
-    }
+    expect_settled(l, "3N 1A 2A 4A 5A");
     gw_ledger_free(l);
 }
 
 Test(ledger, a_multiple_nack_fails_every_outstanding_publish_up_to_its_sequence)
 {
-    gw_ledger *l = gw_ledger_new();
-    uint64_t d = gw_ledger_deliver(l, 1, NULL);
-    for (uint64_t seq = 1; seq <= 4; seq++)
-        publish(l, d, 2, seq, seq);
+    uint64_t d;
+    gw_ledger *l = ledger_with(2, 4, &d);
     gw_ledger_confirm(l, 2, 2, false, true);
     gw_ledger_confirm(l, 2, 3, true, false);
-    gw_ledger_settled s[8];
-    cr_assert_eq(take_all(l, s, 8), 3);
-    cr_assert_eq(cookie_of(&s[0]), 2);
-    cr_assert_eq(s[0].result, GW_LEDGER_ACKED);
-    cr_assert_eq(cookie_of(&s[1]), 1);
-    cr_assert_eq(s[1].result, GW_LEDGER_NACKED);
-    cr_assert_eq(cookie_of(&s[2]), 3);
-    cr_assert_eq(s[2].result, GW_LEDGER_NACKED);
+    expect_settled(l, "2A 1N 3N");
     cr_assert_eq(gw_ledger_outstanding(l), 1, "seq 4 is still outstanding");
     gw_ledger_free(l);
 }
 
 Test(ledger, a_confirm_of_a_settled_sequence_or_an_unknown_channel_changes_nothing)
 {
-    gw_ledger *l = gw_ledger_new();
-    uint64_t d = gw_ledger_deliver(l, 1, NULL);
-    publish(l, d, 2, 1, 1);
+    uint64_t d;
+    gw_ledger *l = ledger_with(2, 1, &d);
     gw_ledger_confirm(l, 2, 1, false, true);
     gw_ledger_confirm(l, 2, 1, false, false);
     gw_ledger_confirm(l, 2, 1, true, false);
     gw_ledger_confirm(l, 9, 1, true, true);
     gw_ledger_confirm(l, 2000, 1, true, true);
-    gw_ledger_settled s[4];
-    cr_assert_eq(take_all(l, s, 4), 1);
-    cr_assert_eq(s[0].result, GW_LEDGER_ACKED);
+    expect_settled(l, "1A");
     gw_ledger_free(l);
 }
 
 Test(ledger, a_channel_ring_grows_past_its_first_capacity_and_keeps_every_publish)
 {
-    gw_ledger *l = gw_ledger_new();
-    uint64_t d = gw_ledger_deliver(l, 1, NULL);
-    for (uint64_t seq = 1; seq <= 3000; seq++)
-        publish(l, d, 3, seq, seq);
+    uint64_t d;
+    gw_ledger *l = ledger_with(3, 3000, &d);
     gw_ledger_confirm(l, 3, 1500, false, false);
     gw_ledger_confirm(l, 3, 3000, true, true);
     gw_ledger_settled s;
-    uintptr_t n = 0;
     cr_assert(gw_ledger_take_settled(l, &s));
     cr_assert_eq(cookie_of(&s), 1500);
+    uintptr_t n = 0;
     while (gw_ledger_take_settled(l, &s)) {
         n++;
         cr_assert_eq(cookie_of(&s), n < 1500 ? n : n + 1);
@@ -159,39 +196,63 @@ Test(ledger, a_channel_ring_grows_past_its_first_capacity_and_keeps_every_publis
     gw_ledger_free(l);
 }
 
+Test(ledger, the_delivery_ring_and_the_settled_queue_grow_in_order_after_wrapping)
+{
+    gw_ledger *l = gw_ledger_new();
+    uint64_t first = 0;
+    for (uint64_t tag = 1; tag <= 5000; tag++) {
+        uint64_t d = gw_ledger_deliver(l, tag, NULL);
+        publish(l, d, 2, tag, tag);
+        gw_ledger_dispatched(l, d);
+        if (tag % 700 == 0) {
+            /* settle some, take fewer, ack what is finished: both rings wrap */
+            gw_ledger_confirm(l, 2, tag - 100, true, true);
+            gw_ledger_settled s;
+            for (int i = 0; i < 500 && gw_ledger_take_settled(l, &s); i++)
+                cr_assert_eq(cookie_of(&s), ++first);
+            gw_ledger_plan p = gw_ledger_plan_acks(l);
+            cr_assert_eq(p.n_acks, 1);
+            expect_ack(&p, 0, first, true);
+        }
+    }
+    gw_ledger_confirm(l, 2, 5000, true, true);
+    gw_ledger_settled s;
+    while (gw_ledger_take_settled(l, &s))
+        cr_assert_eq(cookie_of(&s), ++first);
+    cr_assert_eq(first, 5000);
+    gw_ledger_plan p = gw_ledger_plan_acks(l);
+    expect_ack(&p, 0, 5000, true);
+    cr_assert_eq(gw_ledger_deliveries(l), 0);
+    gw_ledger_free(l);
+}
+
 /* --- returns --- */
 
 Test(ledger, a_return_before_its_confirm_settles_the_publish_as_returned)
 {
     gw_ledger *l = gw_ledger_new();
     uint64_t d = gw_ledger_deliver(l, 1, NULL);
-    gw_ledger_pub a = pub(2, 1, "orders", "m-1", "{}", 1, 0);
-    gw_ledger_pub b = pub(2, 2, "orders", "m-2", "{}", 2, 0);
-    gw_ledger_publish(l, d, &a);
-    gw_ledger_publish(l, d, &b);
+    add(l, d, pub(2, 1, "orders", "m-1", "{}", 1, 0));
+    add(l, d, pub(2, 2, "orders", "m-2", "{}", 2, 0));
     cr_assert_eq(gw_ledger_return(l, 2, 312, S("orders"), S("m-2"), S("{}")), 1);
     gw_ledger_confirm(l, 2, 2, true, true);
-    gw_ledger_settled s[4];
-    cr_assert_eq(take_all(l, s, 4), 2);
-    cr_assert_eq(cookie_of(&s[0]), 1);
-    cr_assert_not(s[0].returned);
-    cr_assert_eq(cookie_of(&s[1]), 2);
-    cr_assert(s[1].returned);
-    cr_assert_eq(s[1].return_code, 312);
-    cr_assert_eq(s[1].result, GW_LEDGER_ACKED, "the broker acks what it returned");
+    gw_ledger_settled s;
+    cr_assert(gw_ledger_take_settled(l, &s));
+    cr_assert_not(s.returned);
+    cr_assert(gw_ledger_take_settled(l, &s));
+    cr_assert(s.returned);
+    cr_assert_eq(s.return_code, 312);
+    cr_assert_eq(s.result, GW_LEDGER_ACKED, "the broker acks what it returned");
     gw_ledger_free(l);
 }
 
 Test(ledger, a_return_after_the_confirm_matches_nothing)
 {
-    gw_ledger *l = gw_ledger_new();
-    uint64_t d = gw_ledger_deliver(l, 1, NULL);
-    publish(l, d, 2, 1, 1);
+    uint64_t d;
+    gw_ledger *l = ledger_with(2, 1, &d);
     gw_ledger_confirm(l, 2, 1, false, true);
     cr_assert_eq(gw_ledger_return(l, 2, 312, S("rk"), S("id"), S("body")), 0);
-    gw_ledger_settled s;
-    cr_assert(gw_ledger_take_settled(l, &s));
-    cr_assert_not(s.returned);
+    expect_settled(l, "1A");
     gw_ledger_free(l);
 }
 
@@ -202,27 +263,20 @@ Test(ledger, a_return_marks_every_unsettled_publish_with_the_same_routing_key_id
     gw_ledger *l = gw_ledger_new();
     uint64_t d1 = gw_ledger_deliver(l, 1, NULL);
     uint64_t d2 = gw_ledger_deliver(l, 2, NULL);
-    gw_ledger_pub a = pub(2, 1, "rk", "same", "body", 1, 0);
-    gw_ledger_pub b = pub(2, 2, "rk", "same", "body", 2, 0);
-    gw_ledger_publish(l, d1, &a);
-    gw_ledger_publish(l, d2, &b);
-    cr_assert_eq(gw_ledger_return(l, 2, 312, S("rk"), S("same"), S("body")), 2);
-    cr_assert_eq(gw_ledger_return(l, 2, 312, S("rk"), S("same"), S("body")), 0,
+    publish(l, d1, 2, 1, 1);
+    publish(l, d2, 2, 2, 2);
+    cr_assert_eq(gw_ledger_return(l, 2, 312, S("rk"), S("id"), S("body")), 2);
+    cr_assert_eq(gw_ledger_return(l, 2, 312, S("rk"), S("id"), S("body")), 0,
                  "a publish is returned once");
     gw_ledger_confirm(l, 2, 2, true, true);
-    gw_ledger_settled s[4];
-    cr_assert_eq(take_all(l, s, 4), 2);
-    cr_assert(s[0].returned);
-    cr_assert(s[1].returned);
+    expect_settled(l, "1Ar 2Ar");
     gw_ledger_free(l);
 }
 
 Test(ledger, a_return_with_another_routing_key_id_or_body_or_channel_matches_nothing)
 {
-    gw_ledger *l = gw_ledger_new();
-    uint64_t d = gw_ledger_deliver(l, 1, NULL);
-    gw_ledger_pub a = pub(2, 1, "rk", "id", "body", 1, 0);
-    gw_ledger_publish(l, d, &a);
+    uint64_t d;
+    gw_ledger *l = ledger_with(2, 1, &d);
     cr_assert_eq(gw_ledger_return(l, 2, 312, S("rk2"), S("id"), S("body")), 0);
     cr_assert_eq(gw_ledger_return(l, 2, 312, S("r"), S("id"), S("body")), 0);
     cr_assert_eq(gw_ledger_return(l, 2, 312, S("rk"), S("id2"), S("body")), 0);
@@ -238,12 +292,9 @@ Test(ledger, a_return_without_a_message_id_matches_on_routing_key_and_body)
 {
     gw_ledger *l = gw_ledger_new();
     uint64_t d = gw_ledger_deliver(l, 1, NULL);
-    gw_ledger_pub a = pub(1, 1, "q", "id-a", "x", 1, 0);
-    gw_ledger_pub b = pub(1, 2, "q", NULL, "x", 2, 0);
-    gw_ledger_pub c = pub(1, 3, "q", NULL, "y", 3, 0);
-    gw_ledger_publish(l, d, &a);
-    gw_ledger_publish(l, d, &b);
-    gw_ledger_publish(l, d, &c);
+    add(l, d, pub(1, 1, "q", "id-a", "x", 1, 0));
+    add(l, d, pub(1, 2, "q", NULL, "x", 2, 0));
+    add(l, d, pub(1, 3, "q", NULL, "y", 3, 0));
     cr_assert_eq(gw_ledger_return(l, 1, 312, S("q"), GW_STR_NULL, S("x")), 2);
     cr_assert_eq(gw_ledger_return(l, 1, 312, S("q"), S("id-a"), S("y")), 0,
                  "a copy without id does not match a return naming one");
@@ -254,43 +305,29 @@ Test(ledger, a_return_without_a_message_id_matches_on_routing_key_and_body)
 
 Test(ledger, a_sequence_restart_fails_what_was_outstanding_on_that_channel_only)
 {
-    gw_ledger *l = gw_ledger_new();
-    uint64_t d = gw_ledger_deliver(l, 1, NULL);
-    publish(l, d, 2, 1, 1);
-    publish(l, d, 2, 2, 2);
+    uint64_t d;
+    gw_ledger *l = ledger_with(2, 2, &d);
     publish(l, d, 3, 1, 31);
     gw_ledger_confirm(l, 2, 1, false, true);
     /* channel 2 was reopened: its first publish is sequence 1 again */
     publish(l, d, 2, 1, 10);
-    gw_ledger_settled s[4];
-    cr_assert_eq(take_all(l, s, 4), 2);
-    cr_assert_eq(cookie_of(&s[0]), 1);
-    cr_assert_eq(s[0].result, GW_LEDGER_ACKED);
-    cr_assert_eq(cookie_of(&s[1]), 2);
-    cr_assert_eq(s[1].result, GW_LEDGER_RESTARTED);
+    expect_settled(l, "1A 2R");
     cr_assert_eq(gw_ledger_outstanding(l), 2, "the new publish and channel 3's");
     gw_ledger_confirm(l, 2, 1, false, true);
-    cr_assert_eq(take_all(l, s, 4), 1);
-    cr_assert_eq(cookie_of(&s[0]), 10);
-    cr_assert_eq(s[0].result, GW_LEDGER_ACKED);
+    expect_settled(l, "10A");
     gw_ledger_free(l);
 }
 
 Test(ledger, a_closed_channel_fails_its_outstanding_publishes_and_starts_again_at_one)
 {
-    gw_ledger *l = gw_ledger_new();
-    uint64_t d = gw_ledger_deliver(l, 1, NULL);
-    publish(l, d, 2, 1, 1);
-    publish(l, d, 2, 2, 2);
+    uint64_t d;
+    gw_ledger *l = ledger_with(2, 2, &d);
     publish(l, d, 4, 1, 41);
     gw_ledger_channel_lost(l, 2);
     gw_ledger_channel_lost(l, 7); /* never used: nothing happens */
-    gw_ledger_settled s[4];
-    cr_assert_eq(take_all(l, s, 4), 2);
-    cr_assert_eq(s[0].result, GW_LEDGER_CLOSED);
-    cr_assert_eq(s[1].result, GW_LEDGER_CLOSED);
+    expect_settled(l, "1C 2C");
     publish(l, d, 2, 1, 3);
-    cr_assert_eq(take_all(l, s, 4), 0, "sequence 1 after a close is no restart");
+    expect_settled(l, ""); /* sequence 1 after a close is no restart */
     cr_assert_eq(gw_ledger_outstanding(l), 2);
     gw_ledger_free(l);
 }
@@ -299,31 +336,23 @@ Test(ledger, a_publish_times_out_exactly_at_the_timeout)
 {
     gw_ledger *l = gw_ledger_new();
     uint64_t d = gw_ledger_deliver(l, 1, NULL);
-    gw_ledger_pub a = pub(2, 1, "rk", "id", "b", 1, 1000);
-    gw_ledger_pub b = pub(2, 2, "rk", "id", "b", 2, 2000);
-    gw_ledger_publish(l, d, &a);
-    gw_ledger_publish(l, d, &b);
+    add(l, d, pub(2, 1, "rk", "id", "b", 1, 1000));
+    add(l, d, pub(2, 2, "rk", "id", "b", 2, 2000));
     gw_ledger_expire(l, 1000 + T_MS - 1, T_MS);
     cr_assert_eq(gw_ledger_outstanding(l), 2);
     gw_ledger_expire(l, 1000 + T_MS, T_MS);
-    gw_ledger_settled s[4];
-    cr_assert_eq(take_all(l, s, 4), 1);
-    cr_assert_eq(cookie_of(&s[0]), 1);
-    cr_assert_eq(s[0].result, GW_LEDGER_TIMED_OUT);
+    expect_settled(l, "1T");
     gw_ledger_confirm(l, 2, 1, false, true); /* late: ignored */
-    cr_assert_eq(take_all(l, s, 4), 0);
+    expect_settled(l, "");
     gw_ledger_expire(l, 2000 + T_MS, T_MS);
-    cr_assert_eq(take_all(l, s, 4), 1);
-    cr_assert_eq(cookie_of(&s[0]), 2);
+    expect_settled(l, "2T");
     gw_ledger_free(l);
 }
 
 Test(ledger, rearm_makes_every_outstanding_timeout_count_from_then)
 {
-    gw_ledger *l = gw_ledger_new();
-    uint64_t d = gw_ledger_deliver(l, 1, NULL);
-    gw_ledger_pub a = pub(2, 1, "rk", "id", "b", 1, 0);
-    gw_ledger_publish(l, d, &a);
+    uint64_t d;
+    gw_ledger *l = ledger_with(2, 1, &d);
     gw_ledger_rearm(l, 50000);
     gw_ledger_expire(l, 50000 + T_MS - 1, T_MS);
     cr_assert_eq(gw_ledger_outstanding(l), 1);
@@ -339,46 +368,30 @@ Test(ledger, rearm_makes_every_outstanding_timeout_count_from_then)
 
 Test(ledger, acks_are_held_back_behind_an_unfinished_delivery)
 {
-    gw_ledger *l = gw_ledger_new();
-    int j1, j2, j3;
-    uint64_t d1 = gw_ledger_deliver(l, 1, &j1);
-    uint64_t d2 = gw_ledger_deliver(l, 2, &j2);
-    uint64_t d3 = gw_ledger_deliver(l, 3, &j3);
-    publish(l, d1, 2, 1, 1);
-    publish(l, d2, 2, 2, 2);
-    publish(l, d3, 2, 3, 3);
-    gw_ledger_dispatched(l, d1);
-    gw_ledger_dispatched(l, d2);
-    gw_ledger_dispatched(l, d3);
+    uint64_t d[3];
+    gw_ledger *l = ledger_of_deliveries(3, 2, d);
     gw_ledger_confirm(l, 2, 3, false, true);
     gw_ledger_confirm(l, 2, 2, false, true);
-    gw_ledger_settled s[4];
-    take_all(l, s, 4);
+    expect_settled(l, "3A 2A");
     cr_assert_eq(gw_ledger_unfinished(l), 1);
     gw_ledger_plan p = gw_ledger_plan_acks(l);
     cr_assert_eq(p.n_acks, 0, "delivery 1 is unfinished: nothing behind it is acked");
     cr_assert_eq(p.n_released, 0);
     gw_ledger_confirm(l, 2, 1, false, true);
-    take_all(l, s, 4);
+    expect_settled(l, "1A");
     p = gw_ledger_plan_acks(l);
     cr_assert_eq(p.n_acks, 1);
-    cr_assert_eq(p.acks[0].tag, 3);
-    cr_assert(p.acks[0].multiple);
+    expect_ack(&p, 0, 3, true);
     cr_assert_eq(p.n_released, 3);
-    cr_assert_eq(p.released[0], &j1);
-    cr_assert_eq(p.released[1], &j2);
-    cr_assert_eq(p.released[2], &j3);
     gw_ledger_free(l);
 }
 
 Test(ledger, a_delivery_still_dispatching_is_not_acked_even_with_nothing_outstanding)
 {
-    gw_ledger *l = gw_ledger_new();
-    uint64_t d = gw_ledger_deliver(l, 1, NULL);
-    publish(l, d, 2, 1, 1);
+    uint64_t d;
+    gw_ledger *l = ledger_with(2, 1, &d);
     gw_ledger_confirm(l, 2, 1, false, true);
-    gw_ledger_settled s;
-    cr_assert(gw_ledger_take_settled(l, &s));
+    expect_settled(l, "1A");
     cr_assert_eq(gw_ledger_plan_acks(l).n_acks, 0);
     gw_ledger_dispatched(l, d);
     gw_ledger_dispatched(l, d);
@@ -389,49 +402,38 @@ Test(ledger, a_delivery_still_dispatching_is_not_acked_even_with_nothing_outstan
 
 Test(ledger, a_settled_publish_keeps_its_delivery_unfinished_until_it_is_taken)
 {
-    gw_ledger *l = gw_ledger_new();
-    uint64_t d = gw_ledger_deliver(l, 1, NULL);
-    publish(l, d, 2, 1, 1);
+    uint64_t d;
+    gw_ledger *l = ledger_with(2, 1, &d);
     gw_ledger_dispatched(l, d);
     gw_ledger_confirm(l, 2, 1, false, false);
     cr_assert_eq(gw_ledger_plan_acks(l).n_acks, 0, "its failure is not handled yet");
+    cr_assert_eq(gw_ledger_unfinished(l), 1);
     gw_ledger_free(l);
 }
 
 Test(ledger, a_failure_copy_published_while_taking_keeps_its_delivery_unacked)
 {
-    /* A nacked publish gets a retry copy on the same channel from inside the take
-     * loop; the delivery is acked only once the copy is confirmed. */
-    gw_ledger *l = gw_ledger_new();
-    uint64_t d1 = gw_ledger_deliver(l, 1, NULL);
-    uint64_t d2 = gw_ledger_deliver(l, 2, NULL);
-    publish(l, d1, 1, 1, 1);
-    publish(l, d2, 1, 2, 2);
-    gw_ledger_dispatched(l, d1);
-    gw_ledger_dispatched(l, d2);
+    /* Nacked publishes get retry copies on the same channel from inside the take
+     * loop; a delivery is acked only once its copy is confirmed. */
+    uint64_t d[2];
+    gw_ledger *l = ledger_of_deliveries(2, 1, d);
     gw_ledger_confirm(l, 1, 2, true, false);
     gw_ledger_settled s;
     uint64_t seq = 3;
-    size_t taken = 0;
-    while (gw_ledger_take_settled(l, &s)) {
-        taken++;
-        if (s.result == GW_LEDGER_NACKED)
-            publish(l, s.delivery, 1, seq++, 10 + cookie_of(&s));
-    }
-    cr_assert_eq(taken, 2);
+    while (gw_ledger_take_settled(l, &s))
+        publish(l, s.delivery, 1, seq++, 10 + cookie_of(&s));
+    cr_assert_eq(seq, 5);
     cr_assert_eq(gw_ledger_plan_acks(l).n_acks, 0);
     cr_assert_eq(gw_ledger_outstanding(l), 2);
     gw_ledger_confirm(l, 1, 3, false, true);
-    cr_assert(gw_ledger_take_settled(l, &s));
-    cr_assert_eq(cookie_of(&s), 11);
+    expect_settled(l, "11A");
     gw_ledger_plan p = gw_ledger_plan_acks(l);
     cr_assert_eq(p.n_acks, 1);
-    cr_assert_eq(p.acks[0].tag, 1);
+    expect_ack(&p, 0, 1, true);
     gw_ledger_confirm(l, 1, 4, false, true);
-    cr_assert(gw_ledger_take_settled(l, &s));
+    expect_settled(l, "12A");
     p = gw_ledger_plan_acks(l);
-    cr_assert_eq(p.n_acks, 1);
-    cr_assert_eq(p.acks[0].tag, 2);
+    expect_ack(&p, 0, 2, true);
     gw_ledger_free(l);
 }
 
@@ -448,78 +450,53 @@ Test(ledger, a_restart_found_while_publishing_a_failure_copy_joins_the_same_queu
     cr_assert_eq(s.result, GW_LEDGER_CLOSED);
     /* its retry copy goes to channel 1, which was reopened meanwhile */
     publish(l, s.delivery, 1, 1, 3);
-    cr_assert(gw_ledger_take_settled(l, &s));
-    cr_assert_eq(cookie_of(&s), 2);
-    cr_assert_eq(s.result, GW_LEDGER_RESTARTED);
-    cr_assert_not(gw_ledger_take_settled(l, &s));
+    expect_settled(l, "2R");
     cr_assert_eq(gw_ledger_outstanding(l), 1);
     gw_ledger_free(l);
 }
 
 Test(ledger, consecutive_acks_collapse_into_one_multiple_ack)
 {
-    gw_ledger *l = gw_ledger_new();
-    for (uint64_t tag = 1; tag <= 5; tag++)
-        gw_ledger_dispatched(l, gw_ledger_deliver(l, tag, NULL));
+    uint64_t d[5];
+    gw_ledger *l = ledger_of_deliveries(5, 0, d);
     gw_ledger_plan p = gw_ledger_plan_acks(l);
     cr_assert_eq(p.n_acks, 1);
-    cr_assert_eq(p.acks[0].tag, 5);
-    cr_assert(p.acks[0].multiple);
-    cr_assert_not(p.acks[0].nack);
+    expect_ack(&p, 0, 5, true);
     cr_assert_eq(p.n_released, 5);
     gw_ledger_free(l);
 }
 
 Test(ledger, a_requeued_or_rejected_delivery_is_nacked_between_two_ack_runs)
 {
-    gw_ledger *l = gw_ledger_new();
     uint64_t d[6];
-    for (uint64_t tag = 1; tag <= 6; tag++)
-        d[tag - 1] = gw_ledger_deliver(l, tag, NULL);
+    gw_ledger *l = ledger_of_deliveries(6, 0, d);
     gw_ledger_set_verdict(l, d[2], GW_LEDGER_REQUEUE);
     gw_ledger_set_verdict(l, d[3], GW_LEDGER_REQUEUE);
     gw_ledger_set_verdict(l, d[3], GW_LEDGER_REJECT);
     gw_ledger_set_verdict(l, d[3], GW_LEDGER_REQUEUE); /* never lowered */
-    for (size_t i = 0; i < 6; i++)
-        gw_ledger_dispatched(l, d[i]);
     gw_ledger_plan p = gw_ledger_plan_acks(l);
     cr_assert_eq(p.n_acks, 4);
-    cr_assert_eq(p.acks[0].tag, 2);
-    cr_assert(p.acks[0].multiple);
-    cr_assert_not(p.acks[0].nack);
-    cr_assert_eq(p.acks[1].tag, 3);
-    cr_assert(p.acks[1].nack);
-    cr_assert(p.acks[1].requeue);
-    cr_assert_not(p.acks[1].multiple);
-    cr_assert_eq(p.acks[2].tag, 4);
-    cr_assert(p.acks[2].nack);
-    cr_assert_not(p.acks[2].requeue, "reject wins over requeue");
-    cr_assert_eq(p.acks[3].tag, 6);
-    cr_assert(p.acks[3].multiple);
+    expect_ack(&p, 0, 2, true);
+    expect_nack(&p, 1, 3, true);
+    expect_nack(&p, 2, 4, false); /* reject wins over requeue */
+    expect_ack(&p, 3, 6, true);
     gw_ledger_free(l);
 }
 
 Test(ledger, after_a_left_delivery_acks_name_one_delivery_each)
 {
-    gw_ledger *l = gw_ledger_new();
     uint64_t d[4];
-    for (uint64_t tag = 1; tag <= 4; tag++)
-        d[tag - 1] = gw_ledger_deliver(l, tag, NULL);
+    gw_ledger *l = ledger_of_deliveries(4, 0, d);
     gw_ledger_set_verdict(l, d[1], GW_LEDGER_LEAVE);
-    for (size_t i = 0; i < 4; i++)
-        gw_ledger_dispatched(l, d[i]);
     gw_ledger_plan p = gw_ledger_plan_acks(l);
     cr_assert_eq(p.n_released, 4);
     cr_assert_eq(p.n_acks, 3);
-    cr_assert_eq(p.acks[0].tag, 1);
-    cr_assert(p.acks[0].multiple, "nothing is left unacked before it");
-    cr_assert_eq(p.acks[1].tag, 3);
-    cr_assert_not(p.acks[1].multiple, "a multiple ack would ack delivery 2 too");
-    cr_assert_eq(p.acks[2].tag, 4);
-    cr_assert_not(p.acks[2].multiple);
+    expect_ack(&p, 0, 1, true);  /* nothing is left unacked before it */
+    expect_ack(&p, 1, 3, false); /* a multiple ack would ack delivery 2 too */
+    expect_ack(&p, 2, 4, false);
     gw_ledger_dispatched(l, gw_ledger_deliver(l, 5, NULL));
     p = gw_ledger_plan_acks(l);
-    cr_assert_not(p.acks[0].multiple, "still left, in a later plan too");
+    expect_ack(&p, 0, 5, false); /* still left, in a later plan too */
     gw_ledger_free(l);
 }
 
@@ -527,17 +504,17 @@ Test(ledger, abandon_drops_every_publish_and_take_delivery_hands_back_every_deli
 {
     gw_ledger *l = gw_ledger_new();
     int j1, j2;
-    uint64_t d1 = gw_ledger_deliver(l, 1, &j1);
-    uint64_t d2 = gw_ledger_deliver(l, 2, &j2);
+    uint64_t d0 = gw_ledger_deliver(l, 1, NULL);
+    gw_ledger_set_verdict(l, d0, GW_LEDGER_LEAVE);
+    gw_ledger_dispatched(l, d0);
+    uint64_t d1 = gw_ledger_deliver(l, 2, &j1);
+    uint64_t d2 = gw_ledger_deliver(l, 3, &j2);
     publish(l, d1, 2, 1, 1);
     publish(l, d2, 3, 1, 2);
     gw_ledger_dispatched(l, d1);
-    gw_ledger_set_verdict(l, d2, GW_LEDGER_LEAVE);
+    cr_assert_eq(gw_ledger_plan_acks(l).n_released, 1, "the left one");
     gw_ledger_abandon(l);
-    gw_ledger_settled s[4];
-    cr_assert_eq(take_all(l, s, 4), 2);
-    cr_assert_eq(s[0].result, GW_LEDGER_DROPPED);
-    cr_assert_eq(s[1].result, GW_LEDGER_DROPPED);
+    expect_settled(l, "1D 2D");
     cr_assert_eq(gw_ledger_outstanding(l), 0);
     void *c;
     cr_assert(gw_ledger_take_delivery(l, &c));
@@ -550,13 +527,12 @@ Test(ledger, abandon_drops_every_publish_and_take_delivery_hands_back_every_deli
     /* a new session: sequences start at 1 again, acks may be multiple again */
     uint64_t d3 = gw_ledger_deliver(l, 1, NULL);
     publish(l, d3, 2, 1, 3);
-    cr_assert_not(gw_ledger_take_settled(l, s));
+    expect_settled(l, "");
     gw_ledger_dispatched(l, d3);
     gw_ledger_confirm(l, 2, 1, false, true);
-    take_all(l, s, 4);
+    expect_settled(l, "3A");
     gw_ledger_plan p = gw_ledger_plan_acks(l);
-    cr_assert_eq(p.n_acks, 1);
-    cr_assert(p.acks[0].multiple);
+    expect_ack(&p, 0, 1, true);
     gw_ledger_free(l);
 }
 
