@@ -2,9 +2,10 @@
  *
  * Owns the config, the routing table, the session and the circuit breakers, and
  * acts on signal flags. Every inbound delivery becomes a job; each publish it
- * causes (a destination, a retry-tier copy, a DLQ copy) is tracked per publisher
- * channel by confirm sequence number. A job is acked when all of its publishes are
- * confirmed; acks go out in delivery order, batched with `multiple`. Nothing about
+ * causes (a destination, a retry-tier copy, a DLQ copy) is tracked by the ledger
+ * (ledger.c), which says when the job may be acked: once all of its publishes are
+ * confirmed, in delivery order, batched with `multiple`. What a failed publish leads
+ * to (a retry or dead-letter copy, a breaker verdict) is decided here. Nothing about
  * a pending retry lives only here: retries are copies parked in broker-side delay
  * queues. When the session dies every unacked job is dropped (the broker
  * redelivers it) and the loop reconnects with backoff.
@@ -19,6 +20,7 @@
 #include "copy.h"
 #include "headers.h"
 #include "intake.h"
+#include "ledger.h"
 #include "log.h"
 #include "match.h"
 #include "mgmt.h"
@@ -70,47 +72,26 @@ typedef struct job {
     uint32_t retry_count; /* clamped to the route's policy */
     bool from_tier;       /* came back from one of our retry tiers (x-death) */
     gw_str expiration;    /* per-message TTL the tier's dead-lettering removed */
-    int pending;          /* publishes not yet settled */
+    uint64_t lid;         /* its delivery id in the ledger */
     bool dispatched;      /* every publish of the first pass has been issued */
-    bool done;
-    bool requeue;              /* a gateway-own publish failed: nack with requeue */
-    bool reject;               /* cannot be handled at all: nack without requeue */
     char target_exchange[256]; /* the one destination the dispatch intent names */
     char target_routing_key[256];
     struct job *next_backlog;
 } job;
 
-typedef struct pend {
-    job *j;
-    const char *exchange;    /* destination (borrowed from the route or job) */
-    const char *routing_key; /* as published (own copies: a reason or tier name) */
-    bool own;
-    bool returned;
-    int return_code;
-    uint64_t sent_ms;
-} pend;
-
-/* Outstanding publishes of one publisher channel, indexed by confirm sequence. */
-typedef struct chan {
-    int ch;
-    char *exchange; /* destination exchange; NULL for GW_CH_OWN */
-    pend *ring;
-    size_t cap;    /* power of two */
-    uint64_t low;  /* lowest seq that may still be unsettled */
-    uint64_t next; /* seq the next publish gets */
-    size_t unsettled;
-} chan;
+/* The kind of a publish in the ledger; its cookie is the exchange it went to
+ * (borrowed from the route, the job or the config; tier names are interned). */
+enum { PUB_DEST, PUB_OWN };
 
 typedef struct gw {
     gw_config *cfg;
     gw_session *s;
     gw_breakers breakers;
     gw_metrics *metrics;
-    chan *chans;    /* index = channel number; [0] unused */
-    size_t n_chans; /* channel numbers in use are below this */
-    /* jobs awaiting ack, in delivery order */
-    job **ring;
-    size_t ring_cap, ring_head, ring_len;
+    char **dest_exchange; /* destination exchange per channel number; NULL for GW_CH_OWN */
+    size_t n_chans;       /* destination channel numbers in use are below this */
+    gw_ledger *ledger;    /* jobs awaiting ack, and their publishes */
+    bool settling;        /* settle_all is running */
     job *backlog_head, *backlog_tail; /* deliveries held while publishing is blocked */
     uint64_t tiers[MAX_RETRY_TIERS];
     size_t n_tiers;
@@ -194,86 +175,34 @@ static const gw_retry_policy *policy_of(const gw *g, const gw_route *r)
 
 /* ---------------------------------------------------------------- channels */
 
-/* Channel state lives in one array sized for every channel number, allocated once,
- * so a chan pointer stays valid while callbacks open further channels. */
-static chan *chan_get(gw *g, int ch)
-{
-    if (!g->chans)
-        g->chans = gw_xcalloc(GW_CH_MAX + 1, sizeof *g->chans);
-    if ((size_t)ch >= g->n_chans)
-        g->n_chans = (size_t)ch + 1;
-    chan *c = &g->chans[ch];
-    if (!c->ring) {
-        c->ch = ch;
-        c->cap = 256;
-        c->ring = gw_xcalloc(c->cap, sizeof *c->ring);
-        c->low = c->next = 1;
-    }
-    return c;
-}
-
-static pend *chan_slot(chan *c, uint64_t seq)
-{
-    return &c->ring[seq & (c->cap - 1)];
-}
-
-static void settle_pend(gw *g, pend e, bool ok, const char *why_in);
-static void record_pend(gw *g, int ch, uint64_t seq, pend e);
-
-/* Takes every outstanding pend out of c (a new array the caller frees; *n of them). */
-static pend *chan_detach(chan *c, size_t *n)
-{
-    pend *out = gw_xmalloc((c->unsettled ? c->unsettled : 1) * sizeof *out);
-    *n = 0;
-    for (uint64_t s = c->low; s < c->next; s++) {
-        pend *p = chan_slot(c, s);
-        if (p->j) {
-            out[(*n)++] = *p;
-            p->j = NULL;
-        }
-    }
-    c->unsettled = 0;
-    return out;
-}
-
-static void chan_grow(chan *c)
-{
-    size_t ncap = c->cap * 2;
-    pend *nr = gw_xcalloc(ncap, sizeof *nr);
-    for (uint64_t s = c->low; s < c->next; s++)
-        nr[s & (ncap - 1)] = c->ring[s & (c->cap - 1)];
-    free(c->ring);
-    c->ring = nr;
-    c->cap = ncap;
-}
-
 /* The destination channel for an exchange (opened on first use). */
 static int dest_channel(gw *g, const char *exchange)
 {
     for (size_t i = GW_CH_DEST_BASE; i < g->n_chans; i++)
-        if (g->chans[i].exchange && strcmp(g->chans[i].exchange, exchange) == 0)
+        if (g->dest_exchange[i] && strcmp(g->dest_exchange[i], exchange) == 0)
             return (int)i;
     size_t ch = g->n_chans < GW_CH_DEST_BASE ? GW_CH_DEST_BASE : g->n_chans;
     for (size_t i = GW_CH_DEST_BASE; i < g->n_chans; i++)
-        if (!g->chans[i].exchange) {
+        if (!g->dest_exchange[i]) {
             ch = i;
             break;
         }
     if (ch > GW_CH_MAX)
         return GW_CH_OWN; /* more destinations than channels: share the own channel */
-    chan *c = chan_get(g, (int)ch);
-    c->exchange = gw_xstrdup(exchange);
+    if (!g->dest_exchange)
+        g->dest_exchange = gw_xcalloc(GW_CH_MAX + 1, sizeof *g->dest_exchange);
+    if (ch >= g->n_chans)
+        g->n_chans = ch + 1;
+    g->dest_exchange[ch] = gw_xstrdup(exchange);
     return (int)ch;
 }
 
 static void chans_reset(gw *g)
 {
-    for (size_t i = 0; i < g->n_chans; i++) {
-        free(g->chans[i].ring);
-        free(g->chans[i].exchange);
-    }
-    free(g->chans);
-    g->chans = NULL;
+    for (size_t i = 0; i < g->n_chans; i++)
+        free(g->dest_exchange[i]);
+    free(g->dest_exchange);
+    g->dest_exchange = NULL;
     g->n_chans = 0;
 }
 
@@ -287,20 +216,10 @@ static void job_free(job *j)
     free(j);
 }
 
+/* Enters j in the ledger, after every delivery before it. */
 static void ring_push(gw *g, job *j)
 {
-    if (g->ring_len == g->ring_cap) {
-        size_t ncap = g->ring_cap ? g->ring_cap * 2 : 1024;
-        job **nr = gw_xmalloc(ncap * sizeof *nr);
-        for (size_t i = 0; i < g->ring_len; i++)
-            nr[i] = g->ring[(g->ring_head + i) % g->ring_cap];
-        free(g->ring);
-        g->ring = nr;
-        g->ring_cap = ncap;
-        g->ring_head = 0;
-    }
-    g->ring[(g->ring_head + g->ring_len) % g->ring_cap] = j;
-    g->ring_len++;
+    j->lid = gw_ledger_deliver(g->ledger, j->tag, j);
 }
 
 static void free_retired(gw *g)
@@ -312,68 +231,61 @@ static void free_retired(gw *g)
     g->n_retired = 0;
 }
 
-/* Acks (or nacks) the completed jobs at the head of the delivery order. */
+/* Acks (or nacks) the finished jobs at the head of the delivery order. */
 static void ack_ready(gw *g)
 {
-    uint64_t ack_upto = 0;
-    while (g->ring_len && gw_session_alive(g->s)) {
-        job *j = g->ring[g->ring_head];
-        if (!j->done)
-            break;
-        if (j->requeue || j->reject) {
-            if (ack_upto)
-                gw_session_ack(g->s, ack_upto, true);
-            ack_upto = 0;
-            gw_session_nack(g->s, j->tag, false, !j->reject);
-        } else {
-            ack_upto = j->tag;
+    if (gw_session_alive(g->s)) {
+        gw_ledger_plan p = gw_ledger_plan_acks(g->ledger);
+        for (size_t i = 0; i < p.n_acks && gw_session_alive(g->s); i++) {
+            const gw_ledger_ack *a = &p.acks[i];
+            if (a->nack)
+                gw_session_nack(g->s, a->tag, a->multiple, a->requeue);
+            else
+                gw_session_ack(g->s, a->tag, a->multiple);
         }
-        g->ring_head = (g->ring_head + 1) % g->ring_cap;
-        g->ring_len--;
-        job_free(j);
+        for (size_t i = 0; i < p.n_released; i++)
+            job_free(p.released[i]);
     }
-    if (ack_upto)
-        gw_session_ack(g->s, ack_upto, true);
-    gw_metrics_set_in_flight(g->metrics, g->ring_len);
-    if (!g->ring_len)
+    size_t held = gw_ledger_deliveries(g->ledger);
+    gw_metrics_set_in_flight(g->metrics, held);
+    if (!held)
         free_retired(g);
 }
 
-/* Marks j done once nothing it caused is outstanding. The ack itself goes out from
- * the loop after a whole batch of frames has been handled, so one basic.ack with
- * `multiple` covers every event a burst of confirms completed. */
+/* Once every first-pass publish of j is issued, j is finished as soon as nothing it
+ * caused is outstanding. The ack itself goes out from the loop after a whole batch
+ * of frames has been handled, so one basic.ack with `multiple` covers every event a
+ * burst of confirms completed. */
 static void job_settle(gw *g, job *j)
 {
-    (void)g;
-    if (j->pending == 0 && j->dispatched && !j->done)
-        j->done = true;
+    if (j->dispatched)
+        gw_ledger_dispatched(g->ledger, j->lid);
+}
+
+/* j is not to be acked: nack it with requeue (GW_LEDGER_REQUEUE) or without
+ * (GW_LEDGER_REJECT, which wins) once nothing it caused is outstanding. */
+static void job_fail(gw *g, job *j, gw_ledger_verdict v)
+{
+    gw_ledger_set_verdict(g->ledger, j->lid, v);
 }
 
 static void drop_all_jobs(gw *g)
 {
-    /* Probes in flight will never report: free their breaker slots. Pends point
-     * into jobs, so this comes before the jobs go. */
-    for (size_t i = GW_CH_DEST_BASE; i < g->n_chans; i++) {
-        chan *c = &g->chans[i];
-        if (!c->ring)
-            continue;
-        for (uint64_t s = c->low; s < c->next; s++) {
-            pend *p = chan_slot(c, s);
-            if (p->j && !p->own && p->exchange) {
-                gw_breaker *b = gw_breakers_find(&g->breakers, p->exchange);
-                if (b)
-                    gw_breaker_cancel(b);
-            }
-        }
+    /* No confirm will come: probes in flight will never report, so free their
+     * breaker slots. Publishes name their jobs, so this comes before the jobs go. */
+    gw_ledger_abandon(g->ledger);
+    gw_ledger_settled e;
+    while (gw_ledger_take_settled(g->ledger, &e)) {
+        gw_breaker *b =
+            e.pub.kind == PUB_DEST ? gw_breakers_find(&g->breakers, e.pub.cookie) : NULL;
+        if (b)
+            gw_breaker_cancel(b);
     }
+    void *j;
+    while (gw_ledger_take_delivery(g->ledger, &j))
+        job_free(j);
     chans_reset(g);
-    while (g->ring_len) {
-        job_free(g->ring[g->ring_head]);
-        g->ring_head = (g->ring_head + 1) % g->ring_cap;
-        g->ring_len--;
-    }
-    g->ring_head = 0;
-    g->backlog_head = g->backlog_tail = NULL; /* backlog jobs are in the ring too */
+    g->backlog_head = g->backlog_tail = NULL; /* backlog jobs are in the ledger too */
     free_retired(g);
 }
 
@@ -392,6 +304,8 @@ static void log_breaker(gw *g, const char *exchange, gw_breaker *b, gw_breaker_t
 }
 
 static void own_publish(gw *g, job *j, const char *exchange, const char *rk, const gw_copy *c);
+static void record_pend(gw *g, job *j, int ch, uint64_t seq, const char *exchange, const char *rk,
+                        int kind);
 
 /* What every copy of j is decided over (copy.h). */
 static gw_copy_meta copy_meta(const job *j)
@@ -493,7 +407,7 @@ static void own_publish(gw *g, job *j, const char *exchange, const char *rk, con
     if (gw_session_blocked(g->s)) {
         /* a write to a blocked connection can stall the whole loop: hand the event
          * back to the broker; it waits in the backlog until publishing resumes */
-        j->requeue = true;
+        job_fail(g, j, GW_LEDGER_REQUEUE);
         return;
     }
     char err[ERR_TEXT];
@@ -502,7 +416,7 @@ static void own_publish(gw *g, job *j, const char *exchange, const char *rk, con
         GW_LOG(GW_LOG_ERROR,
                "cannot reopen the gateway's own channel; the event will be redelivered",
                GW_S("error", err), GW_S("correlation_id", j->ids.correlation_id));
-        j->requeue = true;
+        job_fail(g, j, GW_LEDGER_REQUEUE);
         return;
     }
     uint64_t seq;
@@ -514,14 +428,14 @@ static void own_publish(gw *g, job *j, const char *exchange, const char *rk, con
                "rejecting the event without requeue",
                GW_S("exchange", exchange), GW_S("routing_key", rk),
                GW_S("correlation_id", j->ids.correlation_id));
-        j->reject = true;
+        job_fail(g, j, GW_LEDGER_REJECT);
         return;
     }
     if (rc != GW_OK) {
-        j->requeue = true;
+        job_fail(g, j, GW_LEDGER_REQUEUE);
         return;
     }
-    record_pend(g, GW_CH_OWN, seq, (pend){j, exchange, rk, true, false, 0, gw_clock_mono_ms()});
+    record_pend(g, j, GW_CH_OWN, seq, exchange, rk, PUB_OWN);
 }
 
 /* Dead-letters j, deferred by an open breaker for longer than max_deferral. The DLQ copy
@@ -594,131 +508,125 @@ static void forward(gw *g, job *j, const char *exchange, const char *rk)
         gw_breaker_cancel(b);
         return; /* session died; the job is dropped and redelivered */
     }
-    record_pend(g, ch, seq, (pend){j, exchange, rk, false, false, 0, gw_clock_mono_ms()});
+    record_pend(g, j, ch, seq, exchange, rk, PUB_DEST);
 }
 
 /* ---------------------------------------------------------------- confirms */
 
-/* Takes seq's pend out of c's ring and settles it. */
-static void settle(gw *g, chan *c, uint64_t seq, bool ok, const char *why_in)
+/* Why a publish that settled as r failed. closed_why: the reason of the channel
+ * close being handled (for GW_LEDGER_CLOSED). */
+static const char *settle_why(gw_ledger_result r, const char *closed_why)
 {
-    pend *p = chan_slot(c, seq);
-    if (!p->j)
-        return;
-    pend e = *p;
-    p->j = NULL;
-    c->unsettled--;
-    while (c->low < c->next && !chan_slot(c, c->low)->j)
-        c->low++;
-    settle_pend(g, e, ok, why_in);
+    switch (r) {
+    case GW_LEDGER_NACKED:
+        return "the broker nacked the publish";
+    case GW_LEDGER_CLOSED:
+        return closed_why ? closed_why : "the channel was closed before the broker confirmed it";
+    case GW_LEDGER_RESTARTED:
+        return "the channel was reopened before the broker confirmed it";
+    case GW_LEDGER_TIMED_OUT:
+        return "no confirm from the broker within 30s";
+    default:
+        return "";
+    }
 }
 
-/* Acts on the outcome of one publish already taken out of its channel's ring (the
- * ring may change under it: failures publish retry and DLQ copies). */
-static void settle_pend(gw *g, pend e, bool ok, const char *why_in)
+/* Acts on the outcome of one publish the ledger has settled (out of its rings:
+ * failures may publish retry and DLQ copies on the same channel). */
+static void settle_pend(gw *g, const gw_ledger_settled *s, const char *closed_why)
 {
-    job *j = e.j;
-    j->pending--;
-    gw_metrics_confirm_latency(g->metrics, gw_clock_mono_ms() - e.sent_ms);
-    if (e.own) {
-        if (!ok || e.returned) {
-            if (e.returned)
+    job *j = s->delivery_cookie;
+    const char *exchange = s->pub.cookie, *rk = s->pub.key.routing_key;
+    bool ok = s->result == GW_LEDGER_ACKED;
+    const char *why_in = settle_why(s->result, closed_why);
+    gw_metrics_confirm_latency(g->metrics, gw_clock_mono_ms() - s->pub.sent_ms);
+    if (s->pub.kind == PUB_OWN) {
+        if (!ok || s->returned) {
+            if (s->returned)
                 why_in = "the broker returned it: no queue bound (was a gateway queue deleted?)";
             g->redeclare = true;
             g->own_fail_streak++;
             snprintf(g->own_last_error, sizeof g->own_last_error, "%.400s", why_in);
             GW_LOG(GW_LOG_ERROR, "gateway copy not confirmed; the event will be redelivered",
-                   GW_S("exchange", e.exchange), GW_S("error", why_in),
+                   GW_S("exchange", exchange), GW_S("error", why_in),
                    GW_S("correlation_id", j->ids.correlation_id));
-            j->requeue = true;
+            job_fail(g, j, GW_LEDGER_REQUEUE);
         } else {
             g->own_fail_streak = 0;
             if (!g->paused)
                 g->pause_ms = 0;
             /* a dead-letter copy's routing key is its reason (a static string) */
             gw_reason r;
-            if (strcmp(e.exchange, g->cfg->dlx_exchange) == 0 && gw_reason_parse(e.routing_key, &r))
+            if (strcmp(exchange, g->cfg->dlx_exchange) == 0 && gw_reason_parse(rk, &r))
                 gw_metrics_dead_lettered(g->metrics, gw_reason_name(r));
         }
     } else {
-        gw_breaker *b = gw_breakers_get(&g->breakers, e.exchange);
-        bool success = ok && !e.returned;
+        gw_breaker *b = gw_breakers_get(&g->breakers, exchange);
+        bool success = ok && !s->returned;
         gw_breaker_transition t = gw_breaker_record(b, success, gw_clock_mono_ms());
-        log_breaker(g, e.exchange, b, t);
+        log_breaker(g, exchange, b, t);
         if (success) {
-            gw_metrics_routed(g->metrics, j->route ? j->route->event : "", e.exchange);
-            GW_LOG(GW_LOG_DEBUG, "forwarded", GW_S("exchange", e.exchange),
-                   GW_S("routing_key", e.routing_key), GW_S("event_type", j->type),
-                   GW_S("route", j->route ? j->route->event : NULL),
+            gw_metrics_routed(g->metrics, j->route ? j->route->event : "", exchange);
+            GW_LOG(GW_LOG_DEBUG, "forwarded", GW_S("exchange", exchange), GW_S("routing_key", rk),
+                   GW_S("event_type", j->type), GW_S("route", j->route ? j->route->event : NULL),
                    GW_S("correlation_id", j->ids.correlation_id),
                    GW_S("message_id", j->ids.message_id), GW_I("retry_count", j->retry_count));
         } else {
             char why[600];
             gw_reason reason = GW_REASON_PUBLISH_FAILED;
-            if (e.returned) {
+            if (s->returned) {
                 reason = GW_REASON_UNROUTABLE;
                 snprintf(why, sizeof why,
                          "exchange \"%s\" returned the message (%d NO_ROUTE): no queue bound "
                          "for routing key \"%s\"",
-                         e.exchange, e.return_code, e.routing_key);
+                         exchange, s->return_code, rk);
             } else {
-                snprintf(why, sizeof why, "publish to exchange \"%s\" failed: %s", e.exchange,
+                snprintf(why, sizeof why, "publish to exchange \"%s\" failed: %s", exchange,
                          why_in);
             }
-            dest_failed(g, j, e.exchange, e.routing_key, reason, why, false);
+            dest_failed(g, j, exchange, rk, reason, why, false);
         }
     }
-    job_settle(g, j);
 }
 
-/* Fails every outstanding publish of c (its channel closed, or its sequence
- * restarted). They are detached first and the ring reset, so the copies their
- * failures publish (possibly on this very channel, reopened) start clean. */
-static void chan_fail_all(gw *g, chan *c, const char *why)
+/* Acts on every publish the ledger has settled, oldest first. The copies failures
+ * publish may settle more (a restarted channel): those join the ledger's queue and
+ * are taken by this same loop, never by a nested one. */
+static void settle_all(gw *g, const char *closed_why)
 {
-    size_t n;
-    pend *out = chan_detach(c, &n);
-    c->low = c->next = 1;
-    for (size_t i = 0; i < n; i++)
-        settle_pend(g, out[i], false, why);
-    free(out);
+    if (g->settling)
+        return;
+    g->settling = true;
+    gw_ledger_settled s;
+    while (gw_ledger_take_settled(g->ledger, &s))
+        settle_pend(g, &s, closed_why);
+    g->settling = false;
 }
 
-/* Records publish seq on channel ch for e.j. If the channel was reopened since the
+/* Records publish seq on channel ch for j. If the channel was reopened since the
  * last publish (its sequence restarted), what was outstanding on the old one will
- * never be confirmed: it fails — after e is recorded, since failing publishes
- * copies that may take the next sequence numbers of this very channel. */
-static void record_pend(gw *g, int ch, uint64_t seq, pend e)
+ * never be confirmed: it fails — after this one is recorded, since failing
+ * publishes copies that may take the next sequence numbers of this very channel. */
+static void record_pend(gw *g, job *j, int ch, uint64_t seq, const char *exchange, const char *rk,
+                        int kind)
 {
-    chan *c = chan_get(g, ch);
-    size_t n_old = 0;
-    pend *old = NULL;
-    if (seq != c->next) {
-        old = chan_detach(c, &n_old);
-        c->low = c->next = seq;
-    }
-    if (c->next - c->low >= c->cap)
-        chan_grow(c);
-    *chan_slot(c, seq) = e;
-    c->next = seq + 1;
-    c->unsettled++;
-    e.j->pending++;
-    for (size_t i = 0; i < n_old; i++)
-        settle_pend(g, old[i], false, "the channel was reopened before the broker confirmed it");
-    free(old);
+    gw_ledger_pub p = {
+        .ch = ch,
+        .seq = seq,
+        .key = {rk, (gw_str){j->ids.message_id, j->ids.message_id_len}, gw_msg_body(j->msg)},
+        .cookie = exchange,
+        .kind = kind,
+        .sent_ms = gw_clock_mono_ms(),
+    };
+    gw_ledger_publish(g->ledger, j->lid, &p);
+    settle_all(g, NULL);
 }
 
 static void on_confirm(void *ctx, int ch, uint64_t seq, bool multiple, bool ack)
 {
     gw *g = ctx;
-    if ((size_t)ch >= g->n_chans || !g->chans[ch].ring)
-        return;
-    chan *c = &g->chans[ch];
-    if (seq < c->low)
-        return; /* already settled (timed out, or its channel was closed) */
-    uint64_t from = multiple ? c->low : seq;
-    for (uint64_t s = from; s <= seq && s < c->next; s++)
-        settle(g, c, s, ack, "the broker nacked the publish");
+    gw_ledger_confirm(g->ledger, ch, seq, multiple, ack);
+    settle_all(g, NULL);
 }
 
 static void on_return(void *ctx, int ch, int code, gw_str text, gw_str exchange, gw_str rk,
@@ -727,32 +635,9 @@ static void on_return(void *ctx, int ch, int code, gw_str text, gw_str exchange,
     gw *g = ctx;
     (void)text;
     (void)exchange;
-    if ((size_t)ch >= g->n_chans || !g->chans[ch].ring)
-        return;
-    chan *c = &g->chans[ch];
-    /* Returns carry no sequence number, and the confirm of a routed (persisted)
-     * publish may come after the return of a later one: "the oldest match" can be the
-     * wrong one. Every unsettled publish on this channel with the same routing key,
-     * message id and body counts as returned: when two are in flight (the same id from
-     * two producers, say) the routed one is retried too - a duplicate, never a loss. */
-    size_t hits = 0;
-    for (uint64_t s = c->low; s < c->next; s++) {
-        pend *p = chan_slot(c, s);
-        if (!p->j || p->returned)
-            continue;
-        const char *prk = p->routing_key ? p->routing_key : "";
-        if (rk.len != strlen(prk) || memcmp(rk.ptr, prk, rk.len) != 0)
-            continue;
-        if (message_id.ptr && (message_id.len != p->j->ids.message_id_len ||
-                               memcmp(message_id.ptr, p->j->ids.message_id, message_id.len) != 0))
-            continue;
-        gw_str b = gw_msg_body(p->j->msg);
-        if (body.len != b.len || (b.len && memcmp(body.ptr, b.ptr, b.len) != 0))
-            continue;
-        p->returned = true;
-        p->return_code = code;
-        hits++;
-    }
+    /* When two are in flight (the same id from two producers, say) the routed one is
+     * retried too - a duplicate, never a loss. */
+    size_t hits = gw_ledger_return(g->ledger, ch, code, rk, message_id, body);
     if (hits > 1)
         GW_LOG(GW_LOG_WARN,
                "a return matches several publishes in flight (same message id, routing key and "
@@ -768,31 +653,16 @@ static void on_channel_closed(void *ctx, int ch, int code, gw_str text)
              text.ptr);
     GW_LOG(GW_LOG_WARN, "publisher channel closed", GW_I("channel", ch), GW_I("code", code),
            GW_S("error", why));
-    if ((size_t)ch >= g->n_chans || !g->chans[ch].ring)
-        return;
-    chan_fail_all(g, &g->chans[ch], why);
+    gw_ledger_channel_lost(g->ledger, ch);
+    settle_all(g, why);
 }
 
 static void confirm_timeouts(gw *g)
 {
     if (gw_session_blocked(g->s))
         return; /* the broker holds confirms back on purpose; see on_blocked */
-    uint64_t now = gw_clock_mono_ms();
-    for (size_t i = 1; i < g->n_chans; i++) {
-        chan *c = &g->chans[i];
-        if (!c->ring)
-            continue;
-        while (c->low < c->next) {
-            pend *p = chan_slot(c, c->low);
-            if (!p->j) {
-                c->low++;
-                continue;
-            }
-            if (now - p->sent_ms < CONFIRM_TIMEOUT_MS)
-                break;
-            settle(g, c, c->low, false, "no confirm from the broker within 30s");
-        }
-    }
+    gw_ledger_expire(g->ledger, gw_clock_mono_ms(), CONFIRM_TIMEOUT_MS);
+    settle_all(g, NULL);
 }
 
 /* ---------------------------------------------------------------- deliveries */
@@ -895,15 +765,8 @@ static void on_cancelled(void *ctx, gw_str tag)
 static void on_blocked(void *ctx, bool blocked, gw_str reason)
 {
     gw *g = ctx;
-    if (!blocked) {
-        /* confirm timeouts count from now, not from before the alarm */
-        uint64_t now = gw_clock_mono_ms();
-        for (size_t i = 1; i < g->n_chans; i++) {
-            chan *c = &g->chans[i];
-            for (uint64_t s = c->low; c->ring && s < c->next; s++)
-                chan_slot(c, s)->sent_ms = now;
-        }
-    }
+    if (!blocked) /* confirm timeouts count from now, not from before the alarm */
+        gw_ledger_rearm(g->ledger, gw_clock_mono_ms());
     char r[200];
     snprintf(r, sizeof r, "%.*s", (int)reason.len, reason.ptr ? reason.ptr : "");
     if (blocked)
@@ -1132,7 +995,7 @@ static void reload_routes(gw *g)
         gw_topology_free(old_topo);
         g->retired = gw_xrealloc(g->retired, (g->n_retired + 1) * sizeof *g->retired);
         g->retired[g->n_retired++] = old;
-        if (!g->ring_len)
+        if (!gw_ledger_deliveries(g->ledger))
             free_retired(g);
     } else {
         /* no broker to declare on now: the table's topology is declared on reconnect;
@@ -1142,7 +1005,7 @@ static void reload_routes(gw *g)
         compute_tiers(g);
         g->retired = gw_xrealloc(g->retired, (g->n_retired + 1) * sizeof *g->retired);
         g->retired[g->n_retired++] = old;
-        if (!g->ring_len)
+        if (!gw_ledger_deliveries(g->ledger))
             free_retired(g);
     }
     announce_destinations(g);
@@ -1203,26 +1066,24 @@ static void install_signals(void)
 static void shutdown_gracefully(gw *g)
 {
     GW_LOG(GW_LOG_INFO, "stopping: no new deliveries; waiting for outstanding confirms",
-           GW_I("in_flight", g->ring_len), GW_I("timeout_ms", g->cfg->shutdown_timeout_ms));
+           GW_I("in_flight", gw_ledger_deliveries(g->ledger)),
+           GW_I("timeout_ms", g->cfg->shutdown_timeout_ms));
     gw_session_cancel(g->s, INBOUND_TAG);
     gw_session_cancel(g->s, REJECTED_TAG);
     uint64_t deadline = gw_clock_mono_ms() + g->cfg->shutdown_timeout_ms;
     const gw_session_handler *h = handler(g);
     while (gw_session_alive(g->s) && gw_clock_mono_ms() < deadline) {
         run_backlog(g);
-        bool busy = false;
-        for (size_t i = 0; i < g->ring_len; i++)
-            if (!g->ring[(g->ring_head + i) % g->ring_cap]->done)
-                busy = true;
-        if (!busy)
+        if (!gw_ledger_unfinished(g->ledger))
             break;
         gw_session_poll(g->s, 50, h);
         ack_ready(g);
     }
     ack_ready(g);
-    if (g->ring_len)
+    size_t unacked = gw_ledger_deliveries(g->ledger);
+    if (unacked)
         GW_LOG(GW_LOG_WARN, "stopping with unconfirmed events; the broker will redeliver them",
-               GW_I("unacked", g->ring_len));
+               GW_I("unacked", unacked));
     else
         GW_LOG(GW_LOG_INFO, "stopped cleanly");
 }
@@ -1248,6 +1109,7 @@ int gw_gateway_run(const char *config_path)
         g.rng[1] = gw_clock_mono_ms() | 1;
     }
     gw_breakers_init(&g.breakers, &cfg->breaker);
+    g.ledger = gw_ledger_new();
     compute_tiers(&g);
     install_signals();
     char merr[ERR_TEXT] = "";
@@ -1272,7 +1134,8 @@ int gw_gateway_run(const char *config_path)
             gw_metrics_set_connected(g.metrics, false);
             if (g.s) {
                 GW_LOG(GW_LOG_WARN, "connection lost; reconnecting",
-                       GW_S("error", gw_session_error(g.s)), GW_I("unacked_dropped", g.ring_len));
+                       GW_S("error", gw_session_error(g.s)),
+                       GW_I("unacked_dropped", gw_ledger_deliveries(g.ledger)));
                 gw_metrics_reconnect(g.metrics);
             }
             drop_all_jobs(&g);
@@ -1304,8 +1167,8 @@ int gw_gateway_run(const char *config_path)
         shutdown_gracefully(&g);
 out:
     drop_all_jobs(&g);
+    gw_ledger_free(g.ledger);
     gw_session_free(g.s);
-    free(g.ring);
     gw_metrics_free(g.metrics);
     gw_topology_free(g.topo);
     free_interned(&g);

@@ -14,6 +14,7 @@
 #include "config.h"
 #include "copy.h"
 #include "headers.h"
+#include "ledger.h"
 #include "log.h"
 #include "match.h"
 #include "session.h"
@@ -196,12 +197,12 @@ gw_replay_verdict gw_replay_filter(const gw_replay_opts *o, const gw_replay_view
 
 /* ---------------------------------------------------------------- run */
 
-typedef struct inflight {
-    uint64_t seq;
-    uint64_t tag;
-    uint64_t key; /* return_key of the publish, to match a basic.return to it */
-    bool returned;
-} inflight;
+/* A republish in flight: its DLQ copy (the body and message id a basic.return is
+ * matched on) and routing key, kept until the ledger settles it. */
+typedef struct held {
+    gw_msg *m;
+    char rk[256];
+} held;
 
 typedef struct replay {
     const gw_replay_opts *o;
@@ -214,10 +215,9 @@ typedef struct replay {
     uint64_t max_tag;
     uint64_t last_delivery_ms;
     uint64_t started_ms;
-    inflight *fl;                   /* outstanding republishes in seq order */
-    size_t fl_len, fl_cap, fl_head; /* ring occupancy, settled entries (seq 0) included */
-    uint64_t unsettled;             /* republishes not yet confirmed, nacked or failed */
-    bool blocked;                   /* the broker blocked publishing: stop taking messages */
+    gw_ledger *ledger;  /* every delivery, and the republishes in flight (cookie: held) */
+    uint64_t unsettled; /* republishes not yet confirmed, nacked or failed */
+    bool blocked;       /* the broker blocked publishing: stop taking messages */
     bool header_printed;
     struct known_exchange {
         char *name;
@@ -267,40 +267,50 @@ static void print_row(replay *r, const gw_msg *m, const gw_replay_view *v)
            v->reason.ptr ? v->reason.ptr : "-", (long long)retries, when, n ? errbuf : "-");
 }
 
-/* FNV-1a over one field, with a presence byte so absent and empty differ. */
-static uint64_t fnv_field(uint64_t h, gw_str f)
+/* Acks the DLQ copies whose republish is confirmed, in delivery order (never past
+ * one still in flight). */
+static void send_acks(replay *r)
 {
-    h = (h ^ (f.ptr ? 1u : 0u)) * 1099511628211ULL;
-    for (size_t i = 0; f.ptr && i < f.len; i++)
-        h = (h ^ (unsigned char)f.ptr[i]) * 1099511628211ULL;
-    return (h ^ 0xffu) * 1099511628211ULL;
+    if (!gw_session_alive(r->s))
+        return;
+    gw_ledger_plan p = gw_ledger_plan_acks(r->ledger);
+    for (size_t i = 0; i < p.n_acks; i++)
+        gw_session_ack(r->s, p.acks[i].tag, p.acks[i].multiple); /* ACK or LEAVE: no nacks */
 }
 
-/* Identifies a publish by what a basic.return carries back: exchange, routing key
- * and message id. */
-static uint64_t return_key(gw_str exchange, gw_str rk, gw_str message_id)
+/* Counts every republish the ledger has settled: moved once confirmed and not
+ * returned (its DLQ copy is acked by the next send_acks), failed otherwise (its DLQ
+ * copy stays). A dropped one is left to the summary, which counts it as failed. */
+static void settle_all(replay *r)
 {
-    uint64_t h = 14695981039346656037ULL;
-    h = fnv_field(h, exchange);
-    h = fnv_field(h, rk);
-    return fnv_field(h, message_id);
-}
-
-static void fl_push(replay *r, uint64_t seq, uint64_t tag, uint64_t key)
-{
-    if (r->fl_len == r->fl_cap) {
-        size_t ncap = r->fl_cap ? r->fl_cap * 2 : 1024;
-        inflight *n = gw_xmalloc(ncap * sizeof *n);
-        for (size_t i = 0; i < r->fl_len; i++)
-            n[i] = r->fl[(r->fl_head + i) % r->fl_cap];
-        free(r->fl);
-        r->fl = n;
-        r->fl_cap = ncap;
-        r->fl_head = 0;
+    gw_ledger_settled s;
+    while (gw_ledger_take_settled(r->ledger, &s)) {
+        bool ok = s.result == GW_LEDGER_ACKED && !s.returned;
+        if (s.result != GW_LEDGER_DROPPED) {
+            if (ok)
+                r->moved++;
+            else
+                r->failed++;
+            r->unsettled--;
+        }
+        if (!ok)
+            gw_ledger_set_verdict(r->ledger, s.delivery, GW_LEDGER_LEAVE);
+        held *h = (held *)s.pub.cookie;
+        gw_msg_free(h->m);
+        free(h);
     }
-    r->fl[(r->fl_head + r->fl_len) % r->fl_cap] = (inflight){seq, tag, key, false};
-    r->fl_len++;
-    r->unsettled++;
+}
+
+/* Delivery d needs nothing more: m, unless its republish took it (NULL), stays in the
+ * DLQ, unacked until the nack at the end. */
+static void dispatched(replay *r, uint64_t d, gw_msg *m)
+{
+    if (m) {
+        gw_msg_free(m);
+        gw_ledger_set_verdict(r->ledger, d, GW_LEDGER_LEAVE);
+    }
+    gw_ledger_dispatched(r->ledger, d);
+    send_acks(r);
 }
 
 static void throttle(replay *r)
@@ -341,7 +351,9 @@ static bool exchange_exists(replay *r, const char *ex)
     return rc == GW_OK;
 }
 
-static void republish(replay *r, gw_msg *m, const gw_replay_view *v)
+/* Republishes m for delivery d. True when it is in flight: then the ledger holds m
+ * until the republish settles. */
+static bool republish(replay *r, gw_msg *m, const gw_replay_view *v, uint64_t d)
 {
     char ex[256], rk[256];
     if (r->o->to_inbound) {
@@ -358,7 +370,7 @@ static void republish(replay *r, gw_msg *m, const gw_replay_view *v)
                    "message has no x-gw-original-exchange/-routing-key; left in the DLQ",
                    GW_I("delivery_tag", gw_msg_delivery_tag(m)), GW_S("message_id", idbuf));
             r->failed++;
-            return;
+            return false;
         }
         snprintf(ex, sizeof ex, "%.*s", (int)oe.len, oe.ptr);
         snprintf(rk, sizeof rk, "%.*s", (int)ork.len, ork.ptr);
@@ -368,7 +380,7 @@ static void republish(replay *r, gw_msg *m, const gw_replay_view *v)
             GW_LOG(GW_LOG_DEBUG, "original exchange does not exist; left in the DLQ",
                    GW_S("exchange", ex), GW_S("message_id", idbuf));
             r->failed++;
-            return;
+            return false;
         }
     }
     throttle(r);
@@ -379,13 +391,24 @@ static void republish(replay *r, gw_msg *m, const gw_replay_view *v)
     gw_copy_cleanup(&c);
     if (rc == GW_ERR_PERMANENT) {
         r->failed++;
-        return;
+        return false;
     }
     if (rc != GW_OK)
-        return; /* session died: reported by the loop */
-    fl_push(
-        r, seq, gw_msg_delivery_tag(m),
-        return_key(gw_str_from_cstr(ex), gw_str_from_cstr(rk), gw_msg_prop(m, GW_PROP_MESSAGE_ID)));
+        return false; /* session died: reported by the loop */
+    held *hd = gw_xmalloc(sizeof *hd);
+    hd->m = m;
+    snprintf(hd->rk, sizeof hd->rk, "%s", rk);
+    gw_ledger_pub lp = {
+        .ch = GW_CH_OWN,
+        .seq = seq,
+        .key = {hd->rk, gw_msg_prop(m, GW_PROP_MESSAGE_ID), gw_msg_body(m)},
+        .cookie = hd,
+        .sent_ms = gw_clock_mono_ms(),
+    };
+    gw_ledger_publish(r->ledger, d, &lp);
+    r->unsettled++;
+    settle_all(r); /* a channel reopened meanwhile fails what it had outstanding */
+    return true;
 }
 
 static void on_deliver(void *ctx, gw_msg *m)
@@ -395,10 +418,12 @@ static void on_deliver(void *ctx, gw_msg *m)
     uint64_t tag = gw_msg_delivery_tag(m);
     if (tag > r->max_tag)
         r->max_tag = tag;
+    /* every delivery enters the ledger, so that no ack covers one left in the DLQ */
+    uint64_t d = gw_ledger_deliver(r->ledger, tag, NULL);
     if (!r->o->dry_run && gw_session_blocked(r->s))
         r->blocked = true; /* a publish now could stall on the blocked socket */
     if (r->examined >= r->target || replay_stop || r->blocked) {
-        gw_msg_free(m); /* not examined: nacked back in place at the end */
+        dispatched(r, d, m); /* not examined: nacked back in place at the end */
         return;
     }
     r->examined++;
@@ -419,84 +444,30 @@ static void on_deliver(void *ctx, gw_msg *m)
                 print_row(r, m, &v);
                 r->moved++; /* would move */
             }
-        } else {
-            republish(r, m, &v);
+        } else if (republish(r, m, &v, d)) {
+            m = NULL; /* held until its republish settles */
         }
     }
-    gw_msg_free(m);
+    dispatched(r, d, m);
     r->last_delivery_ms = gw_clock_mono_ms(); /* after any --rate wait */
-}
-
-static inflight *fl_find(replay *r, uint64_t seq)
-{
-    for (size_t i = 0; i < r->fl_len; i++) {
-        inflight *f = &r->fl[(r->fl_head + i) % r->fl_cap];
-        if (f->seq == seq)
-            return f;
-    }
-    return NULL;
-}
-
-static void settle_one(replay *r, inflight *f, bool ack)
-{
-    if (ack && !f->returned) {
-        gw_session_ack(r->s, f->tag, false);
-        r->moved++;
-    } else {
-        r->failed++;
-    }
-    f->seq = 0; /* settled: popped when it reaches the head */
-    r->unsettled--;
 }
 
 static void on_confirm(void *ctx, int ch, uint64_t seq, bool multiple, bool ack)
 {
     replay *r = ctx;
-    if (ch != GW_CH_OWN)
-        return;
-    /* Confirms may come out of order; the ring is in publish (sequence) order. */
-    if (multiple) {
-        for (size_t i = 0; i < r->fl_len; i++) {
-            inflight *f = &r->fl[(r->fl_head + i) % r->fl_cap];
-            if (f->seq > seq)
-                break;
-            if (f->seq)
-                settle_one(r, f, ack);
-        }
-    } else {
-        inflight *f = fl_find(r, seq);
-        if (f)
-            settle_one(r, f, ack);
-    }
-    while (r->fl_len && r->fl[r->fl_head].seq == 0) {
-        r->fl_head = (r->fl_head + 1) % r->fl_cap;
-        r->fl_len--;
-    }
+    gw_ledger_confirm(r->ledger, ch, seq, multiple, ack);
+    settle_all(r);
+    send_acks(r);
 }
 
 static void on_return(void *ctx, int ch, int code, gw_str text, gw_str exchange, gw_str rk,
                       gw_str message_id, gw_str body)
 {
     replay *r = ctx;
-    (void)body;
-    if (ch != GW_CH_OWN)
-        return;
-    /* Returns carry no sequence number, and the confirms of routed publishes may
-     * come after the return (and confirm) of a later one. The broker returns in
-     * publish order on one channel: the oldest unreturned publish with the same
-     * exchange, routing key and message id is the one. */
-    uint64_t key = return_key(exchange, rk, message_id);
-    /* The oldest unreturned publish with the same exchange, routing key and message id
-     * is the one returned; if several are in flight, all of them are treated as
-     * returned: they stay in the DLQ (at worst a duplicate later), none is lost. */
-    size_t hits = 0;
-    for (size_t i = 0; i < r->fl_len; i++) {
-        inflight *f = &r->fl[(r->fl_head + i) % r->fl_cap];
-        if (f->seq && !f->returned && f->key == key) {
-            f->returned = true;
-            hits++;
-        }
-    }
+    /* The daemon's rule (ledger.h): every republish in flight with the same routing
+     * key, message id and body counts as returned; they stay in the DLQ (at worst a
+     * duplicate later), none is lost. */
+    size_t hits = gw_ledger_return(r->ledger, ch, code, rk, message_id, body);
     if (hits) {
         char xb[256], kb[256], tb[256];
         snprintf(xb, sizeof xb, "%.*s", (int)exchange.len, exchange.ptr ? exchange.ptr : "");
@@ -515,13 +486,12 @@ static void on_channel_closed(void *ctx, int ch, int code, gw_str text)
     GW_LOG(GW_LOG_ERROR, "replay channel closed by the broker", GW_I("channel", ch),
            GW_I("code", code), GW_S("error", t));
     /* Every unconfirmed republish failed; their DLQ copies stay. */
-    r->failed += r->unsettled; /* not the settled ones still in the ring */
-    r->unsettled = 0;
-    r->fl_len = 0;
+    gw_ledger_channel_lost(r->ledger, ch);
+    settle_all(r);
+    send_acks(r);
     for (size_t i = 0; i < r->n_known; i++)
         free(r->known[i].name); /* an exchange may have gone: ask again */
     r->n_known = 0;
-    r->fl_head = 0;
     char err[256];
     if (gw_session_channel_open(r->s, GW_CH_OWN, err, sizeof err) != GW_OK) {
         GW_LOG(GW_LOG_ERROR, "cannot reopen the replay channel; stopping", GW_S("error", err));
@@ -596,6 +566,7 @@ int gw_replay_main(int argc, char **argv)
     memset(&r, 0, sizeof r);
     r.o = &o;
     r.cfg = cfg;
+    r.ledger = gw_ledger_new();
     r.queue = o.queue ? o.queue : cfg->dlq_queue;
     char safe[512];
     gw_session *s = NULL;
@@ -645,6 +616,11 @@ int gw_replay_main(int argc, char **argv)
     uint64_t deadline = gw_clock_mono_ms() + CONFIRM_WAIT_MS;
     while (gw_session_alive(s) && r.unsettled && gw_clock_mono_ms() < deadline)
         gw_session_poll(s, 50, &h);
+    /* A republish still unconfirmed leaves its DLQ copy in place; the confirmed ones
+     * behind it are acked now, one by one. */
+    gw_ledger_abandon(r.ledger);
+    settle_all(&r);
+    send_acks(&r);
     /* Everything still unacked goes back in place (tag 0 + multiple: all outstanding;
      * the last tag may have been acked already, and naming it would be an error). */
     if (gw_session_alive(s) && r.max_tag)
@@ -671,7 +647,7 @@ out:
     for (size_t i = 0; i < r.n_known; i++)
         free(r.known[i].name);
     free(r.known);
-    free(r.fl);
+    gw_ledger_free(r.ledger);
     gw_session_free(s);
     gw_config_free(cfg);
     return rc;
