@@ -10,6 +10,7 @@
 
 #include "alloc.h"
 #include "cases.h"
+#include "duration.h"
 #include "gateway.h"
 #include "match.h"
 #include "routes.h"
@@ -117,8 +118,8 @@ static void put_retry(const gw_retry_policy *p, bool override, FILE *out)
         fprintf(out, "up to %u retr%s, backoff", p->max_attempts,
                 p->max_attempts == 1 ? "y" : "ies");
         for (size_t i = 0; i < p->n_backoff; i++) {
-            char d[32];
-            gw_yamldoc_format_duration(p->backoff_ms[i], d, sizeof d);
+            char d[GW_DURATION_TEXT_CAP];
+            gw_duration_format(p->backoff_ms[i], d, sizeof d);
             fprintf(out, " %s", d);
         }
         fputs(", then dead-letter", out);

@@ -102,34 +102,6 @@ static const char *const sections[] = {
 #define N_OPTIONS  (sizeof options / sizeof options[0])
 #define N_SECTIONS (sizeof sections / sizeof sections[0])
 
-bool gw_config_parse_duration(const char *s, uint64_t *out_ms)
-{
-    uint64_t v = 0;
-    const char *p = s;
-    if (*p < '0' || *p > '9')
-        return false;
-    for (; *p >= '0' && *p <= '9'; p++) {
-        if (v > (UINT64_MAX - 9) / 10)
-            return false;
-        v = v * 10 + (uint64_t)(*p - '0');
-    }
-    uint64_t unit;
-    if (strcmp(p, "ms") == 0)
-        unit = 1;
-    else if (strcmp(p, "s") == 0)
-        unit = MS_SECOND;
-    else if (strcmp(p, "m") == 0)
-        unit = MS_MINUTE;
-    else if (strcmp(p, "h") == 0)
-        unit = MS_HOUR;
-    else
-        return false;
-    if (v > UINT64_MAX / unit)
-        return false;
-    *out_ms = v * unit;
-    return true;
-}
-
 static void *field(cfg_ctx *c, const option *o)
 {
     return (char *)c->cfg + o->offset;

@@ -86,10 +86,6 @@ gw_err gw_config_load(const char *path, gw_config **out, gw_diags *diags);
 gw_err gw_config_parse(const char *path, const char *buf, size_t len, bool load_routes,
                        gw_config **out, gw_diags *diags);
 
-/* Parses "250ms", "5s", "2m", "1h" (non-negative integer + unit; callers bound the
- * value, e.g. heartbeat allows 0s = off). Returns false if bad or overflowing. */
-bool gw_config_parse_duration(const char *s, uint64_t *out_ms);
-
 void gw_config_free(gw_config *cfg);
 
 #endif

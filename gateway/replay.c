@@ -12,6 +12,7 @@
 #include "alloc.h"
 #include "clock.h"
 #include "config.h"
+#include "duration.h"
 #include "headers.h"
 #include "log.h"
 #include "match.h"
@@ -101,7 +102,7 @@ gw_err gw_replay_parse_args(int argc, char **argv, gw_replay_opts *o, bool *help
             o->route = optarg;
             break;
         case 's':
-            if (!gw_config_parse_duration(optarg, &o->since_ms) || o->since_ms == 0) {
+            if (!gw_duration_parse(optarg, &o->since_ms) || o->since_ms == 0) {
                 snprintf(err, err_len, "--since \"%s\": bad duration (use e.g. 30m, 2h, 90s)",
                          optarg);
                 return GW_ERR_USAGE;

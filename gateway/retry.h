@@ -104,14 +104,10 @@ size_t gw_retry_tiers(const gw_retry_policy *const *policies, size_t n, uint64_t
  * breaker defers to. 0 when there is none. */
 uint64_t gw_retry_longest_tier(const gw_retry_policy *const *policies, size_t n);
 
-/* Writes delay_ms the way the config writes durations, in the largest unit that
- * divides it exactly: 500 -> "500ms", 1000 -> "1s", 90000 -> "90s", 120000 -> "2m",
- * 3600000 -> "1h", 0 -> "0ms". NUL-terminates within len (len > 0); returns the length
- * the full text needs, like snprintf (>= len means it was truncated). */
-size_t gw_retry_format_delay(uint64_t delay_ms, char *buf, size_t len);
-
 /* Writes the delay queue name `<prefix>.retry.<delay>` ("gw.retry.1s",
- * "gw.retry.500ms") into buf. Same truncation contract as gw_retry_format_delay. */
+ * "gw.retry.500ms"; the delay as gw_duration_format writes it) into buf.
+ * NUL-terminates within len (len > 0); returns the length the full name needs, like
+ * snprintf (>= len means it was truncated). */
 size_t gw_retry_tier_name(const char *prefix, uint64_t delay_ms, char *buf, size_t len);
 
 /* True when queue[0..len) is one of the gateway's retry tiers for prefix: the name

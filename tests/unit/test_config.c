@@ -335,49 +335,6 @@ Test(config, free_of_null_is_a_no_op)
     gw_config_free(NULL);
 }
 
-typedef struct duration_case {
-    char text[32];
-    bool ok;
-    uint64_t ms;
-} duration_case;
-
-static duration_case duration_cases[] = {
-    {"250ms", true, 250},
-    {"5s", true, 5000},
-    {"2m", true, 120000},
-    {"1h", true, 3600000},
-    {"0s", true, 0},
-    {"90s", true, 90000},
-    {"5", false, 0},
-    {"5x", false, 0},
-    {"s", false, 0},
-    {"", false, 0},
-    {"-5s", false, 0},
-    {"+5s", false, 0},
-    {"1.5s", false, 0},
-    {"5 s", false, 0},
-    {" 5s", false, 0},
-    {"5S", false, 0},
-    {"5sec", false, 0},
-    {"1d", false, 0},
-    {"99999999999999999999ms", false, 0},
-    {"9999999999999999h", false, 0},
-};
-
-ParameterizedTestParameters(config, durations_are_a_non_negative_integer_and_a_unit)
-{
-    return cr_make_param_array(duration_case, duration_cases,
-                               sizeof duration_cases / sizeof duration_cases[0]);
-}
-
-ParameterizedTest(duration_case *c, config, durations_are_a_non_negative_integer_and_a_unit)
-{
-    uint64_t ms = 777;
-    bool ok = gw_config_parse_duration(c->text, &ms);
-    cr_assert_eq(ok, c->ok, "\"%s\"", c->text);
-    cr_assert_eq(ms, c->ok ? c->ms : 777, "\"%s\"", c->text);
-}
-
 /* One fixture per error class; every expected line, exactly and in order. */
 typedef struct invalid_case {
     char file[64];
