@@ -9,25 +9,14 @@
 #ifndef GW_CONFIG_H
 #define GW_CONFIG_H
 
+#include "breaker.h"
+#include "classify.h"
 #include "err.h"
+#include "retry.h"
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-
-#define GW_RETRY_MAX_TIERS 16
-
-typedef struct gw_retry_policy {
-    uint32_t max_attempts; /* retries after the first try; 0 = no retry */
-    uint64_t backoff_ms[GW_RETRY_MAX_TIERS];
-    size_t n_backoff; /* >= 1 */
-} gw_retry_policy;
-
-typedef enum gw_type_source {
-    GW_TYPE_FROM_PROPERTY,
-    GW_TYPE_FROM_HEADER,
-    GW_TYPE_FROM_BODY,
-} gw_type_source;
 
 typedef struct gw_tls_config {
     bool enabled;         /* true when a tls: block is present or a URL is amqps:// */
@@ -37,13 +26,6 @@ typedef struct gw_tls_config {
     bool verify_peer;     /* default true */
     bool verify_hostname; /* default true */
 } gw_tls_config;
-
-typedef struct gw_breaker_config {
-    uint32_t failure_threshold; /* default 5 */
-    uint64_t open_for_ms;       /* default 30s */
-    uint32_t half_open_probes;  /* default 1 */
-    uint64_t max_deferral_ms;   /* default 1h */
-} gw_breaker_config;
 
 struct gw_routes;
 

@@ -1,6 +1,6 @@
 /* retry.h — the retry policy: failure reason -> retry-or-dead-letter, delay tiers.
  *
- * Pure decisions over a gw_retry_policy (config.h): which failures are retried,
+ * Pure decisions over a gw_retry_policy: which failures are retried,
  * how long each retry waits, which broker-side delay queues (`<prefix>.retry.<delay>`)
  * the gateway must declare, and when an event deferred by an open circuit breaker
  * has waited too long (SPEC §6, §7). gateway.c calls it when a publish fails, a
@@ -10,11 +10,19 @@
 #ifndef GW_RETRY_H
 #define GW_RETRY_H
 
-#include "config.h"
-
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#define GW_RETRY_MAX_TIERS 16
+
+/* How often and how long to retry (SPEC §4 retry:, or a route's retry: override).
+ * The config and the routing table fill it; this module only reads it. */
+typedef struct gw_retry_policy {
+    uint32_t max_attempts; /* retries after the first try; 0 = no retry */
+    uint64_t backoff_ms[GW_RETRY_MAX_TIERS];
+    size_t n_backoff; /* >= 1 */
+} gw_retry_policy;
 
 /* Why an event failed or was dead-lettered; the names are the SPEC §6 values of
  * header x-gw-dead-letter-reason. */
