@@ -17,6 +17,7 @@
 #include "log.h"
 #include "match.h"
 #include "session.h"
+#include "settings.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -590,13 +591,14 @@ int gw_replay_main(int argc, char **argv)
         return 0;
     }
     gw_diags diags = {0};
-    gw_config *cfg = NULL;
-    if (gw_config_load(o.config_path, &cfg, &diags) != GW_OK) {
+    gw_settings *set = NULL;
+    if (gw_settings_load(o.config_path, &set, &diags) != GW_OK) {
         gw_diags_print(&diags, stderr);
         gw_diags_cleanup(&diags);
         return 1;
     }
     gw_diags_cleanup(&diags);
+    const gw_config *cfg = set->cfg;
     gw_log_min_level = (gw_log_level)cfg->log_level;
     gw_log_set_text(!cfg->log_json);
 
@@ -688,6 +690,6 @@ out:
     free(r.known);
     free(r.fl);
     gw_session_free(s);
-    gw_config_free(cfg);
+    gw_settings_release(set);
     return rc;
 }

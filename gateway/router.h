@@ -16,6 +16,7 @@
 typedef struct gw_destination {
     char *exchange;
     char *routing_key; /* NULL = the event type */
+    int line, col;     /* where the table lists it (0 when not from a file) */
 } gw_destination;
 
 /* One route of a routing table (routes.h reads them from the file). */
