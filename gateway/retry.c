@@ -202,17 +202,14 @@ bool gw_retry_is_tier_queue(const char *prefix, const char *queue, size_t len)
     if (memcmp(queue, prefix, plen) != 0 || memcmp(queue + plen, mid, mlen) != 0)
         return false;
     /* <digits><unit>, as gw_duration_format writes it */
-    const char *d = queue + plen + mlen, *end = queue + len;
-    const char *u = d;
-    while (u < end && *u >= '0' && *u <= '9')
-        u++;
-    if (u == d)
+    char delay[GW_DURATION_TEXT_CAP];
+    size_t dlen = len - plen - mlen;
+    if (dlen >= sizeof delay || memchr(queue + plen + mlen, '\0', dlen))
         return false;
-    static const char *const units[] = {"ms", "s", "m", "h"};
-    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
-        if ((size_t)(end - u) == strlen(units[i]) && memcmp(u, units[i], (size_t)(end - u)) == 0)
-            return true;
-    return false;
+    memcpy(delay, queue + plen + mlen, dlen);
+    delay[dlen] = '\0';
+    uint64_t ms;
+    return gw_duration_parse(delay, &ms);
 }
 
 size_t gw_retry_tier_name(const char *prefix, uint64_t delay_ms, char *buf, size_t len)

@@ -340,6 +340,15 @@ Test(retry, is_tier_queue_knows_its_own_names_and_nothing_else)
     cr_expect(gw_retry_is_tier_queue("gw", buf, n), "%s", buf);
 }
 
+/* The delay part is a duration as duration.h reads it, nothing longer or cut short. */
+Test(retry, is_tier_queue_reads_the_delay_as_a_duration)
+{
+    cr_expect(gw_retry_is_tier_queue("gw", "gw.retry.18446744073709551615ms", 31));
+    cr_expect_not(gw_retry_is_tier_queue("gw", "gw.retry.18446744073709551616ms", 31));
+    cr_expect_not(gw_retry_is_tier_queue("gw", "gw.retry.1s\0x", 13));
+    cr_expect_not(gw_retry_is_tier_queue("gw", "gw.retry.1s", 10), "cut short: \"1\"");
+}
+
 Test(retry, tier_name_truncates_and_reports_the_length_it_needed)
 {
     char buf[8];
