@@ -24,11 +24,17 @@
 #ifndef GW_BREAKER_H
 #define GW_BREAKER_H
 
-#include "config.h"
-
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+/* SPEC §4 circuit_breaker:, filled by the config. */
+typedef struct gw_breaker_config {
+    uint32_t failure_threshold; /* default 5 */
+    uint64_t open_for_ms;       /* default 30s */
+    uint32_t half_open_probes;  /* default 1 */
+    uint64_t max_deferral_ms;   /* default 1h; for gw_retry_defer, the breaker ignores it */
+} gw_breaker_config;
 
 /* Values are stable: they are the metrics gauge (0 closed, 1 open, 2 half-open). */
 typedef enum gw_breaker_state {

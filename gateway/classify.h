@@ -18,12 +18,18 @@
 #ifndef GW_CLASSIFY_H
 #define GW_CLASSIFY_H
 
-#include "config.h"
 #include "err.h"
 #include "str.h"
 
 #include <stdbool.h>
 #include <stddef.h>
+
+/* Where an event type may come from; inbound.type_from lists them in the order tried. */
+typedef enum gw_type_source {
+    GW_TYPE_FROM_PROPERTY,
+    GW_TYPE_FROM_HEADER,
+    GW_TYPE_FROM_BODY,
+} gw_type_source;
 
 #define GW_CLASSIFY_TYPE_CAP 256 /* GW_TYPE_MAX_BYTES + NUL */
 #define GW_CLASSIFY_ID_CAP   256 /* AMQP shortstr (message_id) + NUL */

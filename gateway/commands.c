@@ -1,6 +1,6 @@
 /* commands.c — `amqp-gw check`, `explain` and `test`: the offline subcommands.
  *
- * Each loads the config and its routing table through config.c, reports every
+ * Each loads the config and its routing table through settings.c, reports every
  * located diagnostic on the err stream, and writes a human report on out. main.c
  * parses argv and calls them; check --live hands over to gateway.c. Nothing here
  * touches a broker by itself. Text that came from files or argv is printed with
@@ -10,6 +10,7 @@
 
 #include "alloc.h"
 #include "cases.h"
+#include "duration.h"
 #include "gateway.h"
 #include "match.h"
 #include "routes.h"
@@ -43,21 +44,16 @@ static void put_safe(FILE *out, const char *s)
     }
 }
 
-/* Loads the config; on failure prints every diagnostic on err and returns NULL. */
-static gw_config *load_config(const char *config_path, FILE *err)
+/* Loads the config and its table; on failure prints every diagnostic on err and
+ * returns NULL. */
+static gw_settings *load_settings(const char *config_path, FILE *err)
 {
-    gw_config *cfg = NULL;
+    gw_settings *set = NULL;
     gw_diags diags = {0};
-    gw_err rc = gw_config_load(config_path, &cfg, &diags);
+    gw_settings_load(config_path, &set, &diags);
     gw_diags_print(&diags, err);
     gw_diags_cleanup(&diags);
-    if (rc != GW_OK || !cfg || !cfg->routes) {
-        if (rc == GW_OK && cfg)
-            fprintf(err, "%s: no routing table loaded\n", config_path);
-        gw_config_free(cfg);
-        return NULL;
-    }
-    return cfg;
+    return set;
 }
 
 /* One "note:" line per destination exchange no route's table declares (deduplicated). */
@@ -90,10 +86,10 @@ static void note_undeclared_exchanges(const gw_routes *routes, FILE *out)
 
 int gw_commands_check(const char *config_path, bool live, FILE *out, FILE *err)
 {
-    gw_config *cfg = load_config(config_path, err);
-    if (!cfg)
+    gw_settings *set = load_settings(config_path, err);
+    if (!set)
         return 1;
-    const gw_routes *routes = cfg->routes;
+    const gw_routes *routes = set->routes;
     fprintf(out, "%s: ok (%s: %zu exchange%s, %zu queue%s, %zu route%s)\n", config_path,
             routes->path, routes->n_exchanges, routes->n_exchanges == 1 ? "" : "s",
             routes->n_queues, routes->n_queues == 1 ? "" : "s", routes->n_routes,
@@ -102,9 +98,9 @@ int gw_commands_check(const char *config_path, bool live, FILE *out, FILE *err)
     int rc = 0;
     if (live) {
         fflush(out);
-        rc = gw_gateway_check_live(cfg);
+        rc = gw_gateway_check_live(set);
     }
-    gw_config_free(cfg);
+    gw_settings_release(set);
     return rc;
 }
 
@@ -117,8 +113,8 @@ static void put_retry(const gw_retry_policy *p, bool override, FILE *out)
         fprintf(out, "up to %u retr%s, backoff", p->max_attempts,
                 p->max_attempts == 1 ? "y" : "ies");
         for (size_t i = 0; i < p->n_backoff; i++) {
-            char d[32];
-            gw_yamldoc_format_duration(p->backoff_ms[i], d, sizeof d);
+            char d[GW_DURATION_TEXT_CAP];
+            gw_duration_format(p->backoff_ms[i], d, sizeof d);
             fprintf(out, " %s", d);
         }
         fputs(", then dead-letter", out);
@@ -126,7 +122,7 @@ static void put_retry(const gw_retry_policy *p, bool override, FILE *out)
     fprintf(out, " (%s)\n", override ? "route override" : "default");
 }
 
-void gw_commands_explain_type(const gw_config *cfg, const char *type, FILE *out)
+void gw_commands_explain_type(const gw_settings *set, const char *type, FILE *out)
 {
     size_t len = strlen(type);
     if (!gw_match_type_valid(type, len)) {
@@ -134,14 +130,14 @@ void gw_commands_explain_type(const gw_config *cfg, const char *type, FILE *out)
         fputs(": invalid event type -> dead-letter (invalid_event)\n", out);
         return;
     }
-    const gw_route *r = gw_routes_lookup(cfg->routes, type, len);
+    const gw_route *r = gw_routes_lookup(set->routes, type, len);
     if (!r) {
         fprintf(out, "%s: no route -> dead-letter (no_route)\n", type);
         return;
     }
     fprintf(out, "%s\n", type);
     fprintf(out, "  route     %s (%s, %s:%d)\n", r->event, r->is_pattern ? "pattern" : "exact",
-            cfg->routes->path, r->line);
+            set->routes->path, r->line);
     int width = 0;
     for (size_t i = 0; i < r->n_to; i++) {
         int w = (int)strlen(r->to[i].exchange);
@@ -158,32 +154,32 @@ void gw_commands_explain_type(const gw_config *cfg, const char *type, FILE *out)
         else
             fprintf(out, "%s\n", d->routing_key);
     }
-    put_retry(r->has_retry ? &r->retry : &cfg->retry, r->has_retry, out);
+    put_retry(r->has_retry ? &r->retry : &set->cfg->retry, r->has_retry, out);
 }
 
 int gw_commands_explain(const char *config_path, char *const *types, size_t n_types, FILE *out,
                         FILE *err)
 {
-    gw_config *cfg = load_config(config_path, err);
-    if (!cfg)
+    gw_settings *set = load_settings(config_path, err);
+    if (!set)
         return 1;
     for (size_t i = 0; i < n_types; i++)
-        gw_commands_explain_type(cfg, types[i], out);
-    gw_config_free(cfg);
+        gw_commands_explain_type(set, types[i], out);
+    gw_settings_release(set);
     return 0;
 }
 
 int gw_commands_test(const char *config_path, const char *cases_path, FILE *out, FILE *err)
 {
-    gw_config *cfg = load_config(config_path, err);
+    gw_settings *set = load_settings(config_path, err);
     gw_cases *cases = NULL;
     gw_diags diags = {0};
     gw_err rc = gw_cases_load(cases_path, &cases, &diags);
     gw_diags_print(&diags, err);
     gw_diags_cleanup(&diags);
-    if (!cfg || rc != GW_OK) {
+    if (!set || rc != GW_OK) {
         gw_cases_free(cases);
-        gw_config_free(cfg);
+        gw_settings_release(set);
         return 1;
     }
 
@@ -191,7 +187,7 @@ int gw_commands_test(const char *config_path, const char *cases_path, FILE *out,
     for (size_t i = 0; i < cases->n; i++) {
         const gw_case *c = &cases->items[i];
         char *why = NULL;
-        if (gw_cases_check(c, cfg->routes, &why)) {
+        if (gw_cases_check(c, set->routes, &why)) {
             fputs("PASS ", out);
             put_safe(out, c->name);
             fputc('\n', out);
@@ -208,6 +204,6 @@ int gw_commands_test(const char *config_path, const char *cases_path, FILE *out,
     }
     fprintf(out, "%zu passed, %zu failed\n", passed, failed);
     gw_cases_free(cases);
-    gw_config_free(cfg);
+    gw_settings_release(set);
     return failed > 0 ? 1 : 0;
 }

@@ -9,7 +9,7 @@
 #ifndef GW_COMMANDS_H
 #define GW_COMMANDS_H
 
-#include "config.h"
+#include "settings.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -30,8 +30,8 @@ int gw_commands_check(const char *config_path, bool live, FILE *out, FILE *err);
 int gw_commands_explain(const char *config_path, char *const *types, size_t n_types, FILE *out,
                         FILE *err);
 
-/* Writes the explanation of one type against a loaded config (used by explain). */
-void gw_commands_explain_type(const gw_config *cfg, const char *type, FILE *out);
+/* Writes the explanation of one type against a loaded set (used by explain). */
+void gw_commands_explain_type(const gw_settings *set, const char *type, FILE *out);
 
 /* `amqp-gw test -c FILE CASES.yaml`: one "PASS name" / "FAIL name: why" line per case
  * and a summary "N passed, N failed" on out. Returns 0 when all pass, 1 when any fails

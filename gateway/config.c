@@ -5,15 +5,14 @@
  * keys in every section are located errors, and so is every value of the wrong
  * type or out of bounds; all of them are reported, not just the first. After the
  * table come the environment overrides (AMQP_GW_URL, AMQP_GW_USER,
- * AMQP_GW_PASSWORD), path resolution against the config file's folder, and the
- * routing table (routes.c). Called by gateway.c and the CLI commands; never
- * touches a broker, never logs.
+ * AMQP_GW_PASSWORD) and path resolution against the config file's folder. Where
+ * the file set each option is kept for later, cross-file checks (settings.c, which
+ * also loads the routing table). Never touches a broker, never logs.
  */
 #include "config.h"
 
 #include "alloc.h"
 #include "log.h"
-#include "routes.h"
 #include "yamldoc.h"
 
 #include <stddef.h>
@@ -27,6 +26,11 @@
 #define MS_MINUTE (60 * MS_SECOND)
 #define MS_HOUR   (60 * MS_MINUTE)
 #define MS_DAY    (24 * MS_HOUR)
+
+struct gw_config_pos {
+    char *key; /* "section.key" */
+    int line, col;
+};
 
 typedef struct cfg_ctx {
     gw_yamldoc *doc;
@@ -102,32 +106,23 @@ static const char *const sections[] = {
 #define N_OPTIONS  (sizeof options / sizeof options[0])
 #define N_SECTIONS (sizeof sections / sizeof sections[0])
 
-bool gw_config_parse_duration(const char *s, uint64_t *out_ms)
+static void note_pos(gw_config *cfg, const char *key, const gw_yaml_node *n)
 {
-    uint64_t v = 0;
-    const char *p = s;
-    if (*p < '0' || *p > '9')
-        return false;
-    for (; *p >= '0' && *p <= '9'; p++) {
-        if (v > (UINT64_MAX - 9) / 10)
-            return false;
-        v = v * 10 + (uint64_t)(*p - '0');
+    cfg->positions = gw_xrealloc(cfg->positions, (cfg->n_positions + 1) * sizeof *cfg->positions);
+    cfg->positions[cfg->n_positions++] =
+        (struct gw_config_pos){.key = gw_xstrdup(key), .line = n->line, .col = n->col};
+}
+
+bool gw_config_key_pos(const gw_config *cfg, const char *key, int *line, int *col)
+{
+    for (size_t i = 0; i < cfg->n_positions; i++) {
+        if (strcmp(cfg->positions[i].key, key) == 0) {
+            *line = cfg->positions[i].line;
+            *col = cfg->positions[i].col;
+            return true;
+        }
     }
-    uint64_t unit;
-    if (strcmp(p, "ms") == 0)
-        unit = 1;
-    else if (strcmp(p, "s") == 0)
-        unit = MS_SECOND;
-    else if (strcmp(p, "m") == 0)
-        unit = MS_MINUTE;
-    else if (strcmp(p, "h") == 0)
-        unit = MS_HOUR;
-    else
-        return false;
-    if (v > UINT64_MAX / unit)
-        return false;
-    *out_ms = v * unit;
-    return true;
+    return false;
 }
 
 static void *field(cfg_ctx *c, const option *o)
@@ -480,6 +475,7 @@ static void apply_file(cfg_ctx *c, const gw_yaml_node *root)
             c->cfg->tls.enabled = false;
         }
         apply(c, o, v, what);
+        note_pos(c->cfg, what, v);
     }
     if (section_node(root, "broker.tls"))
         c->cfg->tls.enabled = true;
@@ -550,15 +546,19 @@ void gw_config_free(gw_config *cfg)
     free(cfg->tls.key_file);
     free(cfg->inbound_queue);
     free(cfg->routes_file);
-    gw_routes_free(cfg->routes);
     free(cfg->dlx_exchange);
     free(cfg->dlq_queue);
     free(cfg->prefix);
     free(cfg->metrics_listen);
+    for (size_t i = 0; i < cfg->n_positions; i++)
+        free(cfg->positions[i].key);
+    free(cfg->positions);
     free(cfg);
 }
 
-static gw_err config_from_doc(const char *path, gw_yamldoc *doc, bool load_routes, gw_config **out)
+/* keep_invalid: hand out what could be read even when the file has errors. */
+static gw_err config_from_doc(const char *path, gw_yamldoc *doc, bool keep_invalid,
+                              gw_config **out)
 {
     gw_err err = GW_ERR_INVALID;
     cfg_ctx c = {.doc = doc, .cfg = gw_xcalloc(1, sizeof(gw_config))};
@@ -575,42 +575,46 @@ static gw_err config_from_doc(const char *path, gw_yamldoc *doc, bool load_route
     size_t env_errors = apply_env(&c);
     gw_yamldoc_sort_diags(doc);
 
-    gw_err routes_err = GW_OK;
-    if (load_routes && c.cfg->routes_file)
-        routes_err = gw_routes_load(c.cfg->routes_file, &c.cfg->retry, &c.cfg->routes, doc->diags);
-
-    if (doc->errors || env_errors || routes_err != GW_OK) {
-        err = (!doc->errors && !env_errors) ? routes_err : GW_ERR_INVALID;
+    if ((doc->errors || env_errors) && !keep_invalid)
         goto out;
-    }
+    err = doc->errors || env_errors ? GW_ERR_INVALID : GW_OK;
     *out = c.cfg;
     c.cfg = NULL;
-    err = GW_OK;
 out:
     gw_config_free(c.cfg);
     free(c.dir);
     return err;
 }
 
-gw_err gw_config_parse(const char *path, const char *buf, size_t len, bool load_routes,
-                       gw_config **out, gw_diags *diags)
+gw_err gw_config_parse(const char *path, const char *buf, size_t len, gw_config **out,
+                       gw_diags *diags)
 {
     gw_yamldoc *doc = NULL;
     gw_err err = gw_yamldoc_parse(path, buf, len, diags, &doc);
     if (err != GW_OK)
         return err;
-    err = config_from_doc(path, doc, load_routes, out);
+    err = config_from_doc(path, doc, false, out);
+    gw_yamldoc_free(doc);
+    return err;
+}
+
+static gw_err load(const char *path, bool keep_invalid, gw_config **out, gw_diags *diags)
+{
+    gw_yamldoc *doc = NULL;
+    gw_err err = gw_yamldoc_load(path, diags, &doc);
+    if (err != GW_OK)
+        return err;
+    err = config_from_doc(path, doc, keep_invalid, out);
     gw_yamldoc_free(doc);
     return err;
 }
 
 gw_err gw_config_load(const char *path, gw_config **out, gw_diags *diags)
 {
-    gw_yamldoc *doc = NULL;
-    gw_err err = gw_yamldoc_load(path, diags, &doc);
-    if (err != GW_OK)
-        return err;
-    err = config_from_doc(path, doc, true, out);
-    gw_yamldoc_free(doc);
-    return err;
+    return load(path, false, out, diags);
+}
+
+gw_err gw_config_load_partial(const char *path, gw_config **out, gw_diags *diags)
+{
+    return load(path, true, out, diags);
 }

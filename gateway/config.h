@@ -2,32 +2,22 @@
  *
  * gw_config_load reads and validates the file (schema table; unknown keys, wrong
  * types, bad ranges and bad durations are located errors), applies the environment
- * overrides AMQP_GW_URL / AMQP_GW_USER / AMQP_GW_PASSWORD, resolves paths relative
- * to the config file, and loads the routing table named by routes_file. Never
- * touches a broker. The result is immutable; reload builds a new one.
+ * overrides AMQP_GW_URL / AMQP_GW_USER / AMQP_GW_PASSWORD and resolves paths relative
+ * to the config file. The routing table it names (routes_file) is loaded beside it
+ * by settings.h, which also checks the two against each other. Never touches a
+ * broker. The result is immutable.
  */
 #ifndef GW_CONFIG_H
 #define GW_CONFIG_H
 
+#include "breaker.h"
+#include "classify.h"
 #include "err.h"
+#include "retry.h"
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-
-#define GW_RETRY_MAX_TIERS 16
-
-typedef struct gw_retry_policy {
-    uint32_t max_attempts; /* retries after the first try; 0 = no retry */
-    uint64_t backoff_ms[GW_RETRY_MAX_TIERS];
-    size_t n_backoff; /* >= 1 */
-} gw_retry_policy;
-
-typedef enum gw_type_source {
-    GW_TYPE_FROM_PROPERTY,
-    GW_TYPE_FROM_HEADER,
-    GW_TYPE_FROM_BODY,
-} gw_type_source;
 
 typedef struct gw_tls_config {
     bool enabled;         /* true when a tls: block is present or a URL is amqps:// */
@@ -37,15 +27,6 @@ typedef struct gw_tls_config {
     bool verify_peer;     /* default true */
     bool verify_hostname; /* default true */
 } gw_tls_config;
-
-typedef struct gw_breaker_config {
-    uint32_t failure_threshold; /* default 5 */
-    uint64_t open_for_ms;       /* default 30s */
-    uint32_t half_open_probes;  /* default 1 */
-    uint64_t max_deferral_ms;   /* default 1h */
-} gw_breaker_config;
-
-struct gw_routes;
 
 typedef struct gw_config {
     char *path; /* the config file as given */
@@ -62,8 +43,7 @@ typedef struct gw_config {
     gw_type_source type_from[3];
     size_t n_type_from; /* default property, header, body */
 
-    char *routes_file;        /* resolved against the config file's folder */
-    struct gw_routes *routes; /* loaded by gw_config_load; owned */
+    char *routes_file; /* resolved against the config file's folder */
 
     gw_retry_policy retry; /* default max_attempts 5, backoff [1s,5s,30s,2m] */
     char *dlx_exchange;    /* default gw.dlx */
@@ -74,21 +54,31 @@ typedef struct gw_config {
     char *metrics_listen;         /* default 127.0.0.1:9464; "" disables */
     bool log_json;                /* log.format: json (default) | text */
     int log_level;                /* gw_log_level; default info */
+
+    struct gw_config_pos *positions; /* where the file set each option: gw_config_key_pos */
+    size_t n_positions;
 } gw_config;
 
-/* Loads path (and its routing table). On success *out is a new config the caller
- * frees with gw_config_free. On failure returns GW_ERR_INVALID (or GW_ERR_IO) with
- * every problem appended to diags as FILE:LINE:COL: message, and *out untouched. */
+/* Loads path (not the routing table: see settings.h). On success *out is a new
+ * config the caller frees with gw_config_free. On failure returns GW_ERR_INVALID (or
+ * GW_ERR_IO) with every problem appended to diags as FILE:LINE:COL: message, and
+ * *out untouched. */
 gw_err gw_config_load(const char *path, gw_config **out, gw_diags *diags);
 
-/* Same, from memory; path is used for messages and relative paths; the routing
- * table is not loaded when load_routes is false (cfg->routes stays NULL). */
-gw_err gw_config_parse(const char *path, const char *buf, size_t len, bool load_routes,
-                       gw_config **out, gw_diags *diags);
+/* As gw_config_load, but when the file is YAML with invalid values (GW_ERR_INVALID)
+ * *out is still set, to what could be read (valid values, defaults for the rest), so
+ * that the routing table it names can be read and its errors reported in the same
+ * run (SPEC §3: all errors). The caller frees it and must not run with it. */
+gw_err gw_config_load_partial(const char *path, gw_config **out, gw_diags *diags);
 
-/* Parses "250ms", "5s", "2m", "1h" (non-negative integer + unit; callers bound the
- * value, e.g. heartbeat allows 0s = off). Returns false if bad or overflowing. */
-bool gw_config_parse_duration(const char *s, uint64_t *out_ms);
+/* As gw_config_load, from memory; path is used for messages and relative paths. */
+gw_err gw_config_parse(const char *path, const char *buf, size_t len, gw_config **out,
+                       gw_diags *diags);
+
+/* Where the file set key, written as in messages ("inbound.queue", "prefix"): sets
+ * the 1-based *line and *col and returns true; false (outputs untouched) when the
+ * key kept its default. For checks made after loading (settings.c). */
+bool gw_config_key_pos(const gw_config *cfg, const char *key, int *line, int *col);
 
 void gw_config_free(gw_config *cfg);
 

@@ -17,6 +17,7 @@
 #include "classify.h"
 #include "clock.h"
 #include "dispatch.h"
+#include "duration.h"
 #include "copy.h"
 #include "headers.h"
 #include "intake.h"
@@ -28,6 +29,7 @@
 #include "retry.h"
 #include "routes.h"
 #include "session.h"
+#include "settings.h"
 #include "topology.h"
 
 #include <errno.h>
@@ -77,6 +79,7 @@ typedef struct job {
     char target_exchange[256]; /* the one destination the dispatch intent names */
     char target_routing_key[256];
     struct job *next_backlog;
+    gw_settings *set; /* the set j was routed with (a reference; NULL until then) */
 } job;
 
 /* The kind of a publish in the ledger; its cookie is the exchange it went to
@@ -84,7 +87,8 @@ typedef struct job {
 enum { PUB_DEST, PUB_OWN };
 
 typedef struct gw {
-    gw_config *cfg;
+    gw_settings *set;     /* the config + table new events are routed with (a reference) */
+    const gw_config *cfg; /* set->cfg: the same for every set of the run */
     gw_session *s;
     gw_breakers breakers;
     gw_metrics *metrics;
@@ -98,8 +102,6 @@ typedef struct gw {
     uint64_t rng[2];
     gw_topology *topo; /* what we declare, for topo_routes */
     const gw_routes *topo_routes;
-    gw_routes **retired; /* replaced routing tables, freed once no job can use them */
-    size_t n_retired;
     bool cancelled;             /* the broker cancelled a consumer: re-establish */
     uint64_t reestablish_at_ms; /* not before (after a failed attempt) */
     bool redeclare;             /* a gateway-own publish failed: declare our topology again */
@@ -208,11 +210,20 @@ static void chans_reset(gw *g)
 
 /* ---------------------------------------------------------------- acks */
 
+/* Drops a reference to a set; a set a reload replaced is freed with its last event. */
+static void release_set(gw_settings *set)
+{
+    unsigned generation = set ? set->generation : 0;
+    if (gw_settings_release(set))
+        GW_LOG(GW_LOG_INFO, "old routing table freed", GW_I("generation", generation));
+}
+
 static void job_free(job *j)
 {
     if (!j)
         return;
     gw_msg_free(j->msg);
+    release_set(j->set);
     free(j);
 }
 
@@ -220,15 +231,6 @@ static void job_free(job *j)
 static void ring_push(gw *g, job *j)
 {
     j->lid = gw_ledger_deliver(g->ledger, j->tag, j);
-}
-
-static void free_retired(gw *g)
-{
-    for (size_t i = 0; i < g->n_retired; i++)
-        gw_routes_free(g->retired[i]);
-    free(g->retired);
-    g->retired = NULL;
-    g->n_retired = 0;
 }
 
 /* Acks (or nacks) the finished jobs at the head of the delivery order. */
@@ -248,8 +250,6 @@ static void ack_ready(gw *g)
     }
     size_t held = gw_ledger_deliveries(g->ledger);
     gw_metrics_set_in_flight(g->metrics, held);
-    if (!held)
-        free_retired(g);
 }
 
 /* Once every first-pass publish of j is issued, j is finished as soon as nothing it
@@ -286,7 +286,6 @@ static void drop_all_jobs(gw *g)
         job_free(j);
     chans_reset(g);
     g->backlog_head = g->backlog_tail = NULL; /* backlog jobs are in the ledger too */
-    free_retired(g);
 }
 
 /* ---------------------------------------------------------------- publishing */
@@ -449,7 +448,7 @@ static void dead_letter_expired(gw *g, job *j, const char *exchange, const char 
     if (!last.ptr)
         last = gw_str_from_cstr(why);
     char max[32], text[GW_HEADERS_ERROR_MAX_BYTES + 128];
-    gw_retry_format_delay(g->cfg->breaker.max_deferral_ms, max, sizeof max);
+    gw_duration_format(g->cfg->breaker.max_deferral_ms, max, sizeof max);
     snprintf(text, sizeof text,
              "deferred by an open circuit breaker longer than max_deferral (%s): %.*s", max,
              (int)last.len, last.ptr);
@@ -701,6 +700,8 @@ static void carry_out(gw *g, job *j, const gw_dispatch_intent *in)
 /* One delivery: read it (intake), decide (dispatch), carry the decision out. */
 static void process(gw *g, job *j)
 {
+    /* j->route and its publishes' names point into this set: it lives as long as j */
+    j->set = gw_settings_ref(g->set);
     const gw_intake_config icfg = {g->cfg->type_from, g->cfg->n_type_from, g->cfg->prefix,
                                    REJECTED_TAG};
     uint8_t rnd[32];
@@ -715,7 +716,7 @@ static void process(gw *g, job *j)
     j->expiration = ev.expiration;
 
     gw_dispatch_intent in;
-    gw_dispatch_decide(&ev, g->cfg->routes, &g->cfg->retry, &in);
+    gw_dispatch_decide(&ev, j->set->routes, &g->cfg->retry, &in);
     j->route = in.route;
     j->retry_count = in.retry_count;
     carry_out(g, j, &in);
@@ -949,15 +950,16 @@ static void maintain(gw *g)
     }
 }
 
-/* SIGHUP: load the routing table again; declare its topology; then switch. An
- * invalid table (or one whose topology the broker refuses) is refused and the old
- * one keeps serving. Jobs in flight keep the table they were routed with. */
+/* SIGHUP: load the routing table again and check it against the config (a new set,
+ * settings.h); declare its topology; then switch sets. An invalid table (or one whose
+ * topology the broker refuses) is refused and the old set keeps serving. Jobs in
+ * flight keep the set they were routed with; it is freed with the last of them. */
 static void reload_routes(gw *g)
 {
     gw_diags diags = {0};
-    gw_routes *nr = NULL;
+    gw_settings *next = NULL;
     const char *path = g->cfg->routes_file;
-    if (gw_routes_load(path, &g->cfg->retry, &nr, &diags) != GW_OK) {
+    if (gw_settings_reload(g->set, &next, &diags) != GW_OK) {
         for (size_t i = 0; i < diags.n; i++) {
             char line[1024];
             gw_diag_format(&diags.items[i], line, sizeof line);
@@ -969,12 +971,12 @@ static void reload_routes(gw *g)
         return;
     }
     gw_diags_cleanup(&diags);
+    gw_settings *old = g->set;
+    g->set = next;
     if (g->s && gw_session_alive(g->s)) {
         char err[ERR_TEXT];
         bool fatal;
-        gw_routes *old = g->cfg->routes;
         /* tiers of the new table must exist before it routes anything */
-        g->cfg->routes = nr;
         gw_topology *old_topo = g->topo;
         g->topo = NULL;
         compute_tiers(g);
@@ -982,43 +984,34 @@ static void reload_routes(gw *g)
         if (!ok) {
             gw_topology_free(g->topo);
             g->topo = old_topo;
-            g->cfg->routes = old;
+            g->set = old;
             compute_tiers(g);
             GW_LOG(GW_LOG_ERROR,
                    "reload refused: declaring the new topology failed; the old "
                    "table keeps serving",
                    GW_S("error", err));
-            gw_routes_free(nr);
+            gw_settings_release(next);
             gw_metrics_reload(g->metrics, false);
             return;
         }
         gw_topology_free(old_topo);
-        g->retired = gw_xrealloc(g->retired, (g->n_retired + 1) * sizeof *g->retired);
-        g->retired[g->n_retired++] = old;
-        if (!gw_ledger_deliveries(g->ledger))
-            free_retired(g);
     } else {
-        /* no broker to declare on now: the table's topology is declared on reconnect;
-         * jobs of the dead session may still point into the old table */
-        gw_routes *old = g->cfg->routes;
-        g->cfg->routes = nr;
+        /* no broker to declare on now: the table's topology is declared on reconnect */
         compute_tiers(g);
-        g->retired = gw_xrealloc(g->retired, (g->n_retired + 1) * sizeof *g->retired);
-        g->retired[g->n_retired++] = old;
-        if (!gw_ledger_deliveries(g->ledger))
-            free_retired(g);
     }
+    release_set(old); /* after the old plan, which borrows from its table, is gone */
     announce_destinations(g);
+    const gw_routes *nr = next->routes;
     GW_LOG(GW_LOG_INFO, "routing table reloaded", GW_S("routes", path),
            GW_I("routes_count", nr->n_routes), GW_I("exchanges", nr->n_exchanges),
-           GW_I("queues", nr->n_queues));
+           GW_I("queues", nr->n_queues), GW_I("generation", next->generation));
     gw_metrics_reload(g->metrics, true);
 }
 
 /* Every destination exchange of the table gets a circuit-state series (closed) now. */
 static void announce_destinations(gw *g)
 {
-    const gw_routes *r = g->cfg->routes;
+    const gw_routes *r = g->set->routes;
     for (size_t i = 0; i < r->n_routes; i++)
         for (size_t k = 0; k < r->routes[i].n_to; k++)
             gw_metrics_breaker_known(g->metrics, r->routes[i].to[k].exchange);
@@ -1026,15 +1019,8 @@ static void announce_destinations(gw *g)
 
 static void compute_tiers(gw *g)
 {
-    const gw_routes *r = g->cfg->routes;
-    size_t n = 1 + r->n_routes;
-    const gw_retry_policy **pol = gw_xmalloc(n * sizeof *pol);
-    size_t k = 0;
-    pol[k++] = &g->cfg->retry;
-    for (size_t i = 0; i < r->n_routes; i++)
-        if (r->routes[i].has_retry)
-            pol[k++] = &r->routes[i].retry;
-    g->n_tiers = gw_retry_tiers(pol, k, g->tiers, MAX_RETRY_TIERS);
+    const gw_routes *r = g->set->routes;
+    g->n_tiers = gw_settings_tiers(g->cfg, r, g->tiers, MAX_RETRY_TIERS);
     if (g->n_tiers > MAX_RETRY_TIERS)
         g->n_tiers = MAX_RETRY_TIERS;
     for (size_t i = 0; i < g->n_tiers; i++) {
@@ -1042,12 +1028,11 @@ static void compute_tiers(gw *g)
         tier_name(g, g->tiers[i], name, sizeof name);
         g->tier_names[i] = intern(g, name);
     }
-    if (!g->topo || g->topo_routes != g->cfg->routes) {
+    if (!g->topo || g->topo_routes != r) {
         gw_topology_free(g->topo);
-        g->topo = gw_topology_plan(g->cfg, g->cfg->routes, g->tiers, g->n_tiers);
-        g->topo_routes = g->cfg->routes;
+        g->topo = gw_topology_plan(g->cfg, r, g->tiers, g->n_tiers);
+        g->topo_routes = r;
     }
-    free(pol);
 }
 
 static void install_signals(void)
@@ -1091,18 +1076,20 @@ static void shutdown_gracefully(gw *g)
 int gw_gateway_run(const char *config_path)
 {
     gw_diags diags = {0};
-    gw_config *cfg = NULL;
-    if (gw_config_load(config_path, &cfg, &diags) != GW_OK) {
+    gw_settings *set = NULL;
+    if (gw_settings_load(config_path, &set, &diags) != GW_OK) {
         gw_diags_print(&diags, stderr);
         gw_diags_cleanup(&diags);
         return 1;
     }
     gw_diags_cleanup(&diags);
+    const gw_config *cfg = set->cfg;
     gw_log_min_level = (gw_log_level)cfg->log_level;
     gw_log_set_text(!cfg->log_json);
 
     gw g;
     memset(&g, 0, sizeof g);
+    g.set = set;
     g.cfg = cfg;
     if (getrandom(g.rng, sizeof g.rng, 0) != (ssize_t)sizeof g.rng || (!g.rng[0] && !g.rng[1])) {
         g.rng[0] = gw_clock_wall_ms() ^ ((uint64_t)getpid() << 32);
@@ -1122,8 +1109,8 @@ int gw_gateway_run(const char *config_path)
         g.metrics = gw_metrics_new("", merr, sizeof merr);
     }
     announce_destinations(&g);
-    GW_LOG(GW_LOG_INFO, "starting", GW_S("config", config_path), GW_S("routes", cfg->routes->path),
-           GW_I("routes_count", cfg->routes->n_routes), GW_S("version", GW_VERSION));
+    GW_LOG(GW_LOG_INFO, "starting", GW_S("config", config_path), GW_S("routes", set->routes->path),
+           GW_I("routes_count", set->routes->n_routes), GW_S("version", GW_VERSION));
 
     int rc = connect_loop(&g, true);
     if (rc > 0)
@@ -1173,7 +1160,7 @@ out:
     gw_topology_free(g.topo);
     free_interned(&g);
     gw_breakers_cleanup(&g.breakers);
-    gw_config_free(cfg);
+    gw_settings_release(g.set); /* after the plan, which borrows from its table */
     return rc;
 }
 
@@ -1183,11 +1170,13 @@ static int probe_binding(void *ctx, const char *exchange, const char *queue, con
     return (int)gw_mgmt_binding(ctx, exchange, queue, key, args, n_args, why, why_len);
 }
 
-int gw_gateway_check_live(const gw_config *cfg)
+int gw_gateway_check_live(const gw_settings *set)
 {
+    const gw_config *cfg = set->cfg;
     gw g;
     memset(&g, 0, sizeof g);
-    g.cfg = (gw_config *)cfg;
+    g.set = (gw_settings *)set; /* read only: check --live routes nothing */
+    g.cfg = cfg;
     compute_tiers(&g);
     char err[ERR_TEXT], safe[512];
     gw_session *s = NULL;

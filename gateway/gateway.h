@@ -6,9 +6,9 @@
 #ifndef GW_GATEWAY_H
 #define GW_GATEWAY_H
 
-#include "config.h"
+#include "settings.h"
 
-/* `amqp-gw run -c FILE`: loads the config, connects, declares topology and forwards
+/* `amqp-gw run -c FILE`: loads the config and its table (settings.h), connects, declares topology and forwards
  * until SIGTERM/SIGINT. Returns the process exit code (0 after a clean shutdown,
  * 1 when it could not start). */
 int gw_gateway_run(const char *config_path);
@@ -16,6 +16,6 @@ int gw_gateway_run(const char *config_path);
 /* `amqp-gw check --live`: connects and reports, per exchange/queue/binding of the
  * table, whether the broker has it and whether its arguments differ. Writes the
  * report to stdout. Returns 0 in sync, 1 drift or failure. */
-int gw_gateway_check_live(const gw_config *cfg);
+int gw_gateway_check_live(const gw_settings *set);
 
 #endif

@@ -13,11 +13,13 @@
 #include "clock.h"
 #include "config.h"
 #include "copy.h"
+#include "duration.h"
 #include "headers.h"
 #include "ledger.h"
 #include "log.h"
 #include "match.h"
 #include "session.h"
+#include "settings.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -103,7 +105,7 @@ gw_err gw_replay_parse_args(int argc, char **argv, gw_replay_opts *o, bool *help
             o->route = optarg;
             break;
         case 's':
-            if (!gw_config_parse_duration(optarg, &o->since_ms) || o->since_ms == 0) {
+            if (!gw_duration_parse(optarg, &o->since_ms) || o->since_ms == 0) {
                 snprintf(err, err_len, "--since \"%s\": bad duration (use e.g. 30m, 2h, 90s)",
                          optarg);
                 return GW_ERR_USAGE;
@@ -545,13 +547,14 @@ int gw_replay_main(int argc, char **argv)
         return 0;
     }
     gw_diags diags = {0};
-    gw_config *cfg = NULL;
-    if (gw_config_load(o.config_path, &cfg, &diags) != GW_OK) {
+    gw_settings *set = NULL;
+    if (gw_settings_load(o.config_path, &set, &diags) != GW_OK) {
         gw_diags_print(&diags, stderr);
         gw_diags_cleanup(&diags);
         return 1;
     }
     gw_diags_cleanup(&diags);
+    const gw_config *cfg = set->cfg;
     gw_log_min_level = (gw_log_level)cfg->log_level;
     gw_log_set_text(!cfg->log_json);
 
@@ -649,6 +652,6 @@ out:
     free(r.known);
     gw_ledger_free(r.ledger);
     gw_session_free(s);
-    gw_config_free(cfg);
+    gw_settings_release(set);
     return rc;
 }

@@ -6,6 +6,8 @@
  */
 #include "retry.h"
 
+#include "duration.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -191,22 +193,6 @@ static size_t format_result(int r)
     return r < 0 ? 0 : (size_t)r;
 }
 
-size_t gw_retry_format_delay(uint64_t delay_ms, char *buf, size_t len)
-{
-    static const struct {
-        uint64_t ms;
-        const char *unit;
-    } units[] = {{3600000, "h"}, {60000, "m"}, {1000, "s"}};
-
-    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
-        if (delay_ms != 0 && delay_ms % units[i].ms == 0) {
-            return format_result(snprintf(
-                buf, len, "%llu%s", (unsigned long long)(delay_ms / units[i].ms), units[i].unit));
-        }
-    }
-    return format_result(snprintf(buf, len, "%llums", (unsigned long long)delay_ms));
-}
-
 bool gw_retry_is_tier_queue(const char *prefix, const char *queue, size_t len)
 {
     static const char mid[] = ".retry.";
@@ -215,23 +201,20 @@ bool gw_retry_is_tier_queue(const char *prefix, const char *queue, size_t len)
         return false;
     if (memcmp(queue, prefix, plen) != 0 || memcmp(queue + plen, mid, mlen) != 0)
         return false;
-    /* <digits><unit>, as gw_retry_format_delay writes it */
-    const char *d = queue + plen + mlen, *end = queue + len;
-    const char *u = d;
-    while (u < end && *u >= '0' && *u <= '9')
-        u++;
-    if (u == d)
+    /* <digits><unit>, as gw_duration_format writes it */
+    char delay[GW_DURATION_TEXT_CAP];
+    size_t dlen = len - plen - mlen;
+    if (dlen >= sizeof delay || memchr(queue + plen + mlen, '\0', dlen))
         return false;
-    static const char *const units[] = {"ms", "s", "m", "h"};
-    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
-        if ((size_t)(end - u) == strlen(units[i]) && memcmp(u, units[i], (size_t)(end - u)) == 0)
-            return true;
-    return false;
+    memcpy(delay, queue + plen + mlen, dlen);
+    delay[dlen] = '\0';
+    uint64_t ms;
+    return gw_duration_parse(delay, &ms);
 }
 
 size_t gw_retry_tier_name(const char *prefix, uint64_t delay_ms, char *buf, size_t len)
 {
-    char delay[32];
-    gw_retry_format_delay(delay_ms, delay, sizeof delay);
+    char delay[GW_DURATION_TEXT_CAP];
+    gw_duration_format(delay_ms, delay, sizeof delay);
     return format_result(snprintf(buf, len, "%s.retry.%s", prefix, delay));
 }

@@ -1,6 +1,6 @@
 /* retry.h — the retry policy: failure reason -> retry-or-dead-letter, delay tiers.
  *
- * Pure decisions over a gw_retry_policy (config.h): which failures are retried,
+ * Pure decisions over a gw_retry_policy: which failures are retried,
  * how long each retry waits, which broker-side delay queues (`<prefix>.retry.<delay>`)
  * the gateway must declare, and when an event deferred by an open circuit breaker
  * has waited too long (SPEC §6, §7). gateway.c calls it when a publish fails, a
@@ -10,11 +10,19 @@
 #ifndef GW_RETRY_H
 #define GW_RETRY_H
 
-#include "config.h"
-
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#define GW_RETRY_MAX_TIERS 16
+
+/* How often and how long to retry (SPEC §4 retry:, or a route's retry: override).
+ * The config and the routing table fill it; this module only reads it. */
+typedef struct gw_retry_policy {
+    uint32_t max_attempts; /* retries after the first try; 0 = no retry */
+    uint64_t backoff_ms[GW_RETRY_MAX_TIERS];
+    size_t n_backoff; /* >= 1 */
+} gw_retry_policy;
 
 /* Why an event failed or was dead-lettered; the names are the SPEC §6 values of
  * header x-gw-dead-letter-reason. */
@@ -104,14 +112,10 @@ size_t gw_retry_tiers(const gw_retry_policy *const *policies, size_t n, uint64_t
  * breaker defers to. 0 when there is none. */
 uint64_t gw_retry_longest_tier(const gw_retry_policy *const *policies, size_t n);
 
-/* Writes delay_ms the way the config writes durations, in the largest unit that
- * divides it exactly: 500 -> "500ms", 1000 -> "1s", 90000 -> "90s", 120000 -> "2m",
- * 3600000 -> "1h", 0 -> "0ms". NUL-terminates within len (len > 0); returns the length
- * the full text needs, like snprintf (>= len means it was truncated). */
-size_t gw_retry_format_delay(uint64_t delay_ms, char *buf, size_t len);
-
 /* Writes the delay queue name `<prefix>.retry.<delay>` ("gw.retry.1s",
- * "gw.retry.500ms") into buf. Same truncation contract as gw_retry_format_delay. */
+ * "gw.retry.500ms"; the delay as gw_duration_format writes it) into buf.
+ * NUL-terminates within len (len > 0); returns the length the full name needs, like
+ * snprintf (>= len means it was truncated). */
 size_t gw_retry_tier_name(const char *prefix, uint64_t delay_ms, char *buf, size_t len);
 
 /* True when queue[0..len) is one of the gateway's retry tiers for prefix: the name

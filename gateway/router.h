@@ -1,4 +1,4 @@
-/* router.h — compiled route lookup. Pure.
+/* router.h — a route, and the compiled lookup over a table's routes. Pure.
  *
  * Exact types resolve through a hash table; patterns through a word trie, so the
  * cost of a lookup does not grow linearly with the number of routes. Precedence
@@ -8,9 +8,29 @@
 #ifndef GW_ROUTER_H
 #define GW_ROUTER_H
 
-#include "routes.h"
+#include "retry.h"
 
+#include <stdbool.h>
 #include <stddef.h>
+
+typedef struct gw_destination {
+    char *exchange;
+    char *routing_key; /* NULL = the event type */
+    int line, col;     /* where the table lists it (0 when not from a file) */
+} gw_destination;
+
+/* One route of a routing table (routes.h reads them from the file). */
+typedef struct gw_route {
+    char *event; /* exact type or pattern, as written */
+    bool is_pattern;
+    int literal_words; /* words that are neither * nor # (precedence) */
+    size_t index;      /* position in the file (precedence tie-break) */
+    gw_destination *to;
+    size_t n_to; /* >= 1 */
+    bool has_retry;
+    gw_retry_policy retry; /* valid when has_retry; unset fields inherit the default */
+    int line, col;
+} gw_route;
 
 typedef struct gw_router gw_router;
 

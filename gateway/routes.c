@@ -398,8 +398,10 @@ static bool parse_destination(rt_ctx *c, const gw_yaml_node *n, const char *what
         }
     }
     rt->to = gw_xrealloc(rt->to, (rt->n_to + 1) * sizeof *rt->to);
-    rt->to[rt->n_to].exchange = gw_xstrdup(exchange);
-    rt->to[rt->n_to].routing_key = key ? gw_xstrdup(key) : NULL;
+    rt->to[rt->n_to] = (gw_destination){.exchange = gw_xstrdup(exchange),
+                                        .routing_key = key ? gw_xstrdup(key) : NULL,
+                                        .line = n->line,
+                                        .col = n->col};
     rt->n_to++;
     return true;
 }

@@ -9,8 +9,9 @@
 #ifndef GW_ROUTES_H
 #define GW_ROUTES_H
 
-#include "config.h"
 #include "err.h"
+#include "retry.h"
+#include "router.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -69,25 +70,6 @@ typedef struct gw_queue_decl {
     int line, col;
 } gw_queue_decl;
 
-typedef struct gw_destination {
-    char *exchange;
-    char *routing_key; /* NULL = the event type */
-} gw_destination;
-
-typedef struct gw_route {
-    char *event; /* exact type or pattern, as written */
-    bool is_pattern;
-    int literal_words; /* words that are neither * nor # (precedence) */
-    size_t index;      /* position in the file (precedence tie-break) */
-    gw_destination *to;
-    size_t n_to; /* >= 1 */
-    bool has_retry;
-    gw_retry_policy retry; /* valid when has_retry; unset fields inherit the default */
-    int line, col;
-} gw_route;
-
-struct gw_router;
-
 typedef struct gw_routes {
     char *path;
     int version; /* 1 */
@@ -97,7 +79,7 @@ typedef struct gw_routes {
     size_t n_queues;
     gw_route *routes;
     size_t n_routes;
-    struct gw_router *router; /* compiled lookup over routes; owned */
+    gw_router *router; /* compiled lookup over routes; owned */
 } gw_routes;
 
 /* Loads and compiles a routing table. default_retry fills the fields a route's

@@ -40,6 +40,17 @@ static gw_topo_item *add(gw_topology *t, gw_topo_kind kind, bool own)
     return it;
 }
 
+/* One of the gateway's own exchanges or queues: what it is for, and the config key
+ * that names it (for messages). */
+static gw_topo_item *add_own(gw_topology *t, gw_topo_kind kind, const char *role,
+                             const char *config_key)
+{
+    gw_topo_item *it = add(t, kind, true);
+    it->role = role;
+    it->config_key = config_key;
+    return it;
+}
+
 static void add_binding(gw_topology *t, bool own, const char *queue, const char *exchange,
                         const char *key, const gw_arg *args, size_t n_args)
 {
@@ -68,7 +79,7 @@ gw_topology *gw_topology_plan(const gw_config *cfg, const gw_routes *r, const ui
 
     for (size_t i = 0; i < r->n_exchanges; i++)
         add(t, GW_TOPO_EXCHANGE, false)->exchange = r->exchanges[i];
-    gw_topo_item *rx = add(t, GW_TOPO_EXCHANGE, true);
+    gw_topo_item *rx = add_own(t, GW_TOPO_EXCHANGE, "rejection exchange", "prefix");
     rx->exchange = (gw_exchange_decl){
         .name = t->rejected_exchange, .type = GW_EXCHANGE_FANOUT, .durable = true};
 
@@ -92,13 +103,14 @@ gw_topology *gw_topology_plan(const gw_config *cfg, const gw_routes *r, const ui
         }
     }
 
-    add(t, GW_TOPO_QUEUE, true)->queue =
+    add_own(t, GW_TOPO_QUEUE, "inbound queue", "inbound.queue")->queue =
         (gw_queue_decl){.name = cfg->inbound_queue, .durable = true};
-    add(t, GW_TOPO_EXCHANGE, true)->exchange =
+    add_own(t, GW_TOPO_EXCHANGE, "dead-letter exchange", "dead_letter.exchange")->exchange =
         (gw_exchange_decl){.name = cfg->dlx_exchange, .type = GW_EXCHANGE_TOPIC, .durable = true};
-    add(t, GW_TOPO_QUEUE, true)->queue = (gw_queue_decl){.name = cfg->dlq_queue, .durable = true};
+    add_own(t, GW_TOPO_QUEUE, "dead-letter queue", "dead_letter.queue")->queue =
+        (gw_queue_decl){.name = cfg->dlq_queue, .durable = true};
     add_binding(t, true, cfg->dlq_queue, cfg->dlx_exchange, "#", NULL, 0);
-    add(t, GW_TOPO_QUEUE, true)->queue =
+    add_own(t, GW_TOPO_QUEUE, "rejection queue", "prefix")->queue =
         (gw_queue_decl){.name = t->rejected_queue, .durable = true};
     add_binding(t, true, t->rejected_queue, t->rejected_exchange, "", NULL, 0);
 
@@ -110,7 +122,7 @@ gw_topology *gw_topology_plan(const gw_config *cfg, const gw_routes *r, const ui
         a[1] = (gw_arg){.key = "x-dead-letter-exchange", .kind = GW_ARG_STR, .s = ""};
         a[2] = (gw_arg){
             .key = "x-dead-letter-routing-key", .kind = GW_ARG_STR, .s = cfg->inbound_queue};
-        add(t, GW_TOPO_QUEUE, true)->queue = (gw_queue_decl){
+        add_own(t, GW_TOPO_QUEUE, "retry tier queue", "prefix")->queue = (gw_queue_decl){
             .name = keep(t, gw_xstrdup(name)), .durable = true, .args = a, .n_args = 3};
     }
 

@@ -26,6 +26,9 @@ typedef enum gw_topo_kind { GW_TOPO_EXCHANGE, GW_TOPO_QUEUE, GW_TOPO_BINDING } g
 typedef struct gw_topo_item {
     gw_topo_kind kind;
     bool own;                  /* the gateway's own object rather than the table's */
+    const char *role;          /* own exchanges and queues: "dead-letter queue", ... */
+    const char *config_key;    /* own exchanges and queues: the key naming it ("prefix" for
+                                  the names derived from it) */
     gw_exchange_decl exchange; /* GW_TOPO_EXCHANGE */
     gw_queue_decl queue;       /* GW_TOPO_QUEUE: args are the complete argument list */
     const char *bind_queue;    /* GW_TOPO_BINDING */

@@ -9,7 +9,7 @@
 #include "yamldoc.h"
 
 #include "alloc.h"
-#include "config.h"
+#include "duration.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -712,18 +712,6 @@ bool gw_yamldoc_get_int(gw_yamldoc *doc, const gw_yaml_node *n, const char *what
     return true;
 }
 
-void gw_yamldoc_format_duration(uint64_t ms, char *buf, size_t len)
-{
-    if (ms != 0 && ms % 3600000 == 0)
-        snprintf(buf, len, "%" PRIu64 "h", ms / 3600000);
-    else if (ms != 0 && ms % 60000 == 0)
-        snprintf(buf, len, "%" PRIu64 "m", ms / 60000);
-    else if (ms % 1000 == 0)
-        snprintf(buf, len, "%" PRIu64 "s", ms / 1000);
-    else
-        snprintf(buf, len, "%" PRIu64 "ms", ms);
-}
-
 bool gw_yamldoc_get_duration(gw_yamldoc *doc, const gw_yaml_node *n, const char *what,
                              uint64_t min_ms, uint64_t max_ms, uint64_t *out_ms)
 {
@@ -732,16 +720,16 @@ bool gw_yamldoc_get_duration(gw_yamldoc *doc, const gw_yaml_node *n, const char 
         return false;
     }
     uint64_t ms;
-    if (strlen(n->str) != n->len || !gw_config_parse_duration(n->str, &ms)) {
+    if (strlen(n->str) != n->len || !gw_duration_parse(n->str, &ms)) {
         char q[256];
         gw_yamldoc_quote(n->str, n->len, q, sizeof q);
         report(doc, n, what, "bad duration %s (use e.g. 250ms, 5s, 2m, 1h)", q);
         return false;
     }
     if (ms < min_ms || ms > max_ms) {
-        char lo[32], hi[32];
-        gw_yamldoc_format_duration(min_ms, lo, sizeof lo);
-        gw_yamldoc_format_duration(max_ms, hi, sizeof hi);
+        char lo[GW_DURATION_TEXT_CAP], hi[GW_DURATION_TEXT_CAP];
+        gw_duration_format(min_ms, lo, sizeof lo);
+        gw_duration_format(max_ms, hi, sizeof hi);
         report(doc, n, what, "%s is out of range (%s..%s)", n->str, lo, hi);
         return false;
     }

@@ -124,7 +124,7 @@ bool gw_yamldoc_get_bool(gw_yamldoc *doc, const gw_yaml_node *n, const char *wha
 bool gw_yamldoc_get_int(gw_yamldoc *doc, const gw_yaml_node *n, const char *what, int64_t min,
                         int64_t max, int64_t *out);
 
-/* A duration ("250ms", "5s", "2m", "1h"; see gw_config_parse_duration) whose value
+/* A duration ("250ms", "5s", "2m", "1h"; see gw_duration_parse) whose value
  * in milliseconds lies in [min_ms, max_ms]. Reports
  * "what: bad duration \"5x\" (use e.g. 250ms, 5s, 2m, 1h)" or an out-of-range message. */
 bool gw_yamldoc_get_duration(gw_yamldoc *doc, const gw_yaml_node *n, const char *what,
@@ -142,8 +142,5 @@ bool gw_yamldoc_scalar_int(const gw_yaml_node *n, int64_t *out);
 /* Writes s[0..len) double-quoted for a message, control bytes, quotes and
  * backslashes escaped, cut after 60 bytes with "...". cap >= 8. */
 void gw_yamldoc_quote(const char *s, size_t len, char *buf, size_t cap);
-
-/* Formats a duration in its largest exact unit ("1h", "90s", "250ms"). */
-void gw_yamldoc_format_duration(uint64_t ms, char *buf, size_t len);
 
 #endif

@@ -2,8 +2,8 @@
  *
  * Every input is copied into an exact-size heap buffer with no terminating NUL (the
  * readers take buf + len) so ASan sees any read past the end, then parsed both as a
- * routing table (gw_routes_parse) and as a gateway config (gw_config_parse, without
- * loading the routing table it names). Checks the contracts of both, not just "does
+ * routing table (gw_routes_parse) and as a gateway config (gw_config_parse, which
+ * never loads the routing table it names). Checks the contracts of both, not just "does
  * not crash": on GW_OK a result and no diagnostics, and a result that holds together
  * (every exact route is found by lookup, every binding's exchange is declared, the
  * config's lists are within bounds); on failure GW_ERR_INVALID, *out untouched and
@@ -110,7 +110,11 @@ static void check_config(const gw_config *c)
 {
     if (c->n_broker_urls == 0 || c->broker_urls == NULL || c->retry.n_backoff == 0 ||
         c->retry.n_backoff > GW_RETRY_MAX_TIERS || c->n_type_from == 0 || c->n_type_from > 3 ||
-        c->prefetch == 0 || c->routes != NULL)
+        c->prefetch == 0 || c->routes_file == NULL)
+        abort();
+    /* routes_file is required, so the file set it: its position is known and 1-based */
+    int line = 0, col = 0;
+    if (!gw_config_key_pos(c, "routes_file", &line, &col) || line < 1 || col < 1)
         abort();
     for (size_t i = 0; i < c->n_broker_urls; i++)
         if (c->broker_urls[i] == NULL || c->broker_urls[i][0] == '\0')
@@ -144,7 +148,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     gw_diags cd = {0};
     gw_config *cfg = NULL;
-    err = gw_config_parse("fuzz.yaml", buf, size, false, &cfg, &cd);
+    err = gw_config_parse("fuzz.yaml", buf, size, &cfg, &cd);
     if (err == GW_OK) {
         if (cfg == NULL || cd.n != 0)
             abort();

@@ -310,6 +310,20 @@ Test(cli, reports_every_routing_table_error_located_and_exits_1)
         cr_assert(strstr(res.err, at[i]) != NULL, "no error at %s in: %s", at[i], res.err);
 }
 
+/* What run would loop on or see refused by the broker is refused before it connects. */
+Test(cli, check_and_run_refuse_an_inbound_queue_that_is_the_dlq)
+{
+    static const char config[] = "tests/fixtures/invalid/inbound_queue_is_the_dlq.yaml";
+    const char *cmds[] = {"check", "run"};
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+        RUN(&res, cmds[i], "-c", config);
+        cr_assert_eq(res.status, 1, "%s: stdout: %s", cmds[i], res.out);
+        cr_assert_eq(count_lines(res.err), 1, "%s: stderr: %s", cmds[i], res.err);
+        cr_assert(every_line_located(res.err, config), "%s: %s", cmds[i], res.err);
+        cr_assert(strstr(res.err, ":5:10: inbound.queue: ") != NULL, "%s: %s", cmds[i], res.err);
+    }
+}
+
 Test(cli, reports_a_missing_config_file_and_exits_1)
 {
     RUN(&res, "check", "-c", "tests/fixtures/cases/no-such-config.yaml");

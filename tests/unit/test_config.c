@@ -1,7 +1,6 @@
 /* test_config.c — the gateway config loader (config.c): schema, defaults, env, paths. */
 #include "config.h"
 #include "log.h"
-#include "routes.h"
 
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
@@ -45,18 +44,18 @@ static gw_config *parse_ok(const char *yaml)
 {
     gw_diags d = {0};
     gw_config *cfg = NULL;
-    cr_assert_eq(gw_config_parse("mem.yaml", yaml, strlen(yaml), false, &cfg, &d), GW_OK);
+    cr_assert_eq(gw_config_parse("mem.yaml", yaml, strlen(yaml), &cfg, &d), GW_OK);
     cr_assert_eq(d.n, 0);
     gw_diags_cleanup(&d);
     return cfg;
 }
 
-/* Parses yaml (without its routing table) and expects exactly one diagnostic. */
+/* Parses yaml and expects exactly one diagnostic. */
 static void parse_fails_with(const char *yaml, const char *expected)
 {
     gw_diags d = {0};
     gw_config *cfg = NULL;
-    cr_assert_eq(gw_config_parse("mem.yaml", yaml, strlen(yaml), false, &cfg, &d), GW_ERR_INVALID);
+    cr_assert_eq(gw_config_parse("mem.yaml", yaml, strlen(yaml), &cfg, &d), GW_ERR_INVALID);
     cr_assert_null(cfg);
     cr_assert_eq(d.n, 1, "expected one diagnostic, got %zu", d.n);
     char line[512];
@@ -71,7 +70,6 @@ Test(config, shipped_config_loads_without_diagnostics)
     cr_assert_eq(cfg->n_broker_urls, 1);
     cr_assert_str_eq(cfg->broker_urls[0], "amqp://guest:guest@localhost:5672/%2f");
     cr_assert_str_eq(cfg->routes_file, "routes/example.yaml");
-    cr_assert_not_null(cfg->routes);
     cr_assert_str_eq(cfg->metrics_listen, "127.0.0.1:9464");
     cr_assert_not(cfg->tls.enabled);
     gw_config_free(cfg);
@@ -150,25 +148,29 @@ Test(config, tls_block_enables_tls_and_resolves_paths_against_the_config_folder)
     gw_config_free(cfg);
 }
 
-Test(config, routing_table_is_loaded_with_the_config_retry_policy_as_default)
+/* The routing table is settings.c's to load: a config naming a missing one loads. */
+Test(config, parse_reads_the_config_only_not_its_routing_table)
 {
-    gw_config *cfg = load_ok(VALID "config_full.yaml");
-    cr_assert_str_eq(cfg->routes_file, VALID "routes_full.yaml");
-    const gw_route *rt = gw_routes_lookup(cfg->routes, "invoice.sent", 12);
-    cr_assert_not_null(rt);
-    cr_assert(rt->has_retry);
-    cr_assert_eq(rt->retry.max_attempts, 2);
-    cr_assert_eq(rt->retry.n_backoff, 1, "backoff is inherited from the config's retry");
-    cr_assert_eq(rt->retry.backoff_ms[0], 250);
+    gw_config *cfg = parse_ok("routes_file: nowhere.yaml\n");
+    cr_assert_str_eq(cfg->routes_file, "nowhere.yaml");
+    cr_assert_str_eq(cfg->path, "mem.yaml");
     gw_config_free(cfg);
 }
 
-Test(config, parse_without_routes_leaves_routes_null)
+Test(config, key_pos_says_where_the_file_set_a_key_and_nothing_for_a_default)
 {
-    gw_config *cfg = parse_ok("routes_file: nowhere.yaml\n");
-    cr_assert_null(cfg->routes);
-    cr_assert_str_eq(cfg->routes_file, "nowhere.yaml");
-    cr_assert_str_eq(cfg->path, "mem.yaml");
+    gw_config *cfg = parse_ok("routes_file: r.yaml\ninbound:\n  queue: in\n");
+    int line = 0, col = 0;
+    cr_assert(gw_config_key_pos(cfg, "inbound.queue", &line, &col));
+    cr_assert_eq(line, 3);
+    cr_assert_eq(col, 10);
+    cr_assert(gw_config_key_pos(cfg, "routes_file", &line, &col));
+    cr_assert_eq(line, 1);
+    cr_assert_eq(col, 14);
+    line = col = 77;
+    cr_assert_not(gw_config_key_pos(cfg, "dead_letter.queue", &line, &col));
+    cr_assert_eq(line, 77);
+    cr_assert_eq(col, 77);
     gw_config_free(cfg);
 }
 
@@ -248,7 +250,7 @@ Test(config, top_level_sequence_is_an_error)
     gw_diags d = {0};
     gw_config *cfg = NULL;
     const char *yaml = "- routes_file: r.yaml\n";
-    cr_assert_eq(gw_config_parse("mem.yaml", yaml, strlen(yaml), false, &cfg, &d), GW_ERR_INVALID);
+    cr_assert_eq(gw_config_parse("mem.yaml", yaml, strlen(yaml), &cfg, &d), GW_ERR_INVALID);
     cr_assert_eq(d.n, 2);
     char line[512];
     gw_diag_format(&d.items[0], line, sizeof line);
@@ -335,49 +337,6 @@ Test(config, free_of_null_is_a_no_op)
     gw_config_free(NULL);
 }
 
-typedef struct duration_case {
-    char text[32];
-    bool ok;
-    uint64_t ms;
-} duration_case;
-
-static duration_case duration_cases[] = {
-    {"250ms", true, 250},
-    {"5s", true, 5000},
-    {"2m", true, 120000},
-    {"1h", true, 3600000},
-    {"0s", true, 0},
-    {"90s", true, 90000},
-    {"5", false, 0},
-    {"5x", false, 0},
-    {"s", false, 0},
-    {"", false, 0},
-    {"-5s", false, 0},
-    {"+5s", false, 0},
-    {"1.5s", false, 0},
-    {"5 s", false, 0},
-    {" 5s", false, 0},
-    {"5S", false, 0},
-    {"5sec", false, 0},
-    {"1d", false, 0},
-    {"99999999999999999999ms", false, 0},
-    {"9999999999999999h", false, 0},
-};
-
-ParameterizedTestParameters(config, durations_are_a_non_negative_integer_and_a_unit)
-{
-    return cr_make_param_array(duration_case, duration_cases,
-                               sizeof duration_cases / sizeof duration_cases[0]);
-}
-
-ParameterizedTest(duration_case *c, config, durations_are_a_non_negative_integer_and_a_unit)
-{
-    uint64_t ms = 777;
-    bool ok = gw_config_parse_duration(c->text, &ms);
-    cr_assert_eq(ok, c->ok, "\"%s\"", c->text);
-    cr_assert_eq(ms, c->ok ? c->ms : 777, "\"%s\"", c->text);
-}
-
 /* One fixture per error class; every expected line, exactly and in order. */
 typedef struct invalid_case {
     char file[64];
@@ -422,10 +381,6 @@ static invalid_case invalid_cases[] = {
               "\"verbose\"",
       INVALID "bad_log.yaml:3:19: metrics.listen: expected \"host:port\" (or \"\" to disable), "
               "got \"9464\""}},
-    {"config_with_bad_routes.yaml",
-     {INVALID "bad_pattern.yaml:3:12: routes[0]: bad event pattern \"order.*x\": '*' must be a "
-              "whole word",
-      INVALID "bad_pattern.yaml:5:12: routes[1]: bad event pattern \"order..paid\": empty word"}},
 };
 
 ParameterizedTestParameters(config, each_invalid_config_fixture_reports_its_exact_errors)

@@ -292,7 +292,7 @@ ParameterizedTestParameters(retry, tier_name_writes_the_delay_in_its_largest_exa
         {7200000, "gw.retry.2h"},
         {86400000, "gw.retry.24h"},
         {1, "gw.retry.1ms"},
-        {0, "gw.retry.0ms"},
+        {0, "gw.retry.0s"},
         {3601000, "gw.retry.3601s"},
         {UINT64_MAX, "gw.retry.18446744073709551615ms"},
     };
@@ -340,19 +340,21 @@ Test(retry, is_tier_queue_knows_its_own_names_and_nothing_else)
     cr_expect(gw_retry_is_tier_queue("gw", buf, n), "%s", buf);
 }
 
+/* The delay part is a duration as duration.h reads it, nothing longer or cut short. */
+Test(retry, is_tier_queue_reads_the_delay_as_a_duration)
+{
+    cr_expect(gw_retry_is_tier_queue("gw", "gw.retry.18446744073709551615ms", 31));
+    cr_expect_not(gw_retry_is_tier_queue("gw", "gw.retry.18446744073709551616ms", 31));
+    cr_expect_not(gw_retry_is_tier_queue("gw", "gw.retry.1s\0x", 13));
+    cr_expect_not(gw_retry_is_tier_queue("gw", "gw.retry.1s", 10), "cut short: \"1\"");
+}
+
 Test(retry, tier_name_truncates_and_reports_the_length_it_needed)
 {
     char buf[8];
     size_t n = gw_retry_tier_name("gw", 500, buf, sizeof buf);
     cr_assert_eq(n, strlen("gw.retry.500ms"));
     cr_assert_str_eq(buf, "gw.retr");
-}
-
-Test(retry, format_delay_writes_just_the_duration)
-{
-    char buf[16];
-    cr_assert_eq(gw_retry_format_delay(2 * MIN, buf, sizeof buf), 2);
-    cr_assert_str_eq(buf, "2m");
 }
 
 /* --- distinct sorted tiers --- */

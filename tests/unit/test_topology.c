@@ -10,7 +10,7 @@ static void load(const char *config_yaml)
 {
     gw_diags d = {0};
     cr_assert_eq(gw_config_parse("tests/fixtures/topology.yaml", config_yaml, strlen(config_yaml),
-                                 false, &cfg, &d),
+                                 &cfg, &d),
                  GW_OK);
     gw_diags_cleanup(&d);
 }

@@ -350,21 +350,6 @@ Test(yamldoc, directory_is_not_a_regular_file)
     cr_assert_str_eq(only_diag(), "tests: not a regular file");
 }
 
-Test(yamldoc, durations_format_in_their_largest_exact_unit)
-{
-    char buf[32];
-    gw_yamldoc_format_duration(0, buf, sizeof buf);
-    cr_assert_str_eq(buf, "0s");
-    gw_yamldoc_format_duration(250, buf, sizeof buf);
-    cr_assert_str_eq(buf, "250ms");
-    gw_yamldoc_format_duration(90000, buf, sizeof buf);
-    cr_assert_str_eq(buf, "90s");
-    gw_yamldoc_format_duration(120000, buf, sizeof buf);
-    cr_assert_str_eq(buf, "2m");
-    gw_yamldoc_format_duration(7200000, buf, sizeof buf);
-    cr_assert_str_eq(buf, "2h");
-}
-
 Test(yamldoc, free_of_null_is_a_no_op)
 {
     gw_yamldoc_free(NULL);
