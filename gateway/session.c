@@ -12,6 +12,7 @@
 #include "alloc.h"
 #include "clock.h"
 #include "log.h"
+#include "url.h"
 
 #include <amqp.h>
 #include <amqp_framing.h>
@@ -281,8 +282,9 @@ gw_err gw_session_connect(const gw_config *cfg, const char *url, const char *nam
     struct amqp_connection_info ci;
     amqp_default_connection_info(&ci);
     gw_session *s = gw_xcalloc(1, sizeof *s);
-    if (amqp_parse_url(url_copy, &ci) != AMQP_STATUS_OK) {
-        set_err(err, err_len, "bad broker url");
+    char why[256] = "does not parse";
+    if (!gw_url_check(url, why, sizeof why) || amqp_parse_url(url_copy, &ci) != AMQP_STATUS_OK) {
+        set_err(err, err_len, "broker URL %s", why);
         goto out;
     }
     /* The URL's scheme decides: amqps:// speaks TLS with the tls: settings. */

@@ -451,3 +451,16 @@ Test(cli, test_reports_a_missing_case_file_and_exits_1)
     cr_assert(strncmp(res.err, "tests/fixtures/cases/none.cases.yaml: cannot open: ", 51) == 0,
               "%s", res.err);
 }
+
+Test(cli, check_and_run_refuse_a_broker_url_with_a_bad_port_in_one_line)
+{
+    const char *env = "AMQP_GW_URL=amqp://localhost:notaport/";
+    const char *want = "AMQP_GW_URL: URL 1 has a bad port: what follows \"localhost:\" is not a "
+                       "number from 1 to 65535 (a password goes in user:password@host)\n";
+    const char *cmds[] = {"check", "run"};
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+        run_env(&res, env, (const char *const[]){cmds[i], "-c", FIXTURE_CONFIG, NULL});
+        cr_assert_eq(res.status, 1, "%s exited %d: %s", cmds[i], res.status, res.err);
+        cr_assert_str_eq(res.err, want, "%s", cmds[i]);
+    }
+}
