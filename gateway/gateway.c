@@ -1504,6 +1504,8 @@ int gw_gateway_run(const char *config_path)
     announce_destinations(&g);
     GW_LOG(GW_LOG_INFO, "starting", GW_S("config", config_path), GW_S("routes", cfg->routes->path),
            GW_I("routes_count", cfg->routes->n_routes), GW_S("version", GW_VERSION));
+    if (cfg->routes->n_routes == 0)
+        GW_LOG(GW_LOG_WARN, GW_ROUTES_NONE_WARNING, GW_S("routes", cfg->routes->path));
 
     rc = connect_loop(&g, true);
     if (rc > 0)

@@ -70,3 +70,10 @@ def test_a_busy_metrics_port_stops_start_up_with_one_line_naming_the_address(gat
     rec = json.loads(lines[0])
     assert rec["level"] == "error", rec
     assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in rec["error"], rec
+
+
+def test_a_table_with_no_routes_starts_with_a_warning(gateway, tid, broker):
+    gw = gateway({"version": 1, "routes": []}).start()
+    warnings = [r for r in gw.logs() if r.get("level") == "warn"]
+    assert any(r.get("msg", "").startswith("the routing table has no routes") for r in warnings), gw.log_tail()
+    assert gw.stop() == 0, gw.log_tail()

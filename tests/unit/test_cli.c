@@ -464,3 +464,11 @@ Test(cli, check_and_run_refuse_a_broker_url_with_a_bad_port_in_one_line)
         cr_assert_str_eq(res.err, want, "%s", cmds[i]);
     }
 }
+
+Test(cli, check_warns_about_a_table_with_no_routes_and_still_passes)
+{
+    RUN(&res, "check", "-c", "tests/fixtures/cases/no-routes-gw.yaml");
+    cr_assert_eq(res.status, 0, "stderr: %s", res.err);
+    cr_assert_str_eq(res.err, "tests/fixtures/cases/no-routes.yaml: warning: the routing table has "
+                              "no routes: every event will be dead-lettered (no_route)\n");
+}
