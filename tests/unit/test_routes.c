@@ -364,6 +364,10 @@ static invalid_case invalid_cases[] = {
               "\"yes\""}},
     {"bad_version.yaml",
      {INVALID "bad_version.yaml:1:10: version: unsupported version 2 (this gateway reads 1)"}},
+    {"tab_indentation.yaml",
+     {INVALID "tab_indentation.yaml:3:1: found character that cannot start any token: a tab; YAML "
+              "forbids tabs for indentation, indent with spaces (while scanning for the next "
+              "token at line 3, column 1)"}},
     {"empty_routes.yaml",
      {INVALID "empty_routes.yaml:1:1: routing table is empty: it needs \"version: 1\" and a "
               "\"routes:\" list (see routes/example.yaml)"}},
