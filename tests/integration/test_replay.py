@@ -37,7 +37,8 @@ SUMMARY_RE = re.compile(
     r"^(?P<dry>dry run )?(?P<queue>\S+): matched (?P<matched>\d+), "
     r"(?:moved|would move) (?P<moved>\d+), left (?P<left>\d+) "
     r"\((?P<no_match>\d+) not matching, (?P<guarded>\d+) over --max-replays, "
-    r"(?P<over_limit>\d+) over --limit\), failed (?P<failed>\d+) in (?P<secs>[0-9.]+)s$"
+    r"(?P<over_limit>\d+) over --limit, (?P<left_failed>\d+) failed\), failed (?P<failed>\d+) "
+    r"in (?P<secs>[0-9.]+)s$"
 )
 
 REMOVED_ON_REPLAY = (
@@ -87,6 +88,10 @@ def summary(p):
     out["dry"] = bool(m.group("dry"))
     out["queue"] = m.group("queue")
     out["secs"] = float(m.group("secs"))
+    # The numbers add up (SPEC section 9): what was not moved is left in the DLQ, failed included.
+    assert out["left"] == out["no_match"] + out["guarded"] + out["over_limit"] + out["left_failed"], lines[-1]
+    assert out["left_failed"] == out["failed"], lines[-1]
+    assert out["matched"] == out["moved"] + out["guarded"] + out["over_limit"] + out["failed"], lines[-1]
     return out
 
 
@@ -594,7 +599,8 @@ def test_messages_whose_destination_is_still_unroutable_stay_in_the_dlq(gateway,
     craft(broker, gw.dlq, items)
     p = run_replay(gw)
     assert p.returncode == 1, f"failed republishes must exit 1\n{p.stdout}\n{p.stderr}"
-    assert_counts(p, matched=n, moved=n // 2, failed=n // 2)
+    # the failed half is still in the DLQ, so it counts as left
+    assert_counts(p, matched=n, moved=n // 2, left=n // 2, failed=n // 2)
     at_dest, _ = collect_unique(broker, dest, n // 2, by_seq, timeout=20)
     assert at_dest == set(range(0, n, 2))
     wait_for(lambda: broker.count(gw.dlq) >= n // 2, 10, f"{n // 2} messages back in {gw.dlq}")
@@ -611,6 +617,7 @@ def test_a_missing_original_exchange_fails_and_leaves_the_message(gateway, tid, 
     s = summary(p)
     assert s["failed"] >= 1, p.stdout
     assert s["moved"] + s["failed"] == 3, p.stdout
+    assert s["left"] == s["failed"], p.stdout
     # The 404 closes the publishing channel: what was in flight on it counts as failed and
     # stays in the DLQ even if the broker routed it before the close (a duplicate, no loss).
     wait_for(lambda: broker.count(gw.dlq) >= 1, 10, f"the failed message back in {gw.dlq}")
@@ -749,6 +756,7 @@ def test_help_prints_usage_and_exits_0(gateway, tid, broker):
     p = run_replay(gw, "--help", config=False)
     assert p.returncode == 0
     assert "usage: amqp-gw replay" in p.stdout
+    assert "(default: 3)" in p.stdout and "exit codes: 0" in p.stdout, p.stdout
 
 
 # --- 10. SIGINT -----------------------------------------------------------------------------

@@ -472,3 +472,27 @@ Test(cli, check_warns_about_a_table_with_no_routes_and_still_passes)
     cr_assert_str_eq(res.err, "tests/fixtures/cases/no-routes.yaml: warning: the routing table has "
                               "no routes: every event will be dead-lettered (no_route)\n");
 }
+
+Test(cli, replay_help_gives_each_option_a_default_and_lists_the_exit_codes)
+{
+    RUN(&res, "replay", "--help");
+    cr_assert_eq(res.status, 0);
+    static const char *const opts[] = {"-c, --config", "--queue",      "--type",  "--reason",
+                                       "--route",      "--since",      "--limit", "--rate",
+                                       "--to",         "--max-replays"};
+    for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++) {
+        char at[32];
+        snprintf(at, sizeof at, "\n  %s ", opts[i]);
+        const char *start = strstr(res.out, at);
+        cr_assert_not_null(start, "%s is not listed:\n%s", opts[i], res.out);
+        const char *end = strstr(start + 1, "\n  -");
+        cr_assert_not_null(end);
+        const char *def = strstr(start, "(default: ");
+        cr_assert(def && def < end, "%s has no default:\n%s", opts[i], res.out);
+    }
+    static const char *const want[] = {"ms s m h",      "per second",
+                                       "exit codes: 0", "1 failure",
+                                       "2 usage error", "O over --limit, F failed), failed F"};
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        cr_assert_not_null(strstr(res.out, want[i]), "no \"%s\" in:\n%s", want[i], res.out);
+}
