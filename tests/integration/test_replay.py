@@ -646,23 +646,26 @@ def test_rate_paces_the_replay(gateway, tid, broker):
 # --- 8. SIGKILL in the middle ---------------------------------------------------------------
 
 
-def freeze_once_some_acks_arrived(proc, broker, queue, n, timeout=120):
+def freeze_once_some_acks_arrived(proc, broker, queue, n, timeout=300):
     """Stops proc (SIGSTOP) at a moment when the broker holds fewer than n messages in queue
     (some of proc's acks arrived) and returns that number, read once it no longer changes
     (acks still in the socket when proc stopped are in by then). While none has arrived
-    proc runs on for short spells. proc stays stopped: the caller kills it."""
+    proc runs on for short spells (0.2 s, doubling to 1 s). proc stays stopped: the caller
+    kills it."""
     deadline = time.monotonic() + timeout
+    spell = 0.2
     while True:
         os.kill(proc.pid, signal.SIGSTOP)
         total, prev = broker.total(queue), None
-        while total != prev:
+        while total < n and total != prev:
             time.sleep(0.2)
             total, prev = broker.total(queue), total
         if total < n:
             return total
         assert time.monotonic() < deadline, f"no ack of the replay reached {queue} within {timeout}s"
         os.kill(proc.pid, signal.SIGCONT)
-        time.sleep(0.2)
+        time.sleep(spell)
+        spell = min(spell * 2, 1.0)
         assert proc.poll() is None, f"the replay finished before it could be killed: {proc.communicate()}"
 
 
