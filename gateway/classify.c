@@ -117,6 +117,29 @@ static bool is_json_ws(char c)
     return c == ' ' || c == '\t' || c == '\n' || c == '\r';
 }
 
+/* How many arrays and objects are open at byte pos of JSON text cJSON read up to pos. */
+static size_t json_depth_at(const char *json, size_t pos)
+{
+    size_t depth = 0;
+    bool in_string = false;
+    for (size_t i = 0; i < pos; i++) {
+        char c = json[i];
+        if (in_string) {
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_string = false;
+        } else if (c == '"') {
+            in_string = true;
+        } else if (c == '[' || c == '{') {
+            depth++;
+        } else if ((c == ']' || c == '}') && depth > 0) {
+            depth--;
+        }
+    }
+    return depth;
+}
+
 /* Cheap pre-check before reading a body only for its id: anything whose first
  * non-whitespace byte is not '{' cannot be a JSON object. */
 static bool body_may_be_object(const gw_classify_input *in)
@@ -156,8 +179,17 @@ static bool parse_body(const gw_classify_input *in, gw_classify_result *out, cJS
     const char *end = NULL;
     cJSON *doc = cJSON_ParseWithLengthOpts(body, len, &end, 0);
     if (doc == NULL) {
-        if (end != NULL && end >= body && end <= body + len)
-            why_set(out, "body is not valid JSON at byte %zu", (size_t)(end - body));
+        bool located = end != NULL && end >= body && end <= body + len;
+        size_t at = located ? (size_t)(end - body) : 0;
+        /* cJSON stops at its nesting limit the way it stops at a syntax error. */
+        if (located && at < len && (body[at] == '[' || body[at] == '{') &&
+            json_depth_at(body, at) >= CJSON_NESTING_LIMIT)
+            why_set(out,
+                    "body nests JSON deeper than %d levels at byte %zu (the limit of the "
+                    "gateway's JSON reader)",
+                    CJSON_NESTING_LIMIT, at);
+        else if (located)
+            why_set(out, "body is not valid JSON at byte %zu", at);
         else
             why_set(out, "body is not valid JSON");
         return false;

@@ -95,6 +95,8 @@ int gw_commands_check(const char *config_path, bool live, FILE *out, FILE *err)
             routes->n_queues, routes->n_queues == 1 ? "" : "s", routes->n_routes,
             routes->n_routes == 1 ? "" : "s");
     note_undeclared_exchanges(routes, out);
+    if (routes->n_routes == 0)
+        fprintf(err, "%s: warning: " GW_ROUTES_NONE_WARNING "\n", routes->path);
     int rc = 0;
     if (live) {
         fflush(out);

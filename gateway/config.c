@@ -13,6 +13,7 @@
 
 #include "alloc.h"
 #include "log.h"
+#include "url.h"
 #include "yamldoc.h"
 
 #include <stddef.h>
@@ -178,11 +179,6 @@ static char *resolve(const char *dir, const char *p)
     return r;
 }
 
-static bool url_scheme_ok(const char *url)
-{
-    return strncmp(url, "amqp://", 7) == 0 || strncmp(url, "amqps://", 8) == 0;
-}
-
 static void add_url(gw_config *cfg, const char *url)
 {
     cfg->broker_urls =
@@ -207,9 +203,9 @@ static void set_urls(cfg_ctx *c, const option *o, const gw_yaml_node *n, const c
         const char *url;
         if (!gw_yamldoc_get_name(c->doc, n->items[i], item, 4096, &url))
             continue;
-        if (!url_scheme_ok(url)) {
-            gw_yamldoc_error(c->doc, n->items[i], "%s: URL must start with amqp:// or amqps://",
-                             item);
+        char why[256];
+        if (!gw_url_check(url, why, sizeof why)) {
+            gw_yamldoc_error(c->doc, n->items[i], "%s: URL %s", item, why);
             continue;
         }
         add_url(c->cfg, url);
@@ -503,15 +499,14 @@ static size_t apply_env(cfg_ctx *c)
             }
             while (len && (p[len - 1] == ' ' || p[len - 1] == '\t'))
                 len--;
-            char *url = gw_xstrndup(p, len);
+            char *url = gw_xstrndup(p, len), why[256];
             if (!*url) {
                 gw_diags_add(c->doc->diags, NULL, 0, 0, "AMQP_GW_URL: empty URL in the list");
                 errors++;
-            } else if (!url_scheme_ok(url)) {
-                /* Never echo the URL: it may hold a password. */
-                gw_diags_add(c->doc->diags, NULL, 0, 0,
-                             "AMQP_GW_URL: URL %zu must start with amqp:// or amqps://",
-                             cfg->n_broker_urls + errors + 1);
+            } else if (!gw_url_check(url, why, sizeof why)) {
+                /* Never echo the URL: it may hold a password (why never does). */
+                gw_diags_add(c->doc->diags, NULL, 0, 0, "AMQP_GW_URL: URL %zu %s",
+                             cfg->n_broker_urls + errors + 1, why);
                 errors++;
             } else {
                 add_url(cfg, url);

@@ -866,10 +866,14 @@ static int connect_loop(gw *g, bool first)
             char safe[512], err[ERR_TEXT];
             gw_log_redact_url(g->cfg->broker_urls[u], safe, sizeof safe);
             gw_session *s = NULL;
-            if (gw_session_connect(g->cfg, g->cfg->broker_urls[u], "amqp-gw", &s, err,
-                                   sizeof err) != GW_OK) {
-                GW_LOG(GW_LOG_WARN, "cannot connect to broker", GW_S("url", safe),
-                       GW_S("error", err), GW_I("attempt", attempt + 1));
+            gw_err crc =
+                gw_session_connect(g->cfg, g->cfg->broker_urls[u], "amqp-gw", &s, err, sizeof err);
+            if (crc != GW_OK) {
+                /* The gateway never gives up on the broker, but a refused login waits for
+                 * an operator: say so at error level. err says what to do. */
+                GW_LOG(crc == GW_ERR_PERMANENT ? GW_LOG_ERROR : GW_LOG_WARN,
+                       "cannot connect to broker", GW_S("url", safe), GW_S("error", err),
+                       GW_I("attempt", attempt + 1));
                 continue;
             }
             g->s = s;
@@ -1005,6 +1009,8 @@ static void reload_routes(gw *g)
     GW_LOG(GW_LOG_INFO, "routing table reloaded", GW_S("routes", path),
            GW_I("routes_count", nr->n_routes), GW_I("exchanges", nr->n_exchanges),
            GW_I("queues", nr->n_queues), GW_I("generation", next->generation));
+    if (nr->n_routes == 0)
+        GW_LOG(GW_LOG_WARN, GW_ROUTES_NONE_WARNING, GW_S("routes", path));
     gw_metrics_reload(g->metrics, true);
 }
 
@@ -1091,6 +1097,7 @@ int gw_gateway_run(const char *config_path)
     memset(&g, 0, sizeof g);
     g.set = set;
     g.cfg = cfg;
+    int rc;
     if (getrandom(g.rng, sizeof g.rng, 0) != (ssize_t)sizeof g.rng || (!g.rng[0] && !g.rng[1])) {
         g.rng[0] = gw_clock_wall_ms() ^ ((uint64_t)getpid() << 32);
         g.rng[1] = gw_clock_mono_ms() | 1;
@@ -1102,17 +1109,21 @@ int gw_gateway_run(const char *config_path)
     char merr[ERR_TEXT] = "";
     g.metrics = gw_metrics_new(cfg->metrics_listen, merr, sizeof merr);
     if (!g.metrics) {
-        /* Metrics are for watching the gateway, not for moving events: a second instance
-         * on the same host with the same config must still run. */
-        GW_LOG(GW_LOG_ERROR, "metrics listener disabled", GW_S("error", merr),
-               GW_S("hint", "set metrics.listen to a free address, or \"\" to turn it off"));
-        g.metrics = gw_metrics_new("", merr, sizeof merr);
+        /* Running without its listener, the gateway would leave /healthz to whatever
+         * holds the address: a probe would ask another process. */
+        GW_LOG(GW_LOG_ERROR, "cannot start", GW_S("error", merr),
+               GW_S("hint", "set metrics.listen to a free address (each instance on a host "
+                            "needs its own), or \"\" to turn the listener off"));
+        rc = 1;
+        goto out;
     }
     announce_destinations(&g);
     GW_LOG(GW_LOG_INFO, "starting", GW_S("config", config_path), GW_S("routes", set->routes->path),
            GW_I("routes_count", set->routes->n_routes), GW_S("version", GW_VERSION));
+    if (set->routes->n_routes == 0)
+        GW_LOG(GW_LOG_WARN, GW_ROUTES_NONE_WARNING, GW_S("routes", set->routes->path));
 
-    int rc = connect_loop(&g, true);
+    rc = connect_loop(&g, true);
     if (rc > 0)
         goto out;
     const gw_session_handler *h = handler(&g);
@@ -1185,7 +1196,7 @@ int gw_gateway_check_live(const gw_settings *set)
         fprintf(stderr, "amqp-gw: cannot connect to the broker (%s): %s\n", safe, err);
         gw_topology_free(g.topo);
         free_interned(&g);
-        return 1;
+        return GW_EXIT_UNREACHABLE;
     }
     char merr[ERR_TEXT];
     gw_mgmt *mgmt = gw_mgmt_new(cfg, cfg->broker_urls[0], merr, sizeof merr);
@@ -1205,5 +1216,5 @@ int gw_gateway_check_live(const gw_settings *set)
     gw_session_free(s);
     gw_topology_free(g.topo);
     free_interned(&g);
-    return drift == 0 ? 0 : 1;
+    return drift == 0 ? 0 : drift > 0 ? 1 : GW_EXIT_UNREACHABLE;
 }

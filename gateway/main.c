@@ -37,7 +37,8 @@ static const char usage_main[] =
     "  -h, --help                    show help (also: amqp-gw <command> --help)\n"
     "  --version                     show the version\n"
     "\n"
-    "exit codes: 0 ok, 1 failure (invalid config, failed case, drift), 2 usage error\n";
+    "exit codes: 0 ok, 1 failure (invalid config, failed case, drift), 2 usage error,\n"
+    "            3 check --live could not reach the broker\n";
 
 static const char usage_run[] =
     "usage: amqp-gw run -c FILE\n"
@@ -66,7 +67,8 @@ static const char usage_check[] =
     "  -h, --help          show this help\n"
     "  --version           show the version\n"
     "\n"
-    "exit codes: 0 valid (and in sync), 1 invalid (or drift), 2 usage error\n";
+    "exit codes: 0 valid (and in sync), 1 invalid (or drift), 2 usage error,\n"
+    "            3 --live could not reach the broker (or lost it during the check)\n";
 
 static const char usage_explain[] =
     "usage: amqp-gw explain -c FILE TYPE...\n"

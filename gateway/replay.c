@@ -520,13 +520,49 @@ static void on_blocked(void *ctx, bool blocked, gw_str reason)
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: amqp-gw replay -c FILE [--queue Q] [--type GLOB] [--reason R] [--route "
-                 "PATTERN]\n"
-                 "                      [--since DUR] [--limit N] [--rate N/s] [--to "
-                 "original|inbound]\n"
-                 "                      [--max-replays N] [--dry-run]\n"
-                 "Moves matching dead-lettered messages back; each leaves the DLQ only after its\n"
-                 "republish is confirmed. Ends with: matched, moved, left, failed.\n");
+    fputs(
+        "usage: amqp-gw replay -c FILE [options]\n"
+        "\n"
+        "Moves matching dead-lettered messages back where they were going. A message leaves\n"
+        "the DLQ only after its republish is confirmed; what does not match, or is not moved,\n"
+        "stays in the DLQ in its place. Start with --dry-run.\n"
+        "\n"
+        "options (filters combine; a message must match all of them):\n"
+        "  -c, --config FILE    gateway config (default: $AMQP_GW_CONFIG)\n"
+        "  --queue Q            queue to replay from (default: the config's dead_letter.queue)\n"
+        "  --type GLOB          event types to take, route pattern syntax: order.* or\n"
+        "                       order.# (default: all)\n"
+        "  --reason R           only this x-gw-dead-letter-reason: no_route, invalid_event,\n"
+        "                       publish_failed, unroutable, rejected, expired (default: all)\n"
+        "  --route PATTERN      only events whose x-gw-route is exactly PATTERN (default: all)\n"
+        "  --since DUR          only events dead-lettered within DUR before now: a positive\n"
+        "                       integer and a unit, ms s m h, e.g. 90s, 30m, 2h (default: any "
+        "age)\n"
+        "  --limit N            move at most N messages, N >= 1 (default: no limit)\n"
+        "  --rate N/s           at most N republishes per second, e.g. 500/s or 0.5/s\n"
+        "                       (default: no limit)\n"
+        "  --to original|inbound\n"
+        "                       original: the exchange and routing key the event was going to\n"
+        "                       (x-gw-original-*); inbound: through the gateway's inbound queue\n"
+        "                       again (default: original)\n"
+        "  --max-replays N      leave messages already replayed N times (x-gw-replay-count), so\n"
+        "                       a still-broken destination cannot loop them; N >= 0 (default: 3)\n"
+        "  --dry-run            change nothing; print a row per message that would move\n"
+        "  -h, --help           show this help\n"
+        "  --version            show the version\n"
+        "\n"
+        "It takes the messages ready when it starts, and stops early after 5 s without a\n"
+        "delivery (another consumer took the rest); it waits up to 30 s for the last confirms.\n"
+        "It ends with one summary line; every message it examined is either moved or left:\n"
+        "  QUEUE: matched M, moved V, left L (N not matching, G over --max-replays,\n"
+        "  O over --limit, F failed), failed F in S.Ss\n"
+        "failed counts the matching messages whose republish was not confirmed (nacked,\n"
+        "returned as unroutable, a missing exchange, a lost connection): they stay in the DLQ.\n"
+        "\n"
+        "exit codes: 0 done (nothing failed), 1 failure (invalid config, broker or queue not\n"
+        "reachable, a republish failed, connection lost, interrupted, stopped by a broker\n"
+        "resource alarm), 2 usage error\n",
+        out);
 }
 
 int gw_replay_main(int argc, char **argv)
@@ -633,19 +669,26 @@ int gw_replay_main(int argc, char **argv)
         r.failed += r.unsettled;
         r.unsettled = 0;
     }
-    uint64_t left = r.examined - r.moved - r.failed - r.unsettled;
+    /* Every message examined and not moved is still in the DLQ: left. Of those, the
+     * matching ones that were tried (not guarded, not over --limit) failed. Counted from
+     * the totals, so the line adds up whatever path a republish took. */
+    uint64_t left = r.examined - r.moved;
+    uint64_t failed = left - r.no_match - r.guarded - r.over_limit;
     double secs = (double)(gw_clock_mono_ms() - r.started_ms) / 1000.0;
     printf("%s%s: matched %llu, %s %llu, left %llu (%llu not matching, %llu over --max-replays, "
-           "%llu over --limit), failed %llu in %.1fs\n",
+           "%llu over --limit, %llu failed), failed %llu in %.1fs\n",
            o.dry_run ? "dry run " : "", r.queue, (unsigned long long)r.matched,
            o.dry_run ? "would move" : "moved", (unsigned long long)r.moved,
            (unsigned long long)left, (unsigned long long)r.no_match, (unsigned long long)r.guarded,
-           (unsigned long long)r.over_limit, (unsigned long long)(r.failed + r.unsettled), secs);
+           (unsigned long long)r.over_limit, (unsigned long long)failed, (unsigned long long)failed,
+           secs);
     fflush(stdout);
     if (r.blocked)
         fprintf(stderr, "amqp-gw replay: stopped early: the broker blocked publishing (a "
                         "resource alarm); run it again once the alarm clears\n");
-    rc = (r.failed || r.unsettled || r.blocked || !gw_session_alive(s) || interrupted) ? 1 : 0;
+    rc = (failed || r.failed || r.unsettled || r.blocked || !gw_session_alive(s) || interrupted)
+             ? 1
+             : 0;
 out:
     for (size_t i = 0; i < r.n_known; i++)
         free(r.known[i].name);

@@ -535,6 +535,13 @@ static void each_item(rt_ctx *c, const gw_yaml_node *root, const char *key, bool
 static gw_err routes_from_doc(gw_yamldoc *doc, const gw_retry_policy *def, gw_routes **out)
 {
     static const char *const keys[] = {"version", "exchanges", "queues", "routes", NULL};
+    if (gw_yamldoc_is_null(doc->root)) {
+        /* Not two "missing required key" lines without a place: say what it is. */
+        gw_diags_add(doc->diags, doc->file, 1, 1,
+                     "routing table is empty: it needs \"version: 1\" and a \"routes:\" list "
+                     "(see routes/example.yaml)");
+        return GW_ERR_INVALID;
+    }
     rt_ctx c = {
         .doc = doc, .r = gw_xcalloc(1, sizeof(gw_routes)), .def = def ? def : &builtin_retry};
     c.r->path = gw_xstrdup(doc->file);

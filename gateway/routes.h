@@ -17,6 +17,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* What check and run say about a valid table with no routes. */
+#define GW_ROUTES_NONE_WARNING                                                                     \
+    "the routing table has no routes: every event will be dead-lettered (no_route)"
+
 typedef enum gw_arg_kind { GW_ARG_STR, GW_ARG_INT, GW_ARG_BOOL } gw_arg_kind;
 
 /* One x-argument of an exchange, queue or binding ("x-message-ttl: 5000"). */
@@ -84,7 +88,9 @@ typedef struct gw_routes {
 
 /* Loads and compiles a routing table. default_retry fills the fields a route's
  * retry: block leaves out. On failure returns GW_ERR_INVALID/GW_ERR_IO with every
- * problem in diags and *out untouched. */
+ * problem in diags and *out untouched; an empty file (nothing but comments) is one
+ * "FILE:1:1: routing table is empty ..." error. A table with no routes (routes: [])
+ * is valid; check and run warn with GW_ROUTES_NONE_WARNING. */
 gw_err gw_routes_load(const char *path, const gw_retry_policy *default_retry, gw_routes **out,
                       gw_diags *diags);
 gw_err gw_routes_parse(const char *path, const char *buf, size_t len,

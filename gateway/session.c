@@ -12,6 +12,7 @@
 #include "alloc.h"
 #include "clock.h"
 #include "log.h"
+#include "url.h"
 
 #include <amqp.h>
 #include <amqp_framing.h>
@@ -20,11 +21,14 @@
 #include <openssl/ssl.h>
 
 #include <errno.h>
+#include <netdb.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #define CONSUMER_CH             1
 #define SCRATCH_CH              (GW_CH_MAX + 1)
@@ -195,6 +199,133 @@ static amqp_table_t login_properties(const char *name, amqp_table_entry_t *caps,
     return t;
 }
 
+/* Why a TCP connect to host:port fails now: 0 when it succeeds, else an errno
+ * (ETIMEDOUT after timeout_ms). rabbitmq-c 0.11 reports every refused, unreachable or
+ * reset connect as "a socket error occurred" and the errno is gone by the time it
+ * returns, so a failed connect is tried once more here to learn what happened. */
+static int tcp_probe(const char *host, int port, int timeout_ms)
+{
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    char service[16];
+    snprintf(service, sizeof service, "%d", port);
+    if (getaddrinfo(host, service, &hints, &res) != 0)
+        return EHOSTUNREACH;
+    int e = EHOSTUNREACH;
+    for (const struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+        int fd =
+            socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
+        if (fd < 0) {
+            e = errno;
+            continue;
+        }
+        if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
+            e = 0;
+        } else if (errno != EINPROGRESS) {
+            e = errno;
+        } else {
+            struct pollfd p = {fd, POLLOUT, 0};
+            int r = poll(&p, 1, timeout_ms);
+            socklen_t len = sizeof e;
+            if (r == 0)
+                e = ETIMEDOUT;
+            else if (r < 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &len) != 0)
+                e = errno;
+        }
+        close(fd);
+        if (e == 0)
+            break;
+    }
+    freeaddrinfo(res);
+    return e;
+}
+
+/* A failed amqp_socket_open_noblock as what happened and what to do. */
+static void explain_open_failure(const struct amqp_connection_info *ci, int rc, char *err,
+                                 size_t err_len)
+{
+    const char *host = ci->host;
+    int port = ci->port;
+    int e = 0;
+    if (rc == AMQP_STATUS_SOCKET_ERROR || rc == AMQP_STATUS_TCP_ERROR)
+        e = tcp_probe(host, port, 2000);
+    if (rc == AMQP_STATUS_HOSTNAME_RESOLUTION_FAILED)
+        set_err(err, err_len,
+                "cannot connect to %s:%d: the host name does not resolve: check the host in the "
+                "broker URL",
+                host, port);
+    else if (e == ECONNREFUSED)
+        set_err(err, err_len,
+                "cannot connect to %s:%d: connection refused, nothing is listening at %s:%d: is "
+                "the broker running, and is %d its AMQP port?",
+                host, port, host, port, port);
+    else if (rc == AMQP_STATUS_TIMEOUT || e == ETIMEDOUT)
+        set_err(err, err_len,
+                "cannot connect to %s:%d: no answer within %d s: check the host and port in the "
+                "broker URL, and any firewall in between",
+                host, port, CONNECT_TIMEOUT_S);
+    else if (e == EHOSTUNREACH || e == ENETUNREACH)
+        set_err(err, err_len, "cannot connect to %s:%d: %s: check the host and the network", host,
+                port, strerror(e));
+    else if (rc == AMQP_STATUS_SSL_PEER_VERIFY_FAILED)
+        set_err(err, err_len,
+                "cannot connect to %s:%d: %s: the broker's certificate is not signed by "
+                "broker.tls.ca_file (or, without one, by a CA the system trusts)",
+                host, port, amqp_error_string2(rc));
+    else if (rc == AMQP_STATUS_SSL_HOSTNAME_VERIFY_FAILED)
+        set_err(err, err_len,
+                "cannot connect to %s:%d: %s: the broker's certificate does not name \"%s\": use "
+                "a host name it has in the URL (or broker.tls.verify_hostname: false)",
+                host, port, amqp_error_string2(rc), host);
+    else if (rc == AMQP_STATUS_SSL_CONNECTION_FAILED || rc == AMQP_STATUS_SSL_ERROR)
+        set_err(err, err_len,
+                "cannot connect to %s:%d: %s: is %d the broker's TLS port (amqps://), and does "
+                "it accept TLS 1.2 or later?",
+                host, port, amqp_error_string2(rc), port);
+    else if (e != 0)
+        set_err(err, err_len, "cannot connect to %s:%d: %s", host, port, strerror(e));
+    else
+        set_err(err, err_len, "cannot connect to %s:%d: %s", host, port, amqp_error_string2(rc));
+}
+
+/* A failed login as what happened and what to do. Returns GW_ERR_PERMANENT when the
+ * broker refused the user or the vhost (only the operator can change that), else
+ * GW_ERR_BROKER. */
+static gw_err explain_login_failure(const struct amqp_connection_info *ci, const char *user,
+                                    amqp_rpc_reply_t r, char *err, size_t err_len)
+{
+    char text[300];
+    int code = 0;
+    reply_text(r, text, sizeof text, &code);
+    const char *vhost = ci->vhost && ci->vhost[0] ? ci->vhost : "/";
+    if (code == AMQP_ACCESS_REFUSED) {
+        set_err(err, err_len,
+                "login to %s:%d as \"%s\" refused (%s): wrong user name or password: check "
+                "AMQP_GW_USER and AMQP_GW_PASSWORD, or the user:password in the broker URL",
+                ci->host, ci->port, user, text);
+        return GW_ERR_PERMANENT;
+    }
+    if (code == AMQP_NOT_ALLOWED) {
+        set_err(err, err_len,
+                "login to %s:%d as \"%s\" refused for vhost \"%s\" (%s): check the vhost in the "
+                "broker URL (%%2f is \"/\") and the user's permissions on it",
+                ci->host, ci->port, user, vhost, text);
+        return GW_ERR_PERMANENT;
+    }
+    if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION)
+        set_err(err, err_len,
+                "login to %s:%d as \"%s\" failed: %s during the AMQP handshake: is %d the "
+                "broker's AMQP port%s?",
+                ci->host, ci->port, user, text, ci->port,
+                ci->ssl ? "" : " (a TLS port needs amqps://)");
+    else
+        set_err(err, err_len, "login to %s:%d as \"%s\" failed: %s", ci->host, ci->port, user,
+                text);
+    return GW_ERR_BROKER;
+}
+
 static gw_err open_conn(const gw_config *cfg, const struct amqp_connection_info *ci,
                         const char *name, gw_conn *c, char *err, size_t err_len)
 {
@@ -236,8 +367,7 @@ static gw_err open_conn(const gw_config *cfg, const struct amqp_connection_info 
     struct timeval tv = {CONNECT_TIMEOUT_S, 0};
     int rc = amqp_socket_open_noblock(sock, ci->host, ci->port, &tv);
     if (rc != AMQP_STATUS_OK) {
-        set_err(err, err_len, "cannot connect to %s:%d: %s", ci->host, ci->port,
-                amqp_error_string2(rc));
+        explain_open_failure(ci, rc, err, err_len);
         return GW_ERR_BROKER;
     }
     struct timeval rpc = {RPC_TIMEOUT_S, 0};
@@ -249,12 +379,8 @@ static gw_err open_conn(const gw_config *cfg, const struct amqp_connection_info 
     amqp_rpc_reply_t r = amqp_login_with_properties(c->st, ci->vhost, 0, AMQP_DEFAULT_FRAME_SIZE,
                                                     (int)cfg->heartbeat_s, &t,
                                                     AMQP_SASL_METHOD_PLAIN, user, password);
-    if (r.reply_type != AMQP_RESPONSE_NORMAL) {
-        char text[300];
-        reply_text(r, text, sizeof text, NULL);
-        set_err(err, err_len, "login to %s:%d as %s failed: %s", ci->host, ci->port, user, text);
-        return GW_ERR_BROKER;
-    }
+    if (r.reply_type != AMQP_RESPONSE_NORMAL)
+        return explain_login_failure(ci, user, r, err, err_len);
     c->alive = true;
     c->last_service_ms = gw_clock_mono_ms();
     return GW_OK;
@@ -287,15 +413,17 @@ gw_err gw_session_connect(const gw_config *cfg, const char *url, const char *nam
     struct amqp_connection_info ci;
     amqp_default_connection_info(&ci);
     gw_session *s = gw_xcalloc(1, sizeof *s);
-    if (amqp_parse_url(url_copy, &ci) != AMQP_STATUS_OK) {
-        set_err(err, err_len, "bad broker url");
+    char why[256] = "does not parse";
+    if (!gw_url_check(url, why, sizeof why) || amqp_parse_url(url_copy, &ci) != AMQP_STATUS_OK) {
+        set_err(err, err_len, "broker URL %s", why);
         goto out;
     }
     /* The URL's scheme decides: amqps:// speaks TLS with the tls: settings. */
     char cname[160];
     snprintf(cname, sizeof cname, "%s consumer", name);
-    if (open_conn(cfg, &ci, cname, &s->cons, err, err_len) != GW_OK)
+    if ((rc = open_conn(cfg, &ci, cname, &s->cons, err, err_len)) != GW_OK)
         goto out;
+    rc = GW_ERR_BROKER;
     /* RabbitMQ accepts a content header of up to frame_max bytes of payload from a
      * publisher (and its own x-death can make one bigger still), but rabbitmq-c 0.11
      * refuses any frame over frame_max bytes including its 8 bytes of framing, and one

@@ -54,8 +54,11 @@ typedef struct gw_session_handler {
 
 /* Connects both connections to url (credentials from cfg->user/password override
  * the URL's), with heartbeats and the connection.blocked and consumer_cancel_notify
- * capabilities, opens GW_CH_OWN in confirm mode. On failure returns GW_ERR_BROKER
- * with a one-line reason in err. */
+ * capabilities, opens GW_CH_OWN in confirm mode. On failure returns GW_ERR_PERMANENT
+ * when the broker refused the login (user, password or vhost: retrying cannot help
+ * until an operator acts), else GW_ERR_BROKER; err holds one line saying what
+ * happened and what to do ("connection refused, nothing is listening at HOST:PORT: is
+ * the broker running ...", "... wrong user name or password: check AMQP_GW_USER ..."). */
 gw_err gw_session_connect(const gw_config *cfg, const char *url, const char *name, gw_session **out,
                           char *err, size_t err_len);
 /* Tries cfg->broker_urls in order, once each; the first that connects wins. url_out

@@ -218,11 +218,17 @@ static void parser_error(gw_yamldoc *doc, const yaml_parser_t *p, const char *bu
         return;
     }
     int line = (int)p->problem_mark.line + 1, col = (int)p->problem_mark.column + 1;
+    /* libyaml mostly says "found character that cannot start any token" for a tab. */
+    const char *hint = "";
+    if (p->problem_mark.index < len && buf[p->problem_mark.index] == '\t')
+        hint = strstr(problem, "tab") ? ": YAML forbids tabs for indentation, indent with spaces"
+                                      : ": a tab; YAML forbids tabs for indentation, indent with "
+                                        "spaces";
     if (p->context)
-        report_at(doc, line, col, "%s (%s at line %d, column %d)", problem, p->context,
+        report_at(doc, line, col, "%s%s (%s at line %d, column %d)", problem, hint, p->context,
                   (int)p->context_mark.line + 1, (int)p->context_mark.column + 1);
     else
-        report_at(doc, line, col, "%s", problem);
+        report_at(doc, line, col, "%s%s", problem, hint);
 }
 
 /* Handles one event; returns false on a fatal problem (already reported). */

@@ -17,6 +17,12 @@ import urllib.request
 
 import pika
 
+if sys.argv[1:] in (["-h"], ["--help"]):
+    print(__doc__ + "\n\nRun scripts/demo, which builds, starts the broker and sets AMQP_GW_URL.")
+    sys.exit(0)
+if not os.environ.get("AMQP_GW_URL"):
+    sys.exit("demo.py: AMQP_GW_URL is not set: run scripts/demo, which starts the broker and sets it")
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BINARY = os.environ.get("AMQP_GW_BINARY", os.path.join(REPO, "build", "amqp-gw"))
 URL = os.environ["AMQP_GW_URL"]

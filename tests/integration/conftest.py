@@ -9,6 +9,7 @@ stops it at the end only if it was not running before.
 """
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -20,8 +21,51 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import gwtest  # noqa: E402
 
 
+# Every test has a time limit, so that a hang fails with the test's name: --timeout S (scripts/test
+# passes it; DEFAULT_TIMEOUT_S without), four times that for tests marked slow, or the test's
+# own @pytest.mark.timeout(S). pytest-timeout (Debian: python3-pytest-timeout, installed by
+# scripts/bootstrap) enforces it; without the plugin, the fallback below does, with SIGALRM.
+DEFAULT_TIMEOUT_S = 180.0
+SLOW_FACTOR = 4
+
+
+def pytest_addoption(parser, pluginmanager):
+    if not pluginmanager.hasplugin("timeout"):
+        parser.addoption("--timeout", type=float, default=None, help="fail a test running longer (seconds)")
+
+
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: a long-running fault test (deselect with -m 'not slow')")
+    if not config.pluginmanager.hasplugin("timeout"):
+        config.addinivalue_line("markers", "timeout(seconds): this test's time limit")
+        config.pluginmanager.register(_AlarmTimeout(), "amqp-gw-timeout-fallback")
+
+
+def pytest_collection_modifyitems(config, items):
+    base = config.getoption("timeout") or DEFAULT_TIMEOUT_S
+    for item in items:
+        if item.get_closest_marker("timeout") is None:
+            slow = item.get_closest_marker("slow") is not None
+            item.add_marker(pytest.mark.timeout(base * SLOW_FACTOR if slow else base))
+
+
+class _AlarmTimeout:
+    """pytest-timeout's signal method in a few lines: SIGALRM fails the running test."""
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_protocol(self, item, nextitem):
+        seconds = item.get_closest_marker("timeout").args[0]
+
+        def expired(signum, frame):
+            pytest.fail(f"Timeout >{seconds:g}s", pytrace=False)
+
+        previous = signal.signal(signal.SIGALRM, expired)
+        signal.setitimer(signal.ITIMER_REAL, seconds)
+        try:
+            yield
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
 
 
 @pytest.hookimpl(hookwrapper=True)

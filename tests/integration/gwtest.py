@@ -194,6 +194,15 @@ class Broker:
         info = self.queue_info(queue)
         return 0 if info is None else info[0]
 
+    def total(self, queue):
+        """Ready + unacknowledged messages of queue (0 when it does not exist). Exact at the
+        moment of the call, unlike count() (ready only), but it runs rabbitmqctl: 1-5 s."""
+        for line in self.ctl("list_queues", "-q", "--no-table-headers", "name", "messages").splitlines():
+            name, _, n = line.partition("\t")
+            if name.strip() == queue:
+                return int(n)
+        return 0
+
     def consumers(self, queue):
         info = self.queue_info(queue)
         return 0 if info is None else info[1]
@@ -429,11 +438,23 @@ class BackgroundPublisher(threading.Thread):
         self.sent = 0
         self.error = None
         self._stop_evt = threading.Event()
+        self._hold = None  # publish nothing from this seq on until release()
+
+    def hold_before(self, seq):
+        """Publishes nothing from seq on until release(): a fault test holds the flow there so
+        that it cannot end before the fault has landed, however slow the fault is to inject."""
+        self._hold = seq
+
+    def release(self):
+        self._hold = None
 
     def run(self):
         t0 = time.monotonic()
         try:
             for lo in range(0, self.n, self.batch):
+                while self._hold is not None and lo + self.batch > self._hold:
+                    if self._stop_evt.wait(0.05):
+                        return
                 if self.rate:
                     ahead = t0 + lo / self.rate - time.monotonic()
                     if ahead > 0 and self._stop_evt.wait(ahead):

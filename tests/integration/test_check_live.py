@@ -1,14 +1,15 @@
 """`amqp-gw check --live` (SPEC section 3): per exchange, queue and binding of the table, whether
-the broker has it; exit 0 in sync, 1 drift. Bindings are asked of the management API (AMQP 0-9-1
+the broker has it; exit 0 in sync, 1 drift, 3 when the broker cannot be reached. Bindings are asked of the management API (AMQP 0-9-1
 cannot list them), which scripts/broker enables on its private node; without an answer from it
 they are reported as unchecked, never as in sync by guesswork.
 """
 
+import os
 import subprocess
 
 import pytest
 
-from gwtest import simple_routes
+from gwtest import free_port, simple_routes
 
 
 def mgmt_url(broker):
@@ -113,3 +114,27 @@ def test_a_user_without_a_management_tag_gets_unchecked_bindings_and_a_reason(ga
         assert "unchecked" not in p.stdout, p.stdout
     finally:
         broker.ctl("delete_user", user, check=False)
+
+
+def test_a_broker_that_cannot_be_reached_exits_3_not_1_like_drift(gateway, tid, broker):
+    """Drift (1) and "could not compare" (3) ask for different actions: a script or a CI job
+    must tell them apart. Each outage is one line saying what to do."""
+    gw = gateway(simple_routes(tid))  # never started: its queues are missing, which is drift
+    p = check_live(gw, None)
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert "objects missing or different" in p.stdout, p.stdout
+
+    port = free_port()  # nobody listens on it
+    gw.env = lambda: {**os.environ, "AMQP_GW_URL": f"amqp://guest:guest@127.0.0.1:{port}/%2f"}
+    p = check_live(gw, None)
+    assert p.returncode == 3, p.stdout + p.stderr
+    [line] = p.stderr.strip().splitlines()
+    assert f"nothing is listening at 127.0.0.1:{port}: is the broker running" in line, line
+
+    wrong = broker.url.replace("guest:guest@", "guest:not-the-password@")
+    gw.env = lambda: {**os.environ, "AMQP_GW_URL": wrong}
+    p = check_live(gw, None)
+    assert p.returncode == 3, p.stdout + p.stderr
+    [line] = p.stderr.strip().splitlines()
+    assert "403 ACCESS_REFUSED" in line and "check AMQP_GW_USER and AMQP_GW_PASSWORD" in line, line
+    assert "not-the-password" not in p.stdout + p.stderr

@@ -458,6 +458,17 @@ def test_invalid_event_body_goes_to_dlq(env, body):
     assert not drain(env.broker, env.q("billing"), 1, 0.2)
 
 
+def test_json_nested_past_the_limit_names_the_limit_in_x_gw_last_error(env):
+    seq = env.next_seq()
+    depth = 1000  # + the top-level object: one level more than the JSON reader takes
+    body = b'{"type":"order.created","x":' + b"[" * depth + b"]" * depth + b"}"
+    env.publish(body, event_props(seq))
+    m = env.expect_dead(seq, "invalid_event")
+    err = m.headers["x-gw-last-error"]
+    err = err.decode() if isinstance(err, bytes) else err
+    assert "deeper than 1000 levels" in err and "not valid JSON" not in err, err
+
+
 @pytest.mark.parametrize("bad_type", ["order..created", ".order", "order.", "order created", "order.*", "order.#"])
 def test_invalid_type_property_goes_to_dlq(env, bad_type):
     seq = env.next_seq()

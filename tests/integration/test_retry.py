@@ -299,7 +299,7 @@ def test_a_return_is_never_credited_to_another_publish_with_the_same_message_id(
     eu, _ = collect_unique(broker, f"{tid}.eu", n, key=lambda m: m.seq, timeout=60)
     assert eu == set(range(0, 2 * n, 2))
     wait_for(lambda: broker.count(gw.dlq) >= n, 60, f"{n} events in the DLQ")
-    wait_for(lambda: inbound_total(broker, gw.inbound) == 0, 60, "the inbound queue to empty")
+    wait_for(lambda: broker.total(gw.inbound) == 0, 60, "the inbound queue to empty")
     dead = drain(broker, gw.dlq, broker.count(gw.dlq), timeout=10)
     assert all(m.headers["x-gw-dead-letter-reason"] == "unroutable" for m in dead)
     us = {m.seq for m in dead if m.seq % 2 == 1}
@@ -472,8 +472,13 @@ def test_destination_exchange_outage_with_breaker_accounts_for_every_event(gatew
         broker.delete_exchange(dest_x)  # the queue's binding goes with it
         outage_from, outage_t0 = pub.sent, time.monotonic()
         wait_for(lambda: log_lines(gw, "circuit breaker", transition="opened"), 15, "the breaker opening")
-        # keep the exchange away for several seconds while events keep coming
-        wait_for(lambda: pub.sent >= n * 0.7 or not pub.is_alive(), 30, "70% of the events published")
+        # keep the exchange away for several seconds while events keep coming (a publisher
+        # that fell behind its pace catches up in a burst: the 3 s are waited for too)
+        wait_for(
+            lambda: (pub.sent >= n * 0.7 or not pub.is_alive()) and time.monotonic() - outage_t0 >= 3,
+            30,
+            "70% of the events published and 3 s of outage",
+        )
         broker.admin(lambda ch: ch.exchange_declare(dest_x, "topic", durable=True))
         broker.admin(lambda ch: ch.queue_bind(dest_q, dest_x, "#"))
         outage_to, outage_s = pub.sent, time.monotonic() - outage_t0
@@ -701,15 +706,6 @@ def heavy_props(slack):
     return p
 
 
-def inbound_total(broker, queue_name):
-    """Ready + unacknowledged messages of queue_name."""
-    for line in broker.ctl("list_queues", "-q", "--no-table-headers", "name", "messages").splitlines():
-        name, _, n = line.partition("\t")
-        if name.strip() == queue_name:
-            return int(n)
-    return 0
-
-
 @pytest.mark.parametrize(
     "slack,must_dead_letter",
     # -4 and -8: RabbitMQ takes a header frame whose payload is up to frame_max itself (its
@@ -734,10 +730,12 @@ def test_failing_event_with_headers_near_frame_max_keeps_the_gateway_connected(g
     def handled():
         return [line for line in gw.logs() if line.get("correlation_id") == "c-heavy"]
 
-    dead = drain(broker, gw.dlq, 1, timeout=6)
+    # Where the event must be dead-lettered, wait for its copy (however slow the build), not
+    # a fixed time; where it may also be refused, the 6 s window is what "may" allows.
+    dead = drain(broker, gw.dlq, 1, timeout=60 if must_dead_letter else 6)
     n_lost, n_handled = len(lost()), len(handled())
     summary = (
-        f"DLQ {'has' if dead else 'lacks'} it, inbound holds {inbound_total(broker, gw.inbound)}, "
+        f"DLQ {'has' if dead else 'lacks'} it, inbound holds {broker.total(gw.inbound)}, "
         f"log msgs about it: {sorted({line.get('msg') for line in handled()})} ({n_handled} lines), "
         f"connection lost {n_lost} times"
     )
@@ -766,9 +764,9 @@ def test_failing_event_with_headers_near_frame_max_keeps_the_gateway_connected(g
         # visibly - it stays in the inbound queue, or an error line about it says why
         assert not must_dead_letter, f"the event did not reach the DLQ: {summary}"
         refusals = [line for line in handled() if line.get("level") == "error"]
-        assert inbound_total(broker, gw.inbound) == 1 or refusals, f"the event vanished without a word: {summary}"
+        assert broker.total(gw.inbound) == 1 or refusals, f"the event vanished without a word: {summary}"
     # the gateway keeps serving
     publish(broker, gw, b"light", event_props(2, type="nobody.here"))
-    after = drain(broker, gw.dlq, 1, timeout=8)
+    after = drain(broker, gw.dlq, 1, timeout=30)
     assert after and after[0].seq == 2, f"the next event was not handled: {summary}"
     assert len(lost()) == 0 and gw.alive()

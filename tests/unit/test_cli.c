@@ -465,3 +465,48 @@ Test(cli, test_reports_a_missing_case_file_and_exits_1)
     cr_assert(strncmp(res.err, "tests/fixtures/cases/none.cases.yaml: cannot open: ", 51) == 0,
               "%s", res.err);
 }
+
+Test(cli, check_and_run_refuse_a_broker_url_with_a_bad_port_in_one_line)
+{
+    const char *env = "AMQP_GW_URL=amqp://localhost:notaport/";
+    const char *want = "AMQP_GW_URL: URL 1 has a bad port: what follows \"localhost:\" is not a "
+                       "number from 1 to 65535 (a password goes in user:password@host)\n";
+    const char *cmds[] = {"check", "run"};
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+        run_env(&res, env, (const char *const[]){cmds[i], "-c", FIXTURE_CONFIG, NULL});
+        cr_assert_eq(res.status, 1, "%s exited %d: %s", cmds[i], res.status, res.err);
+        cr_assert_str_eq(res.err, want, "%s", cmds[i]);
+    }
+}
+
+Test(cli, check_warns_about_a_table_with_no_routes_and_still_passes)
+{
+    RUN(&res, "check", "-c", "tests/fixtures/cases/no-routes-gw.yaml");
+    cr_assert_eq(res.status, 0, "stderr: %s", res.err);
+    cr_assert_str_eq(res.err, "tests/fixtures/cases/no-routes.yaml: warning: the routing table has "
+                              "no routes: every event will be dead-lettered (no_route)\n");
+}
+
+Test(cli, replay_help_gives_each_option_a_default_and_lists_the_exit_codes)
+{
+    RUN(&res, "replay", "--help");
+    cr_assert_eq(res.status, 0);
+    static const char *const opts[] = {"-c, --config", "--queue",      "--type",  "--reason",
+                                       "--route",      "--since",      "--limit", "--rate",
+                                       "--to",         "--max-replays"};
+    for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++) {
+        char at[32];
+        snprintf(at, sizeof at, "\n  %s ", opts[i]);
+        const char *start = strstr(res.out, at);
+        cr_assert_not_null(start, "%s is not listed:\n%s", opts[i], res.out);
+        const char *end = strstr(start + 1, "\n  -");
+        cr_assert_not_null(end);
+        const char *def = strstr(start, "(default: ");
+        cr_assert(def && def < end, "%s has no default:\n%s", opts[i], res.out);
+    }
+    static const char *const want[] = {"ms s m h",      "per second",
+                                       "exit codes: 0", "1 failure",
+                                       "2 usage error", "O over --limit, F failed), failed F"};
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        cr_assert_not_null(strstr(res.out, want[i]), "no \"%s\" in:\n%s", want[i], res.out);
+}

@@ -221,6 +221,13 @@ Test(config, env_url_with_a_wrong_scheme_is_an_error_that_hides_the_url)
                      "AMQP_GW_URL: URL 2 must start with amqp:// or amqps://");
 }
 
+Test(config, env_url_with_a_bad_port_says_which_part_without_the_url)
+{
+    setenv("AMQP_GW_URL", "amqp://gw:pw@localhost:notaport/%2f", 1);
+    parse_fails_with("routes_file: r.yaml\n", "AMQP_GW_URL: URL 1 has a bad port: \"notaport\" is "
+                                              "not a number from 1 to 65535");
+}
+
 Test(config, env_url_list_with_an_empty_entry_is_an_error)
 {
     setenv("AMQP_GW_URL", "amqp://a/%2f,,amqp://b/%2f", 1);
@@ -361,6 +368,10 @@ static invalid_case invalid_cases[] = {
       INVALID "wrong_type.yaml:6:18: circuit_breaker: expected a mapping, got a string"}},
     {"bad_url.yaml",
      {INVALID "bad_url.yaml:3:33: broker.urls[1]: URL must start with amqp:// or amqps://"}},
+    {"bad_url_port.yaml",
+     {INVALID "bad_url_port.yaml:3:33: broker.urls[1]: URL has a bad port: what follows "
+              "\"localhost:\" is not a number from 1 to 65535 (a password goes in "
+              "user:password@host)"}},
     {"bad_type_from.yaml",
      {INVALID "bad_type_from.yaml:3:29: inbound.type_from[2]: \"header\" is listed twice"}},
     {"out_of_range.yaml",

@@ -215,6 +215,14 @@ Test(routes, empty_routes_list_is_valid_and_routes_nothing)
     gw_routes_free(r);
 }
 
+Test(routes, an_empty_file_is_one_error_at_1_1_that_says_so)
+{
+    static const char *const empty[] = {"", "\n\n", "# nothing yet\n", "---\n", "~\n"};
+    for (size_t i = 0; i < sizeof empty / sizeof empty[0]; i++)
+        parse_fails_with(empty[i], "mem.yaml:1:1: routing table is empty: it needs \"version: 1\" "
+                                   "and a \"routes:\" list (see routes/example.yaml)");
+}
+
 Test(routes, missing_routes_key_is_an_error)
 {
     parse_fails_with("version: 1\n", "mem.yaml:1:1: missing required key \"routes\"");
@@ -356,6 +364,13 @@ static invalid_case invalid_cases[] = {
               "\"yes\""}},
     {"bad_version.yaml",
      {INVALID "bad_version.yaml:1:10: version: unsupported version 2 (this gateway reads 1)"}},
+    {"tab_indentation.yaml",
+     {INVALID "tab_indentation.yaml:3:1: found character that cannot start any token: a tab; YAML "
+              "forbids tabs for indentation, indent with spaces (while scanning for the next "
+              "token at line 3, column 1)"}},
+    {"empty_routes.yaml",
+     {INVALID "empty_routes.yaml:1:1: routing table is empty: it needs \"version: 1\" and a "
+              "\"routes:\" list (see routes/example.yaml)"}},
     {"multiple_errors.yaml",
      {INVALID "multiple_errors.yaml:8:14: queue \"billing.orders\": quorum queues must be durable",
       INVALID "multiple_errors.yaml:9:27: queue \"billing.orders\": bindings[0]: exchange "

@@ -152,6 +152,21 @@ Test(yamldoc, syntax_error_is_located_with_its_context)
                      "at line 1, column 4)");
 }
 
+Test(yamldoc, a_tab_used_for_indentation_gets_a_hint)
+{
+    parse_fails_with("a:\n\tb: 1\n", "t.yaml:2:1: found character that cannot start any token: a "
+                                     "tab; YAML forbids tabs for indentation, indent with spaces "
+                                     "(while scanning for the next token at line 2, column 1)");
+}
+
+Test(yamldoc, a_tab_that_libyaml_names_gets_the_hint_without_naming_it_twice)
+{
+    parse_fails_with("a:\n  - b\n\t c: 1\n",
+                     "t.yaml:3:1: found a tab character that violates indentation: YAML forbids "
+                     "tabs for indentation, indent with spaces (while scanning a plain scalar at "
+                     "line 2, column 5)");
+}
+
 Test(yamldoc, invalid_utf8_is_located_at_the_bad_byte)
 {
     parse_fails_with("a: ok\nb: \xff\n", "t.yaml:2:4: invalid leading UTF-8 octet (byte 0xff)");
