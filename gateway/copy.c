@@ -100,10 +100,13 @@ static size_t hdr_bytes(const gw_hdr *h)
 }
 
 /* Whether the copy leaves the event's header `key` out by rule: one of the copy's own
- * headers replaces it (never two of a name), or the drop list names it. */
+ * headers replaces it (never two of a name), or the drop list names it. A header the copy
+ * wanted but had to shed still drops the event's own of that name: a stale x-gw-last-error
+ * (or retry count) must not come back in its place. */
 static bool dropped_by_rule(const gw_copy *c, gw_str key, const char *const *drop)
 {
-    for (size_t i = 0; i < c->n_hdrs; i++)
+    size_t n = c->n_wanted > c->n_hdrs ? c->n_wanted : c->n_hdrs;
+    for (size_t i = 0; i < n; i++)
         if (gw_str_eq_cstr(key, c->hdrs[i].key))
             return true;
     for (; drop && *drop; drop++)

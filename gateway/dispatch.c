@@ -11,11 +11,6 @@
 #include <stdio.h>
 #include <string.h>
 
-static const gw_retry_policy *policy_of(const gw_route *r, const gw_retry_policy *default_retry)
-{
-    return r && r->has_retry ? &r->retry : default_retry;
-}
-
 static void set_why(gw_dispatch_intent *out, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
@@ -58,7 +53,7 @@ static void decide_rejected(const gw_intake_event *ev, const gw_routes *routes,
                             const gw_retry_policy *default_retry, gw_dispatch_intent *out)
 {
     out->route = route_by_event(routes, ev->route);
-    const gw_retry_policy *policy = policy_of(out->route, default_retry);
+    const gw_retry_policy *policy = gw_route_policy(out->route, default_retry);
     out->retry_count = gw_retry_clamp_count(policy, ev->retry_count_raw);
     gw_str q = ev->rejected_queue;
     if (q.ptr && q.len < GW_DISPATCH_NAME_CAP)
@@ -155,7 +150,7 @@ void gw_dispatch_decide(const gw_intake_event *ev, const gw_routes *routes,
     }
     out->route = gw_routes_lookup(routes, ev->type, ev->type_len);
     out->retry_count =
-        gw_retry_clamp_count(policy_of(out->route, default_retry), ev->retry_count_raw);
+        gw_retry_clamp_count(gw_route_policy(out->route, default_retry), ev->retry_count_raw);
     if (ev->retry_exchange.ptr) {
         decide_retry_copy(ev, routes, out);
         return;

@@ -23,7 +23,6 @@
 #include "intake.h"
 #include "ledger.h"
 #include "log.h"
-#include "match.h"
 #include "mgmt.h"
 #include "metrics.h"
 #include "retry.h"
@@ -40,7 +39,10 @@
 #include <sys/random.h>
 #include <unistd.h>
 
-#define CONFIRM_TIMEOUT_MS 30000
+#define CONFIRM_TIMEOUT_S 30 /* a publish not confirmed by then has failed */
+#define CONFIRM_TIMEOUT_MS (CONFIRM_TIMEOUT_S * 1000)
+#define STR_(x) #x
+#define STR(x) STR_(x)
 #define POLL_MS            200
 #define INBOUND_TAG        "gw.inbound"
 #define REJECTED_TAG       "gw.rejected"
@@ -160,19 +162,17 @@ static void free_interned(gw *g)
     g->n_interned = 0;
 }
 
-/* The declared tier queue for delay_ms (a stable string). */
+/* The tier queue for delay_ms (a stable string). After a reload, an event routed with the
+ * old table may ask for a tier the new one does not use: it was declared with the old
+ * table and still exists (tiers are never deleted), so it is named, not replaced. */
 static const char *tier_queue(gw *g, uint64_t delay_ms)
 {
     for (size_t i = 0; i < g->n_tiers; i++)
         if (g->tiers[i] == delay_ms)
             return g->tier_names[i];
-    /* not a declared tier (cannot happen: decisions come from the same policies) */
-    return g->tier_names[g->n_tiers - 1];
-}
-
-static const gw_retry_policy *policy_of(const gw *g, const gw_route *r)
-{
-    return r && r->has_retry ? &r->retry : &g->cfg->retry;
+    char name[256];
+    tier_name(g, delay_ms, name, sizeof name);
+    return intern(g, name);
 }
 
 /* ---------------------------------------------------------------- channels */
@@ -228,7 +228,7 @@ static void job_free(job *j)
 }
 
 /* Enters j in the ledger, after every delivery before it. */
-static void ring_push(gw *g, job *j)
+static void job_track(gw *g, job *j)
 {
     j->lid = gw_ledger_deliver(g->ledger, j->tag, j);
 }
@@ -389,7 +389,7 @@ static void dest_failed(gw *g, job *j, const char *exchange, const char *rk, gw_
                         const char *why, bool permanent)
 {
     gw_retry_decision d =
-        gw_retry_decide(policy_of(g, j->route), j->retry_count, reason, permanent);
+        gw_retry_decide(gw_route_policy(j->route, &g->cfg->retry), j->retry_count, reason, permanent);
     if (d.action == GW_RETRY_ACTION_RETRY)
         park(g, j, d.delay_ms, d.next_retry_count, exchange, rk, why, reason, false);
     else
@@ -467,7 +467,7 @@ static void forward(gw *g, job *j, const char *exchange, const char *rk)
         snprintf(why, sizeof why, "circuit breaker open for exchange \"%s\"", exchange);
         /* park for the longest delay of the event's own retry policy: an outage of one
          * destination does not spend the event's attempts */
-        const gw_retry_policy *pol = policy_of(g, j->route);
+        const gw_retry_policy *pol = gw_route_policy(j->route, &g->cfg->retry);
         gw_retry_decision d = gw_retry_defer(
             j->first_seen_ms, gw_clock_wall_ms(), g->cfg->breaker.max_deferral_ms,
             gw_retry_longest_tier(&pol, 1), j->retry_count, GW_REASON_PUBLISH_FAILED);
@@ -524,7 +524,7 @@ static const char *settle_why(gw_ledger_result r, const char *closed_why)
     case GW_LEDGER_RESTARTED:
         return "the channel was reopened before the broker confirmed it";
     case GW_LEDGER_TIMED_OUT:
-        return "no confirm from the broker within 30s";
+        return "no confirm from the broker within " STR(CONFIRM_TIMEOUT_S) "s";
     default:
         return "";
     }
@@ -730,7 +730,7 @@ static void on_deliver(void *ctx, gw_msg *m)
     job *j = gw_xcalloc(1, sizeof *j);
     j->msg = m;
     j->tag = gw_msg_delivery_tag(m);
-    ring_push(g, j);
+    job_track(g, j);
     if (gw_session_blocked(g->s) || g->backlog_head) {
         if (g->backlog_tail)
             g->backlog_tail->next_backlog = j;

@@ -240,6 +240,11 @@ static void trie_insert(gw_router *r, const gw_route *route)
         end->route = route;
 }
 
+const gw_retry_policy *gw_route_policy(const gw_route *r, const gw_retry_policy *default_retry)
+{
+    return r && r->has_retry ? &r->retry : default_retry;
+}
+
 gw_router *gw_router_new(const gw_route *routes, size_t n)
 {
     gw_router *r = gw_xcalloc(1, sizeof *r);

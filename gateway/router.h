@@ -32,6 +32,10 @@ typedef struct gw_route {
     int line, col;
 } gw_route;
 
+/* The retry policy events of route r follow: its own, else default_retry (r may be NULL:
+ * no route). Borrowed from r or default_retry. */
+const gw_retry_policy *gw_route_policy(const gw_route *r, const gw_retry_policy *default_retry);
+
 typedef struct gw_router gw_router;
 
 /* Compiles routes[0..n) (borrowed; must outlive the router). */

@@ -497,3 +497,16 @@ Test(copy, replay_of_a_copy_without_a_replay_count_counts_one)
     assert_hdr_int(GW_H_REPLAY_COUNT, 1);
     cr_assert_null(c.drop);
 }
+
+Test(copy, dead_letter_shedding_its_own_error_never_brings_back_the_events_stale_error)
+{
+    m.from_tier = true;
+    add_pad("pad", 5000);
+    add_text(GW_H_LAST_ERROR, "an earlier failure of another destination");
+    size_t all = dead_letter_bytes("why");
+    size_t frame = all + GW_HEADERS_FRAME_OVERHEAD - 10; /* a little short */
+    gw_copy_dead_letter(&e.ev, &m, "no_route", "x", "rk", "why", 1, frame, &c);
+    cr_assert(c.n_hdrs < c.n_wanted, "the copy sheds some of its own headers");
+    cr_assert_eq(occurrences(GW_H_LAST_ERROR), 0, "the event's stale x-gw-last-error is carried");
+    cr_assert(gw_copy_fits(&c, frame));
+}
