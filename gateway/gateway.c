@@ -30,6 +30,7 @@
 #include "routes.h"
 #include "session.h"
 #include "settings.h"
+#include "setup.h"
 #include "topology.h"
 
 #include <errno.h>
@@ -49,18 +50,6 @@
 
 static volatile sig_atomic_t stop_requested;
 static volatile sig_atomic_t reload_requested;
-
-static void on_stop_signal(int sig)
-{
-    (void)sig;
-    stop_requested = 1;
-}
-
-static void on_hup_signal(int sig)
-{
-    (void)sig;
-    reload_requested = 1;
-}
 
 /* ---------------------------------------------------------------- state */
 
@@ -1041,19 +1030,6 @@ static void compute_tiers(gw *g)
     }
 }
 
-static void install_signals(void)
-{
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_stop_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    sa.sa_handler = on_hup_signal;
-    sigaction(SIGHUP, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
-}
-
 static void shutdown_gracefully(gw *g)
 {
     GW_LOG(GW_LOG_INFO, "stopping: no new deliveries; waiting for outstanding confirms",
@@ -1081,17 +1057,11 @@ static void shutdown_gracefully(gw *g)
 
 int gw_gateway_run(const char *config_path)
 {
-    gw_diags diags = {0};
-    gw_settings *set = NULL;
-    if (gw_settings_load(config_path, &set, &diags) != GW_OK) {
-        gw_diags_print(&diags, stderr);
-        gw_diags_cleanup(&diags);
+    gw_settings *set = gw_setup_load(config_path, stderr);
+    if (!set)
         return 1;
-    }
-    gw_diags_cleanup(&diags);
     const gw_config *cfg = set->cfg;
-    gw_log_min_level = (gw_log_level)cfg->log_level;
-    gw_log_set_text(!cfg->log_json);
+    gw_setup_logging(cfg);
 
     gw g;
     memset(&g, 0, sizeof g);
@@ -1105,7 +1075,8 @@ int gw_gateway_run(const char *config_path)
     gw_breakers_init(&g.breakers, &cfg->breaker);
     g.ledger = gw_ledger_new();
     compute_tiers(&g);
-    install_signals();
+    gw_setup_signals(&stop_requested, &reload_requested);
+    signal(SIGPIPE, SIG_IGN); /* a reader gone from a pipe or socket must not stop the daemon */
     char merr[ERR_TEXT] = "";
     g.metrics = gw_metrics_new(cfg->metrics_listen, merr, sizeof merr);
     if (!g.metrics) {
