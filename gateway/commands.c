@@ -2,7 +2,7 @@
  *
  * Each loads the config and its routing table through settings.c, reports every
  * located diagnostic on the err stream, and writes a human report on out. main.c
- * parses argv and calls them; check --live hands over to gateway.c. Nothing here
+ * parses argv and calls them; check --live hands over to live.c. Nothing here
  * touches a broker by itself. Text that came from files or argv is printed with
  * control bytes escaped, so every report line stays one line.
  */
@@ -11,7 +11,7 @@
 #include "alloc.h"
 #include "cases.h"
 #include "duration.h"
-#include "gateway.h"
+#include "live.h"
 #include "match.h"
 #include "routes.h"
 #include "setup.h"
@@ -89,7 +89,7 @@ int gw_commands_check(const char *config_path, bool live, FILE *out, FILE *err)
     int rc = 0;
     if (live) {
         fflush(out);
-        rc = gw_gateway_check_live(set);
+        rc = gw_live_check(set, out, err);
     }
     gw_settings_release(set);
     return rc;

@@ -24,7 +24,6 @@
 #include "ledger.h"
 #include "log.h"
 #include "match.h"
-#include "mgmt.h"
 #include "metrics.h"
 #include "retry.h"
 #include "routes.h"
@@ -1144,48 +1143,4 @@ out:
     gw_breakers_cleanup(&g.breakers);
     gw_settings_release(g.set); /* after the plan, which borrows from its table */
     return rc;
-}
-
-static int probe_binding(void *ctx, const char *exchange, const char *queue, const char *key,
-                         const gw_arg *args, size_t n_args, char *why, size_t why_len)
-{
-    return (int)gw_mgmt_binding(ctx, exchange, queue, key, args, n_args, why, why_len);
-}
-
-int gw_gateway_check_live(const gw_settings *set)
-{
-    const gw_config *cfg = set->cfg;
-    gw g;
-    memset(&g, 0, sizeof g);
-    g.set = (gw_settings *)set; /* read only: check --live routes nothing */
-    g.cfg = cfg;
-    compute_tiers(&g);
-    char err[ERR_TEXT], safe[512];
-    gw_session *s = NULL;
-    if (gw_session_connect_any(cfg, "amqp-gw check", &s, safe, sizeof safe, err, sizeof err) !=
-        GW_OK) {
-        fprintf(stderr, "amqp-gw: cannot connect to the broker (%s): %s\n", safe, err);
-        gw_topology_free(g.topo);
-        free_interned(&g);
-        return GW_EXIT_UNREACHABLE;
-    }
-    char merr[ERR_TEXT];
-    gw_mgmt *mgmt = gw_mgmt_new(cfg, cfg->broker_urls[0], merr, sizeof merr);
-    int unchecked = 0;
-    int drift = gw_topology_check(s, g.topo, mgmt ? probe_binding : NULL, mgmt, &unchecked, stdout);
-    if (unchecked > 0 && !mgmt)
-        printf("%d binding%s unchecked: %s\n", unchecked, unchecked > 1 ? "s" : "", merr);
-    else if (unchecked > 0)
-        printf("%d binding%s unchecked: the management API at %s did not answer; enable the "
-               "rabbitmq_management plugin, or set AMQP_GW_MANAGEMENT_URL\n",
-               unchecked, unchecked > 1 ? "s" : "", gw_mgmt_base(mgmt));
-    gw_mgmt_free(mgmt);
-    if (drift > 0)
-        printf("%d object%s missing or different\n", drift, drift > 1 ? "s" : "");
-    else if (drift == 0)
-        printf("in sync with %s\n", safe);
-    gw_session_free(s);
-    gw_topology_free(g.topo);
-    free_interned(&g);
-    return drift == 0 ? 0 : drift > 0 ? 1 : GW_EXIT_UNREACHABLE;
 }
