@@ -2,7 +2,7 @@
  *
  * Each loads the config and its routing table through settings.c, reports every
  * located diagnostic on the err stream, and writes a human report on out. main.c
- * parses argv and calls them; check --live hands over to gateway.c. Nothing here
+ * parses argv and calls them; check --live hands over to live.c. Nothing here
  * touches a broker by itself. Text that came from files or argv is printed with
  * control bytes escaped, so every report line stays one line.
  */
@@ -11,9 +11,10 @@
 #include "alloc.h"
 #include "cases.h"
 #include "duration.h"
-#include "gateway.h"
+#include "live.h"
 #include "match.h"
 #include "routes.h"
+#include "setup.h"
 #include "str.h"
 #include "yamldoc.h"
 
@@ -42,18 +43,6 @@ static void put_safe(FILE *out, const char *s)
         p += n;
         left -= n;
     }
-}
-
-/* Loads the config and its table; on failure prints every diagnostic on err and
- * returns NULL. */
-static gw_settings *load_settings(const char *config_path, FILE *err)
-{
-    gw_settings *set = NULL;
-    gw_diags diags = {0};
-    gw_settings_load(config_path, &set, &diags);
-    gw_diags_print(&diags, err);
-    gw_diags_cleanup(&diags);
-    return set;
 }
 
 /* One "note:" line per destination exchange no route's table declares (deduplicated). */
@@ -86,7 +75,7 @@ static void note_undeclared_exchanges(const gw_routes *routes, FILE *out)
 
 int gw_commands_check(const char *config_path, bool live, FILE *out, FILE *err)
 {
-    gw_settings *set = load_settings(config_path, err);
+    gw_settings *set = gw_setup_load(config_path, err);
     if (!set)
         return 1;
     const gw_routes *routes = set->routes;
@@ -100,7 +89,7 @@ int gw_commands_check(const char *config_path, bool live, FILE *out, FILE *err)
     int rc = 0;
     if (live) {
         fflush(out);
-        rc = gw_gateway_check_live(set);
+        rc = gw_live_check(set, out, err);
     }
     gw_settings_release(set);
     return rc;
@@ -162,7 +151,7 @@ void gw_commands_explain_type(const gw_settings *set, const char *type, FILE *ou
 int gw_commands_explain(const char *config_path, char *const *types, size_t n_types, FILE *out,
                         FILE *err)
 {
-    gw_settings *set = load_settings(config_path, err);
+    gw_settings *set = gw_setup_load(config_path, err);
     if (!set)
         return 1;
     for (size_t i = 0; i < n_types; i++)
@@ -173,7 +162,7 @@ int gw_commands_explain(const char *config_path, char *const *types, size_t n_ty
 
 int gw_commands_test(const char *config_path, const char *cases_path, FILE *out, FILE *err)
 {
-    gw_settings *set = load_settings(config_path, err);
+    gw_settings *set = gw_setup_load(config_path, err);
     gw_cases *cases = NULL;
     gw_diags diags = {0};
     gw_err rc = gw_cases_load(cases_path, &cases, &diags);

@@ -3,7 +3,7 @@
  * Each command loads the config (and its routing table) itself, writes its report to
  * out and its diagnostics to err, and returns the process exit code; main.c only parses
  * argv and calls them. None of them touches a broker, except check with live = true,
- * which hands over to gw_gateway_check_live. Taking FILE* keeps them unit-testable
+ * which hands over to gw_live_check (live.h). Taking FILE* keeps them unit-testable
  * (open_memstream).
  */
 #ifndef GW_COMMANDS_H
@@ -20,7 +20,7 @@
  *   config/amqp-gw.yaml: ok (routes/example.yaml: 5 exchanges, 5 queues, 6 routes)
  * then one "note:" line per destination exchange the table does not declare (it must
  * already exist on the broker); returns 0, or with live the result of
- * gw_gateway_check_live (0 in sync, 1 drift). */
+ * gw_live_check (0 in sync, 1 drift, GW_EXIT_UNREACHABLE). */
 int gw_commands_check(const char *config_path, bool live, FILE *out, FILE *err);
 
 /* `amqp-gw explain -c FILE TYPE...`: per type, the route matched, each destination

@@ -23,12 +23,12 @@
 #include "intake.h"
 #include "ledger.h"
 #include "log.h"
-#include "mgmt.h"
 #include "metrics.h"
 #include "retry.h"
 #include "routes.h"
 #include "session.h"
 #include "settings.h"
+#include "setup.h"
 #include "topology.h"
 
 #include <errno.h>
@@ -51,18 +51,6 @@
 
 static volatile sig_atomic_t stop_requested;
 static volatile sig_atomic_t reload_requested;
-
-static void on_stop_signal(int sig)
-{
-    (void)sig;
-    stop_requested = 1;
-}
-
-static void on_hup_signal(int sig)
-{
-    (void)sig;
-    reload_requested = 1;
-}
 
 /* ---------------------------------------------------------------- state */
 
@@ -1041,19 +1029,6 @@ static void compute_tiers(gw *g)
     }
 }
 
-static void install_signals(void)
-{
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_stop_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    sa.sa_handler = on_hup_signal;
-    sigaction(SIGHUP, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
-}
-
 static void shutdown_gracefully(gw *g)
 {
     GW_LOG(GW_LOG_INFO, "stopping: no new deliveries; waiting for outstanding confirms",
@@ -1081,17 +1056,11 @@ static void shutdown_gracefully(gw *g)
 
 int gw_gateway_run(const char *config_path)
 {
-    gw_diags diags = {0};
-    gw_settings *set = NULL;
-    if (gw_settings_load(config_path, &set, &diags) != GW_OK) {
-        gw_diags_print(&diags, stderr);
-        gw_diags_cleanup(&diags);
+    gw_settings *set = gw_setup_load(config_path, stderr);
+    if (!set)
         return 1;
-    }
-    gw_diags_cleanup(&diags);
     const gw_config *cfg = set->cfg;
-    gw_log_min_level = (gw_log_level)cfg->log_level;
-    gw_log_set_text(!cfg->log_json);
+    gw_setup_logging(cfg);
 
     gw g;
     memset(&g, 0, sizeof g);
@@ -1105,7 +1074,8 @@ int gw_gateway_run(const char *config_path)
     gw_breakers_init(&g.breakers, &cfg->breaker);
     g.ledger = gw_ledger_new();
     compute_tiers(&g);
-    install_signals();
+    gw_setup_signals(&stop_requested, &reload_requested);
+    signal(SIGPIPE, SIG_IGN); /* a reader gone from a pipe or socket must not stop the daemon */
     char merr[ERR_TEXT] = "";
     g.metrics = gw_metrics_new(cfg->metrics_listen, merr, sizeof merr);
     if (!g.metrics) {
@@ -1173,48 +1143,4 @@ out:
     gw_breakers_cleanup(&g.breakers);
     gw_settings_release(g.set); /* after the plan, which borrows from its table */
     return rc;
-}
-
-static int probe_binding(void *ctx, const char *exchange, const char *queue, const char *key,
-                         const gw_arg *args, size_t n_args, char *why, size_t why_len)
-{
-    return (int)gw_mgmt_binding(ctx, exchange, queue, key, args, n_args, why, why_len);
-}
-
-int gw_gateway_check_live(const gw_settings *set)
-{
-    const gw_config *cfg = set->cfg;
-    gw g;
-    memset(&g, 0, sizeof g);
-    g.set = (gw_settings *)set; /* read only: check --live routes nothing */
-    g.cfg = cfg;
-    compute_tiers(&g);
-    char err[ERR_TEXT], safe[512];
-    gw_session *s = NULL;
-    if (gw_session_connect_any(cfg, "amqp-gw check", &s, safe, sizeof safe, err, sizeof err) !=
-        GW_OK) {
-        fprintf(stderr, "amqp-gw: cannot connect to the broker (%s): %s\n", safe, err);
-        gw_topology_free(g.topo);
-        free_interned(&g);
-        return GW_EXIT_UNREACHABLE;
-    }
-    char merr[ERR_TEXT];
-    gw_mgmt *mgmt = gw_mgmt_new(cfg, cfg->broker_urls[0], merr, sizeof merr);
-    int unchecked = 0;
-    int drift = gw_topology_check(s, g.topo, mgmt ? probe_binding : NULL, mgmt, &unchecked, stdout);
-    if (unchecked > 0 && !mgmt)
-        printf("%d binding%s unchecked: %s\n", unchecked, unchecked > 1 ? "s" : "", merr);
-    else if (unchecked > 0)
-        printf("%d binding%s unchecked: the management API at %s did not answer; enable the "
-               "rabbitmq_management plugin, or set AMQP_GW_MANAGEMENT_URL\n",
-               unchecked, unchecked > 1 ? "s" : "", gw_mgmt_base(mgmt));
-    gw_mgmt_free(mgmt);
-    if (drift > 0)
-        printf("%d object%s missing or different\n", drift, drift > 1 ? "s" : "");
-    else if (drift == 0)
-        printf("in sync with %s\n", safe);
-    gw_session_free(s);
-    gw_topology_free(g.topo);
-    free_interned(&g);
-    return drift == 0 ? 0 : drift > 0 ? 1 : GW_EXIT_UNREACHABLE;
 }

@@ -1,22 +1,22 @@
 /* main.c — amqp-gw's entry point: argv, subcommands, exit codes.
  *
- * Parses the command line, picks the subcommand and hands over to gateway.c (run,
- * check --live), commands.c (check, explain, test) or replay.c (replay). Usage errors exit 2 with
- * one line naming the problem and the --help to read. Nothing here is worth unit testing:
- * tests/unit/test_cli.c drives the built binary instead.
+ * Parses the command line, picks the subcommand and hands over to gateway.c (run),
+ * commands.c (check, explain, test; check --live through live.c) or replay.c (replay). The
+ * options every subcommand shares (--help, --version, -c and AMQP_GW_CONFIG) are answered
+ * through setup.c, as replay answers them. Usage errors exit 2 with one line naming the
+ * problem and the --help to read. Nothing here is worth unit testing: tests/unit/test_cli.c
+ * drives the built binary instead.
  */
 #include "alloc.h"
 #include "commands.h"
 #include "gateway.h"
 #include "replay.h"
+#include "setup.h"
 
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define EXIT_USAGE 2
 
 static const char usage_main[] =
     "usage: amqp-gw <command> [options]\n"
@@ -121,20 +121,6 @@ struct args {
     int n_pos;
 };
 
-/* Prints "amqp-gw: <what> (try 'amqp-gw [cmd] --help')" and returns the usage exit code. */
-static int usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static int usage_error(const char *cmd, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("amqp-gw: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, " (try 'amqp-gw%s%s --help')\n", cmd ? " " : "", cmd ? cmd : "");
-    return EXIT_USAGE;
-}
-
 /* Parses argv[first..argc) of subcommand cmd into a; options and positionals may
  * mix, "--" ends options. Returns 0, or the usage exit code after printing the line. */
 static int parse_args(const char *name, enum command cmd, int argc, char **argv, int first,
@@ -155,77 +141,62 @@ static int parse_args(const char *name, enum command cmd, int argc, char **argv,
             a->version = true;
         } else if (strcmp(arg, "-c") == 0 || strcmp(arg, "--config") == 0) {
             if (i + 1 >= argc)
-                return usage_error(name, "option '%s' requires a file", arg);
+                return gw_setup_usage_error("amqp-gw", name, "option '%s' requires a file", arg);
             a->config = argv[++i];
         } else if (strncmp(arg, "--config=", 9) == 0) {
             a->config = arg + 9;
         } else if (strcmp(arg, "--live") == 0 && cmd == CMD_CHECK) {
             a->live = true;
         } else {
-            return usage_error(name, "unknown option '%s'", arg);
+            return gw_setup_usage_error("amqp-gw", name, "unknown option '%s'", arg);
         }
     }
-    if (a->config && a->config[0] == '\0')
-        return usage_error(name, "empty config path");
     return 0;
 }
 
 /* Runs the parsed subcommand; returns the exit code. */
 static int dispatch(const char *name, enum command cmd, const char *usage, struct args *a)
 {
-    if (a->help) {
-        fputs(usage, stdout);
+    if (gw_setup_answer(a->help, a->version, usage, stdout))
         return 0;
-    }
-    if (a->version) {
-        printf("amqp-gw %s\n", GW_VERSION);
-        return 0;
-    }
-    if (!a->config) {
-        const char *env = getenv("AMQP_GW_CONFIG");
-        if (!env || env[0] == '\0')
-            return usage_error(name, "missing -c FILE (or AMQP_GW_CONFIG)");
-        a->config = env;
-    }
+    char err[128];
+    if (gw_setup_config_path(a->config, &a->config, err, sizeof err) != GW_OK)
+        return gw_setup_usage_error("amqp-gw", name, "%s", err);
     switch (cmd) {
     case CMD_RUN:
         if (a->n_pos > 0)
-            return usage_error(name, "unexpected argument '%s'", a->pos[0]);
+            return gw_setup_usage_error("amqp-gw", name, "unexpected argument '%s'", a->pos[0]);
         return gw_gateway_run(a->config);
     case CMD_CHECK:
         if (a->n_pos > 0)
-            return usage_error(name, "unexpected argument '%s'", a->pos[0]);
+            return gw_setup_usage_error("amqp-gw", name, "unexpected argument '%s'", a->pos[0]);
         return gw_commands_check(a->config, a->live, stdout, stderr);
     case CMD_EXPLAIN:
         if (a->n_pos == 0)
-            return usage_error(name, "missing event type");
+            return gw_setup_usage_error("amqp-gw", name, "missing event type");
         return gw_commands_explain(a->config, a->pos, (size_t)a->n_pos, stdout, stderr);
     case CMD_TEST:
         if (a->n_pos == 0)
-            return usage_error(name, "missing case file");
+            return gw_setup_usage_error("amqp-gw", name, "missing case file");
         if (a->n_pos > 1)
-            return usage_error(name, "unexpected argument '%s'", a->pos[1]);
+            return gw_setup_usage_error("amqp-gw", name, "unexpected argument '%s'", a->pos[1]);
         return gw_commands_test(a->config, a->pos[0], stdout, stderr);
     }
-    return EXIT_USAGE;
+    return GW_EXIT_USAGE;
 }
 
 int main(int argc, char **argv)
 {
     if (argc < 2)
-        return usage_error(NULL, "missing command");
+        return gw_setup_usage_error("amqp-gw", NULL, "missing command");
 
     const char *name = argv[1];
-    if (strcmp(name, "-h") == 0 || strcmp(name, "--help") == 0 || strcmp(name, "help") == 0) {
-        fputs(usage_main, stdout);
+    bool help = strcmp(name, "-h") == 0 || strcmp(name, "--help") == 0 || strcmp(name, "help") == 0;
+    bool version = strcmp(name, "--version") == 0 || strcmp(name, "-V") == 0;
+    if (gw_setup_answer(help, version, usage_main, stdout))
         return 0;
-    }
-    if (strcmp(name, "--version") == 0 || strcmp(name, "-V") == 0) {
-        printf("amqp-gw %s\n", GW_VERSION);
-        return 0;
-    }
     if (name[0] == '-')
-        return usage_error(NULL, "unknown option '%s'", name);
+        return gw_setup_usage_error("amqp-gw", NULL, "unknown option '%s'", name);
     if (strcmp(name, "replay") == 0) /* replay has options of its own */
         return gw_replay_main(argc - 1, argv + 1);
 
@@ -233,7 +204,7 @@ int main(int argc, char **argv)
     while (k < sizeof commands / sizeof commands[0] && strcmp(commands[k].name, name) != 0)
         k++;
     if (k == sizeof commands / sizeof commands[0])
-        return usage_error(NULL, "unknown command '%s'", name);
+        return gw_setup_usage_error("amqp-gw", NULL, "unknown command '%s'", name);
 
     struct args a = {.pos = gw_xcalloc((size_t)argc, sizeof(char *))};
     int rc = parse_args(name, commands[k].cmd, argc, argv, 2, &a);

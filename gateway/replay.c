@@ -20,6 +20,7 @@
 #include "match.h"
 #include "session.h"
 #include "settings.h"
+#include "setup.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -35,13 +36,8 @@
 #define IDLE_LIMIT_MS   5000
 #define CONFIRM_WAIT_MS 30000
 
+/* Set by SIGINT and SIGTERM (setup.h), or when the broker takes the DLQ or the channel away. */
 static volatile sig_atomic_t replay_stop;
-
-static void on_replay_signal(int sig)
-{
-    (void)sig;
-    replay_stop = 1;
-}
 
 /* ---------------------------------------------------------------- options */
 
@@ -168,13 +164,7 @@ gw_err gw_replay_parse_args(int argc, char **argv, gw_replay_opts *o, bool *help
         snprintf(err, err_len, "unexpected argument '%s'", argv[optind]);
         return GW_ERR_USAGE;
     }
-    if (!o->config_path)
-        o->config_path = getenv("AMQP_GW_CONFIG");
-    if (!o->config_path) {
-        snprintf(err, err_len, "missing -c FILE");
-        return GW_ERR_USAGE;
-    }
-    return GW_OK;
+    return gw_setup_config_path(o->config_path, &o->config_path, err, err_len);
 }
 
 gw_replay_verdict gw_replay_filter(const gw_replay_opts *o, const gw_replay_view *v,
@@ -518,87 +508,63 @@ static void on_blocked(void *ctx, bool blocked, gw_str reason)
            blocked ? "publishing blocked by the broker" : "publishing unblocked");
 }
 
-static void usage(FILE *out)
-{
-    fputs(
-        "usage: amqp-gw replay -c FILE [options]\n"
-        "\n"
-        "Moves matching dead-lettered messages back where they were going. A message leaves\n"
-        "the DLQ only after its republish is confirmed; what does not match, or is not moved,\n"
-        "stays in the DLQ in its place. Start with --dry-run.\n"
-        "\n"
-        "options (filters combine; a message must match all of them):\n"
-        "  -c, --config FILE    gateway config (default: $AMQP_GW_CONFIG)\n"
-        "  --queue Q            queue to replay from (default: the config's dead_letter.queue)\n"
-        "  --type GLOB          event types to take, route pattern syntax: order.* or\n"
-        "                       order.# (default: all)\n"
-        "  --reason R           only this x-gw-dead-letter-reason: no_route, invalid_event,\n"
-        "                       publish_failed, unroutable, rejected, expired (default: all)\n"
-        "  --route PATTERN      only events whose x-gw-route is exactly PATTERN (default: all)\n"
-        "  --since DUR          only events dead-lettered within DUR before now: a positive\n"
-        "                       integer and a unit, ms s m h, e.g. 90s, 30m, 2h (default: any "
-        "age)\n"
-        "  --limit N            move at most N messages, N >= 1 (default: no limit)\n"
-        "  --rate N/s           at most N republishes per second, e.g. 500/s or 0.5/s\n"
-        "                       (default: no limit)\n"
-        "  --to original|inbound\n"
-        "                       original: the exchange and routing key the event was going to\n"
-        "                       (x-gw-original-*); inbound: through the gateway's inbound queue\n"
-        "                       again (default: original)\n"
-        "  --max-replays N      leave messages already replayed N times (x-gw-replay-count), so\n"
-        "                       a still-broken destination cannot loop them; N >= 0 (default: 3)\n"
-        "  --dry-run            change nothing; print a row per message that would move\n"
-        "  -h, --help           show this help\n"
-        "  --version            show the version\n"
-        "\n"
-        "It takes the messages ready when it starts, and stops early after 5 s without a\n"
-        "delivery (another consumer took the rest); it waits up to 30 s for the last confirms.\n"
-        "It ends with one summary line; every message it examined is either moved or left:\n"
-        "  QUEUE: matched M, moved V, left L (N not matching, G over --max-replays,\n"
-        "  O over --limit, F failed), failed F in S.Ss\n"
-        "failed counts the matching messages whose republish was not confirmed (nacked,\n"
-        "returned as unroutable, a missing exchange, a lost connection): they stay in the DLQ.\n"
-        "\n"
-        "exit codes: 0 done (nothing failed), 1 failure (invalid config, broker or queue not\n"
-        "reachable, a republish failed, connection lost, interrupted, stopped by a broker\n"
-        "resource alarm), 2 usage error\n",
-        out);
-}
+static const char usage_replay[] =
+    "usage: amqp-gw replay -c FILE [options]\n"
+    "\n"
+    "Moves matching dead-lettered messages back where they were going. A message leaves\n"
+    "the DLQ only after its republish is confirmed; what does not match, or is not moved,\n"
+    "stays in the DLQ in its place. Start with --dry-run.\n"
+    "\n"
+    "options (filters combine; a message must match all of them):\n"
+    "  -c, --config FILE    gateway config (default: $AMQP_GW_CONFIG)\n"
+    "  --queue Q            queue to replay from (default: the config's dead_letter.queue)\n"
+    "  --type GLOB          event types to take, route pattern syntax: order.* or\n"
+    "                       order.# (default: all)\n"
+    "  --reason R           only this x-gw-dead-letter-reason: no_route, invalid_event,\n"
+    "                       publish_failed, unroutable, rejected, expired (default: all)\n"
+    "  --route PATTERN      only events whose x-gw-route is exactly PATTERN (default: all)\n"
+    "  --since DUR          only events dead-lettered within DUR before now: a positive\n"
+    "                       integer and a unit, ms s m h, e.g. 90s, 30m, 2h (default: any age)\n"
+    "  --limit N            move at most N messages, N >= 1 (default: no limit)\n"
+    "  --rate N/s           at most N republishes per second, e.g. 500/s or 0.5/s\n"
+    "                       (default: no limit)\n"
+    "  --to original|inbound\n"
+    "                       original: the exchange and routing key the event was going to\n"
+    "                       (x-gw-original-*); inbound: through the gateway's inbound queue\n"
+    "                       again (default: original)\n"
+    "  --max-replays N      leave messages already replayed N times (x-gw-replay-count), so\n"
+    "                       a still-broken destination cannot loop them; N >= 0 (default: 3)\n"
+    "  --dry-run            change nothing; print a row per message that would move\n"
+    "  -h, --help           show this help\n"
+    "  --version            show the version\n"
+    "\n"
+    "It takes the messages ready when it starts, and stops early after 5 s without a\n"
+    "delivery (another consumer took the rest); it waits up to 30 s for the last confirms.\n"
+    "It ends with one summary line; every message it examined is either moved or left:\n"
+    "  QUEUE: matched M, moved V, left L (N not matching, G over --max-replays,\n"
+    "  O over --limit, F failed), failed F in S.Ss\n"
+    "failed counts the matching messages whose republish was not confirmed (nacked,\n"
+    "returned as unroutable, a missing exchange, a lost connection): they stay in the DLQ.\n"
+    "\n"
+    "exit codes: 0 done (nothing failed), 1 failure (invalid config, broker or queue not\n"
+    "reachable, a republish failed, connection lost, interrupted, stopped by a broker\n"
+    "resource alarm), 2 usage error\n";
 
 int gw_replay_main(int argc, char **argv)
 {
     gw_replay_opts o;
     bool help;
     char err[512];
-    if (gw_replay_parse_args(argc, argv, &o, &help, err, sizeof err) != GW_OK) {
-        fprintf(stderr, "amqp-gw replay: %s (try 'amqp-gw replay --help')\n", err);
-        return 2;
-    }
-    if (help) {
-        usage(stdout);
+    if (gw_replay_parse_args(argc, argv, &o, &help, err, sizeof err) != GW_OK)
+        return gw_setup_usage_error("amqp-gw replay", "replay", "%s", err);
+    if (gw_setup_answer(help, o.version, usage_replay, stdout))
         return 0;
-    }
-    if (o.version) {
-        printf("amqp-gw %s\n", GW_VERSION);
-        return 0;
-    }
-    gw_diags diags = {0};
-    gw_settings *set = NULL;
-    if (gw_settings_load(o.config_path, &set, &diags) != GW_OK) {
-        gw_diags_print(&diags, stderr);
-        gw_diags_cleanup(&diags);
+    gw_settings *set = gw_setup_load(o.config_path, stderr);
+    if (!set)
         return 1;
-    }
-    gw_diags_cleanup(&diags);
     const gw_config *cfg = set->cfg;
-    gw_log_min_level = (gw_log_level)cfg->log_level;
-    gw_log_set_text(!cfg->log_json);
-
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_replay_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    gw_setup_logging(cfg);
+    gw_setup_signals(&replay_stop, NULL);
 
     int rc = 1;
     replay r;
@@ -608,12 +574,10 @@ int gw_replay_main(int argc, char **argv)
     r.ledger = gw_ledger_new();
     r.queue = o.queue ? o.queue : cfg->dlq_queue;
     char safe[512];
-    gw_session *s = NULL;
-    if (gw_session_connect_any(cfg, "amqp-gw replay", &s, safe, sizeof safe, err, sizeof err) !=
-        GW_OK) {
-        fprintf(stderr, "amqp-gw replay: cannot connect to the broker (%s): %s\n", safe, err);
+    gw_session *s =
+        gw_setup_connect(cfg, "amqp-gw replay", "amqp-gw replay", safe, sizeof safe, stderr);
+    if (!s)
         goto out;
-    }
     r.s = s;
     uint32_t ready = 0;
     gw_err qe = gw_session_queue_inspect(s, r.queue, &ready, NULL, err, sizeof err);

@@ -299,18 +299,24 @@ size_t gw_settings_tiers(const gw_config *cfg, const gw_routes *r, uint64_t *out
     return n;
 }
 
-size_t gw_settings_check(const gw_config *cfg, const gw_routes *r, gw_diags *diags)
+gw_topology *gw_settings_plan(const gw_config *cfg, const gw_routes *r)
 {
     size_t n_tiers = gw_settings_tiers(cfg, r, NULL, 0);
     uint64_t *tiers = gw_xcalloc(n_tiers ? n_tiers : 1, sizeof *tiers);
     gw_settings_tiers(cfg, r, tiers, n_tiers);
     gw_topology *plan = gw_topology_plan(cfg, r, tiers, n_tiers);
+    free(tiers);
+    return plan;
+}
+
+size_t gw_settings_check(const gw_config *cfg, const gw_routes *r, gw_diags *diags)
+{
+    gw_topology *plan = gw_settings_plan(cfg, r);
     check_ctx c = {.cfg = cfg, .r = r, .plan = plan, .diags = diags};
     check_own_names(&c);
     check_redeclared(&c);
     check_destinations(&c);
     gw_topology_free(plan);
-    free(tiers);
     return c.errors;
 }
 

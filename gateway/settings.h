@@ -20,6 +20,8 @@
 #include "err.h"
 #include "routes.h"
 
+typedef struct gw_topology gw_topology; /* topology.h */
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -63,6 +65,12 @@ size_t gw_settings_check(const gw_config *cfg, const gw_routes *r, gw_diags *dia
  * tier queues the gateway declares. Same contract as gw_retry_tiers. */
 size_t gw_settings_tiers(const gw_config *cfg, const gw_routes *r, uint64_t *out_ms,
                          size_t out_cap);
+
+/* The topology the gateway declares for cfg and r (topology.h), one delay queue per retry
+ * tier of gw_settings_tiers included: what check cross-checks and check --live compares
+ * with the broker. cfg and r are borrowed and must outlive it; free it with
+ * gw_topology_free. Pure; aborts on OOM. */
+gw_topology *gw_settings_plan(const gw_config *cfg, const gw_routes *r);
 
 /* Takes one more reference to s and returns s (NULL stays NULL). */
 gw_settings *gw_settings_ref(gw_settings *s);

@@ -2,6 +2,9 @@
  * the cross-check, reloads and reference counts. */
 #include "settings.h"
 
+#include "retry.h"
+#include "topology.h"
+
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
 #include <stdio.h>
@@ -281,6 +284,35 @@ Test(settings, tiers_are_the_config_default_and_every_route_override)
     cr_assert_eq(tiers[1], 1000);
     cr_assert_eq(tiers[2], 5000);
     cr_assert_eq(gw_settings_tiers(p.cfg, p.r, NULL, 0), 3);
+    pair_free(&p);
+}
+
+/* True when plan declares a queue named name. */
+static bool plans_queue(const gw_topology *plan, const char *name)
+{
+    for (size_t i = 0; i < plan->n; i++)
+        if (plan->items[i].kind == GW_TOPO_QUEUE && strcmp(plan->items[i].queue.name, name) == 0)
+            return true;
+    return false;
+}
+
+Test(settings, the_plan_declares_a_delay_queue_for_every_tier)
+{
+    pair p = parse_pair("routes_file: r.yaml\nretry: {backoff: [1s, 5s]}\n",
+                        "version: 1\n"
+                        "routes:\n"
+                        "  - event: a.b\n"
+                        "    to: [{exchange: x}]\n"
+                        "    retry: {backoff: [500ms, 5s]}\n");
+    gw_topology *plan = gw_settings_plan(p.cfg, p.r);
+    static const uint64_t tiers[] = {500, 1000, 5000};
+    for (size_t i = 0; i < sizeof tiers / sizeof tiers[0]; i++) {
+        char name[300];
+        gw_retry_tier_name(p.cfg->prefix, tiers[i], name, sizeof name);
+        cr_assert(plans_queue(plan, name), "no delay queue %s", name);
+    }
+    cr_assert(plans_queue(plan, p.cfg->inbound_queue));
+    gw_topology_free(plan);
     pair_free(&p);
 }
 
