@@ -2,14 +2,15 @@
  *
  * Loads a case file (format in cases.h) through yamldoc.c's located getters, so every
  * problem in the file is reported as FILE:LINE:COL: message before any case runs. The
- * runner resolves a case's event type the way the gateway does (invalid type ->
- * invalid_event, no route -> no_route, else the winning route's destinations) and
- * compares that with the expectation as multisets. Called by commands.c (`amqp-gw
- * test`); never prints, never exits.
+ * runner has the gateway's own routing decision (dispatch.h) decide a new event of the
+ * case's type (invalid type -> invalid_event, no route -> no_route, else the winning
+ * route's destinations) and compares that with the expectation as multisets. Called by
+ * commands.c (`amqp-gw test`); never prints, never exits.
  */
 #include "cases.h"
 
 #include "alloc.h"
+#include "dispatch.h"
 #include "match.h"
 #include "yamldoc.h"
 
@@ -338,9 +339,43 @@ static void text_add_dest(text *t, const char *exchange, const char *routing_key
 typedef struct outcome {
     const gw_route *route; /* NULL: dead-lettered */
     bool invalid;          /* invalid_event (else, with no route, no_route) */
+    /* route's destinations as the gateway publishes to them, in the route's order */
+    const char **exchange, **routing_key;
+    size_t n_dests;
 } outcome;
 
-static void text_add_outcome(text *t, const outcome *o, const char *event)
+/* Decides a new event of type `event` as the gateway does: the event intake.c makes of a
+ * message whose type property is `event` (valid when it is an event type), then
+ * dispatch.c's intent for it. */
+static void decide(const char *event, const gw_routes *routes, outcome *o)
+{
+    /* a new event has spent no attempt: no retry policy is asked anything */
+    static const gw_retry_policy no_retry = {.n_backoff = 1};
+    gw_intake_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.origin = GW_ORIGIN_NEW;
+    ev.type_len = strlen(event);
+    ev.valid = gw_match_type_valid(event, ev.type_len);
+    if (ev.valid)
+        memcpy(ev.type, event, ev.type_len + 1);
+    else
+        ev.type_len = 0;
+    gw_dispatch_intent in;
+    gw_dispatch_decide(&ev, routes, &no_retry, &in);
+    *o = (outcome){NULL, in.kind == GW_DISPATCH_DEAD_LETTER && in.reason == GW_REASON_INVALID_EVENT,
+                   NULL, NULL, 0};
+    if (in.kind != GW_DISPATCH_FORWARD)
+        return;
+    o->route = in.route;
+    o->exchange = gw_xcalloc(in.route->n_to + 1, sizeof *o->exchange);
+    o->routing_key = gw_xcalloc(in.route->n_to + 1, sizeof *o->routing_key);
+    size_t pos = 0;
+    while (
+        gw_dispatch_next(&in, event, &pos, &o->exchange[o->n_dests], &o->routing_key[o->n_dests]))
+        o->n_dests++;
+}
+
+static void text_add_outcome(text *t, const outcome *o)
 {
     if (o->invalid) {
         text_addf(t, "dead-letter (invalid_event)");
@@ -350,11 +385,10 @@ static void text_add_outcome(text *t, const outcome *o, const char *event)
         text_addf(t, "dead-letter (no_route)");
         return;
     }
-    for (size_t i = 0; i < o->route->n_to; i++) {
-        const gw_destination *d = &o->route->to[i];
+    for (size_t i = 0; i < o->n_dests; i++) {
         if (i > 0)
             text_addf(t, " + ");
-        text_add_dest(t, d->exchange, d->routing_key ? d->routing_key : event);
+        text_add_dest(t, o->exchange[i], o->routing_key[i]);
     }
 }
 
@@ -388,19 +422,17 @@ static bool check_dests(const gw_case *c, const outcome *o, text *t)
         text_addf(t, "expected ");
         text_add_expected(t, c);
         text_addf(t, ", got ");
-        text_add_outcome(t, o, c->event);
+        text_add_outcome(t, o);
         return false;
     }
-    const gw_route *r = o->route;
-    bool *used = gw_xcalloc(r->n_to ? r->n_to : 1, sizeof *used);
+    bool *used = gw_xcalloc(o->n_dests ? o->n_dests : 1, sizeof *used);
     bool *found = gw_xcalloc(c->n_dests, sizeof *found);
-    size_t n_missing = 0, n_unexpected = r->n_to;
+    size_t n_missing = 0, n_unexpected = o->n_dests;
     for (size_t i = 0; i < c->n_dests; i++) {
         const char *want_key = c->dests[i].routing_key ? c->dests[i].routing_key : c->event;
-        for (size_t j = 0; j < r->n_to && !found[i]; j++) {
-            const char *key = r->to[j].routing_key ? r->to[j].routing_key : c->event;
-            if (!used[j] && strcmp(r->to[j].exchange, c->dests[i].exchange) == 0 &&
-                strcmp(key, want_key) == 0) {
+        for (size_t j = 0; j < o->n_dests && !found[i]; j++) {
+            if (!used[j] && strcmp(o->exchange[j], c->dests[i].exchange) == 0 &&
+                strcmp(o->routing_key[j], want_key) == 0) {
                 used[j] = found[i] = true;
                 n_unexpected--;
             }
@@ -413,7 +445,7 @@ static bool check_dests(const gw_case *c, const outcome *o, text *t)
         text_addf(t, "expected ");
         text_add_expected(t, c);
         text_addf(t, ", got ");
-        text_add_outcome(t, o, c->event);
+        text_add_outcome(t, o);
         text_addf(t, " (");
         if (n_missing > 0) {
             text_addf(t, "missing ");
@@ -430,13 +462,12 @@ static bool check_dests(const gw_case *c, const outcome *o, text *t)
         if (n_unexpected > 0) {
             text_addf(t, "%sunexpected ", n_missing > 0 ? "; " : "");
             size_t k = 0;
-            for (size_t j = 0; j < r->n_to; j++) {
+            for (size_t j = 0; j < o->n_dests; j++) {
                 if (used[j])
                     continue;
                 if (k++ > 0)
                     text_addf(t, " + ");
-                text_add_dest(t, r->to[j].exchange,
-                              r->to[j].routing_key ? r->to[j].routing_key : c->event);
+                text_add_dest(t, o->exchange[j], o->routing_key[j]);
             }
         }
         text_addf(t, ")");
@@ -448,12 +479,8 @@ static bool check_dests(const gw_case *c, const outcome *o, text *t)
 
 bool gw_cases_check(const gw_case *c, const gw_routes *routes, char **why)
 {
-    outcome o = {NULL, false};
-    size_t len = strlen(c->event);
-    if (!gw_match_type_valid(c->event, len))
-        o.invalid = true;
-    else
-        o.route = gw_routes_lookup(routes, c->event, len);
+    outcome o;
+    decide(c->event, routes, &o);
 
     text t = {NULL, 0};
     bool ok = true;
@@ -488,7 +515,7 @@ bool gw_cases_check(const gw_case *c, const gw_routes *routes, char **why)
             text_addf(&sub, ", got ");
             if (o.route)
                 text_addf(&sub, "route %s -> ", o.route->event);
-            text_add_outcome(&sub, &o, c->event);
+            text_add_outcome(&sub, &o);
         }
         break;
     }
@@ -500,6 +527,8 @@ bool gw_cases_check(const gw_case *c, const gw_routes *routes, char **why)
         ok = false;
     }
     free(sub.s);
+    free(o.exchange);
+    free(o.routing_key);
 
     if (!ok && why)
         *why = t.s;

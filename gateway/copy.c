@@ -3,7 +3,8 @@
  * One place decides what a copy carries, so a rule (which x-gw-* header a copy drops, what
  * a deferral says in x-gw-last-error, how a copy shrinks to fit the frame) is read and
  * changed here only. Sizes are plain sums over the entry sizes session.c measured once per
- * event, so shrinking a copy can try one arrangement after another without encoding any.
+ * delivery (delivery.h), so shrinking a copy can try one arrangement after another without
+ * encoding any.
  * Pure: no I/O, no clock, no logging; it allocates only the drop mask of a copy that leaves
  * some of the event's headers out (and scratch marks while a dead-letter copy sheds them).
  */
@@ -56,7 +57,7 @@ static void add_int(gw_copy *c, const char *key, int64_t v)
 }
 
 /* The properties every copy the daemon publishes sets (SPEC §6). */
-static void set_props(gw_copy *c, const gw_copy_event *ev, const gw_copy_meta *m)
+static void set_props(gw_copy *c, const gw_delivery *ev, const gw_copy_meta *m)
 {
     c->correlation_id = (gw_str){m->ids->correlation_id, m->ids->correlation_id_len};
     c->message_id = (gw_str){m->ids->message_id, m->ids->message_id_len};
@@ -99,12 +100,17 @@ static size_t hdr_bytes(const gw_hdr *h)
     return gw_headers_entry_size(strlen(h->key), h->kind == 'l' ? 'l' : 'S', h->s.len);
 }
 
-/* Whether the copy leaves the event's header `key` out by rule: one of the copy's own
- * headers replaces it (never two of a name), or the drop list names it. A header the copy
- * wanted but had to shed still drops the event's own of that name: a stale x-gw-last-error
- * (or retry count) must not come back in its place. */
-static bool dropped_by_rule(const gw_copy *c, gw_str key, const char *const *drop)
+/* Whether the copy leaves the event's header e out by rule: one of the copy's own headers
+ * replaces it (never two of a name), or the drop list names it. A header the copy wanted
+ * but had to shed still drops the event's own of that name: a stale x-gw-last-error (or
+ * retry count) must not come back in its place. Every name a copy sets or drops is one the
+ * delivery view keeps a slot for: a header without one is never dropped by rule, and most
+ * of an event's own headers are decided without a compare. */
+static bool dropped_by_rule(const gw_copy *c, const gw_delivery_entry *e, const char *const *drop)
 {
+    if (e->slot == GW_DH_COUNT)
+        return false;
+    gw_str key = e->key;
     size_t n = c->n_wanted > c->n_hdrs ? c->n_wanted : c->n_hdrs;
     for (size_t i = 0; i < n; i++)
         if (gw_str_eq_cstr(key, c->hdrs[i].key))
@@ -117,12 +123,12 @@ static bool dropped_by_rule(const gw_copy *c, gw_str key, const char *const *dro
 
 /* Decides which of the event's headers c leaves out — by rule, marked in shed (may be NULL),
  * or all of them — and sets c->drop and c->bytes for c's current headers. */
-static void lay_out(gw_copy *c, const gw_copy_event *ev, const char *const *drop, const bool *shed,
+static void lay_out(gw_copy *c, const gw_delivery *ev, const char *const *drop, const bool *shed,
                     bool shed_all)
 {
     size_t table = 0, entries = 0;
     for (size_t i = 0; i < ev->n_headers; i++) {
-        bool out = shed_all || (shed && shed[i]) || dropped_by_rule(c, ev->headers[i].key, drop);
+        bool out = shed_all || (shed && shed[i]) || dropped_by_rule(c, &ev->headers[i], drop);
         if (out && !c->drop)
             c->drop = gw_xcalloc(ev->n_headers, sizeof *c->drop);
         if (c->drop)
@@ -145,7 +151,7 @@ static void lay_out(gw_copy *c, const gw_copy_event *ev, const char *const *drop
 /* Sets c's last header (x-gw-last-error, added empty) to err, truncated to the room a frame
  * of frame_limit bytes leaves, and lays c out. The budget is taken with the empty entry
  * already in c->bytes, which gw_headers_error_budget counts once more: a little slack. */
-static void set_error(gw_copy *c, const gw_copy_event *ev, const char *const *drop,
+static void set_error(gw_copy *c, const gw_delivery *ev, const char *const *drop,
                       size_t frame_limit, gw_str err)
 {
     lay_out(c, ev, drop, NULL, false);
@@ -155,7 +161,7 @@ static void set_error(gw_copy *c, const gw_copy_event *ev, const char *const *dr
     lay_out(c, ev, drop, NULL, false);
 }
 
-void gw_copy_forward(const gw_copy_event *ev, const gw_copy_meta *m, gw_copy *out)
+void gw_copy_forward(const gw_delivery *ev, const gw_copy_meta *m, gw_copy *out)
 {
     copy_init(out);
     set_props(out, ev, m);
@@ -165,7 +171,7 @@ void gw_copy_forward(const gw_copy_event *ev, const gw_copy_meta *m, gw_copy *ou
     lay_out(out, ev, m->from_tier ? drop_forward : drop_forward_new, NULL, false);
 }
 
-bool gw_copy_park(const gw_copy_event *ev, const gw_copy_meta *m, const char *exchange,
+bool gw_copy_park(const gw_delivery *ev, const gw_copy_meta *m, const char *exchange,
                   const char *routing_key, const char *why, bool deferral, size_t frame_max,
                   gw_copy *out)
 {
@@ -184,7 +190,7 @@ bool gw_copy_park(const gw_copy_event *ev, const gw_copy_meta *m, const char *ex
 }
 
 /* The index of the largest of the event's headers not yet in shed (the first of equals). */
-static size_t largest_unshed(const gw_copy_event *ev, const bool *shed)
+static size_t largest_unshed(const gw_delivery *ev, const bool *shed)
 {
     size_t big = ev->n_headers;
     for (size_t i = 0; i < ev->n_headers; i++)
@@ -196,7 +202,7 @@ static size_t largest_unshed(const gw_copy_event *ev, const bool *shed)
 /* Last resort of a dead-letter copy that does not fit even with its reason alone: keep the
  * body and every gateway header but the error text rather than lose the event, and leave
  * out the event's own headers, largest first, only as many as needed. */
-static void shed_own(gw_copy *c, const gw_copy_event *ev, size_t frame_max)
+static void shed_own(gw_copy *c, const gw_delivery *ev, size_t frame_max)
 {
     c->n_hdrs = c->n_wanted - 1;
     bool *shed = gw_xcalloc(ev->n_headers ? ev->n_headers : 1, sizeof *shed);
@@ -213,7 +219,7 @@ static void shed_own(gw_copy *c, const gw_copy_event *ev, size_t frame_max)
     free(shed);
 }
 
-void gw_copy_dead_letter(const gw_copy_event *ev, const gw_copy_meta *m, const char *reason,
+void gw_copy_dead_letter(const gw_delivery *ev, const gw_copy_meta *m, const char *reason,
                          const char *original_exchange, const char *original_routing_key,
                          const char *why, uint64_t now_ms, size_t frame_max, gw_copy *out)
 {
@@ -239,7 +245,7 @@ void gw_copy_dead_letter(const gw_copy_event *ev, const gw_copy_meta *m, const c
         shed_own(out, ev, frame_max);
 }
 
-void gw_copy_replay(const gw_copy_event *ev, int64_t replay_count, uint64_t now_ms, gw_copy *out)
+void gw_copy_replay(const gw_delivery *ev, int64_t replay_count, uint64_t now_ms, gw_copy *out)
 {
     copy_init(out);
     add_int(out, GW_H_RETRY_COUNT, 0);
@@ -249,14 +255,9 @@ void gw_copy_replay(const gw_copy_event *ev, int64_t replay_count, uint64_t now_
     lay_out(out, ev, drop_replay, NULL, false);
 }
 
-gw_str gw_copy_carried_error(const gw_copy_event *ev, const gw_copy_meta *m)
+gw_str gw_copy_carried_error(const gw_delivery *ev, const gw_copy_meta *m)
 {
-    if (!m->from_tier)
-        return GW_STR_NULL;
-    for (size_t i = 0; i < ev->n_headers; i++)
-        if (gw_str_eq_cstr(ev->headers[i].key, GW_H_LAST_ERROR))
-            return ev->headers[i].str;
-    return GW_STR_NULL;
+    return m->from_tier ? ev->h[GW_DH_LAST_ERROR].str : GW_STR_NULL;
 }
 
 bool gw_copy_fits(const gw_copy *c, size_t frame_max)

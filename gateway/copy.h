@@ -5,14 +5,17 @@
  * deferral waiting in a delay tier), a dead-letter copy and a replayed copy. It also keeps
  * each copy inside the negotiated frame: x-gw-last-error is truncated, and a dead-letter copy
  * sheds the least important of the gateway's headers, then the event's own largest ones.
- * gateway.c and replay.c call it with what they know of the event; session.c fills the
- * read-only view of the event's own properties and headers (gw_copy_event) and encodes the
- * result (gw_copy) as it is, deciding nothing. Knows no rabbitmq-c type, never logs and reads
- * no clock: time comes in as now_ms. headers.h holds the header names and value rules.
+ * gateway.c and replay.c call it with the delivery view (delivery.h: of it, copy.c reads the
+ * properties correlation_id, message_id, type and expiration, other_bytes, the measured
+ * header entries and the x-gw-last-error slot) and what they know of the event; session.c
+ * encodes the result (gw_copy) as it is, deciding nothing. Knows no rabbitmq-c type, never
+ * logs and reads no clock: time comes in as now_ms. headers.h holds the header names and
+ * value rules.
  */
 #ifndef GW_COPY_H
 #define GW_COPY_H
 
+#include "delivery.h"
 #include "headers.h"
 #include "str.h"
 
@@ -28,30 +31,6 @@
 /* A dead-letter copy leaves out at most this many of the event's own headers one by one,
  * largest first, before it leaves out all of them. */
 #define GW_COPY_MAX_SHED 32
-
-/* --- the event as it arrived (filled by session.c, borrowed by the calls below) --- */
-
-/* One of the event's own headers. */
-typedef struct gw_copy_header {
-    gw_str key;
-    size_t bytes; /* its encoded table entry: key length byte, key, kind byte, value */
-    gw_str str;   /* its value when a string (long string or bytes); ptr NULL otherwise */
-} gw_copy_header;
-
-typedef struct gw_copy_event {
-    /* The properties a copy may set; ptr NULL = the event has none. */
-    gw_str correlation_id;
-    gw_str message_id;
-    gw_str type;
-    gw_str expiration;
-    /* Encoded bytes of the content header's payload without the four properties above and
-     * without the headers table: the 14 fixed bytes (class, weight, body size, flags), every
-     * other short-string property present, and 10 for delivery mode, priority and timestamp
-     * (counted whether set or not). */
-    size_t other_bytes;
-    const gw_copy_header *headers; /* n_headers entries, in table order */
-    size_t n_headers;
-} gw_copy_event;
 
 /* --- what the gateway knows about the event (the same for each of its copies) --- */
 
@@ -108,7 +87,7 @@ typedef struct gw_copy {
  * x-gw-dead-letter-reason, x-gw-dead-lettered-at and x-gw-original-* headers dropped, and
  * its x-gw-last-error too unless from_tier. No size limit is applied (a copy that does not
  * fit fails, see gw_copy_fits). */
-void gw_copy_forward(const gw_copy_event *ev, const gw_copy_meta *m, gw_copy *out);
+void gw_copy_forward(const gw_delivery *ev, const gw_copy_meta *m, gw_copy *out);
 
 /* A parked copy for a delay tier, addressed back to (exchange, routing_key): persistent, the
  * forwarding headers with m->retry_count, x-gw-retry-destination, x-gw-retry-routing-key and
@@ -117,7 +96,7 @@ void gw_copy_forward(const gw_copy_event *ev, const gw_copy_meta *m, gw_copy *ou
  * (see gw_copy_carried_error), and writes why only when there is none. Returns false when
  * the copy does not leave GW_COPY_BROKER_RESERVE bytes of frame_max free: the caller must
  * dead-letter the event instead (*out is then not to be published, but still cleaned up). */
-bool gw_copy_park(const gw_copy_event *ev, const gw_copy_meta *m, const char *exchange,
+bool gw_copy_park(const gw_delivery *ev, const gw_copy_meta *m, const char *exchange,
                   const char *routing_key, const char *why, bool deferral, size_t frame_max,
                   gw_copy *out);
 
@@ -131,7 +110,7 @@ bool gw_copy_park(const gw_copy_event *ev, const gw_copy_meta *m, const char *ex
  * first, only as many as needed (at most GW_COPY_MAX_SHED, then all; should even that not
  * fit, gw_copy_fits says so). out->n_wanted, out->n_hdrs and out->shed say what was left
  * out. */
-void gw_copy_dead_letter(const gw_copy_event *ev, const gw_copy_meta *m, const char *reason,
+void gw_copy_dead_letter(const gw_delivery *ev, const gw_copy_meta *m, const char *reason,
                          const char *original_exchange, const char *original_routing_key,
                          const char *why, uint64_t now_ms, size_t frame_max, gw_copy *out);
 
@@ -139,12 +118,12 @@ void gw_copy_dead_letter(const gw_copy_event *ev, const gw_copy_meta *m, const c
  * x-gw-replayed-at = now_ms, x-gw-replay-count = replay_count + 1 (replay_count: the count
  * the DLQ copy carried, 0 if none); the x-gw-dead-letter-*, x-gw-original-* and
  * x-gw-retry-destination/-routing-key headers dropped. */
-void gw_copy_replay(const gw_copy_event *ev, int64_t replay_count, uint64_t now_ms, gw_copy *out);
+void gw_copy_replay(const gw_delivery *ev, int64_t replay_count, uint64_t now_ms, gw_copy *out);
 
 /* The x-gw-last-error an event came back from a delay tier with (a string header; the first
  * one when there are several); ptr NULL when m->from_tier is false or it has none. Borrowed
  * from ev. */
-gw_str gw_copy_carried_error(const gw_copy_event *ev, const gw_copy_meta *m);
+gw_str gw_copy_carried_error(const gw_delivery *ev, const gw_copy_meta *m);
 
 /* True when c's content-header frame (c->bytes + GW_HEADERS_FRAME_OVERHEAD) takes at most
  * frame_max bytes. */

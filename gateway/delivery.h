@@ -3,10 +3,12 @@
  * session.c fills a gw_delivery from rabbitmq-c's structures when a message arrives
  * (basic.deliver or basic.get), in ONE scan of its header table: the envelope, the
  * properties, the CloudEvents attributes of the AMQP binding, the gateway's own
- * x-gw-* headers and the broker's x-death. Code above the session reads a delivery
+ * x-gw-* headers, the broker's x-death, and every entry of the table with its encoded
+ * size (what copy.c lays a copy out over). Code above the session reads a delivery
  * through this view only; what it means (origin, trust, type, ids) is decided by
- * intake.c. The view decides nothing: it reports what is there, including values of
- * the wrong kind. This file declares plain data and the header-name table; no I/O.
+ * intake.c, what its copies carry by copy.c. The view decides nothing: it reports what
+ * is there, including values of the wrong kind. This file declares plain data and the
+ * header-name table; no I/O.
  *
  * Every gw_str is borrowed from the message and valid until gw_msg_free; ptr NULL
  * means absent (present-but-empty has ptr != NULL, len 0). Nothing is NUL-terminated.
@@ -63,6 +65,15 @@ typedef struct gw_header_value {
     int64_t i;    /* that integer; an unsigned value above INT64_MAX reads INT64_MAX */
 } gw_header_value;
 
+/* One entry of the header table, as it is on the wire. */
+typedef struct gw_delivery_entry {
+    gw_str key;
+    size_t bytes; /* its encoded table entry: key length byte, key, kind byte, value */
+    gw_str str;   /* its value when a string (long string or bytes); ptr NULL otherwise */
+    gw_delivery_header slot; /* gw_delivery_header_find(key): GW_DH_COUNT for a key the view
+                                keeps no slot for (every x-gw-* name the gateway writes has one) */
+} gw_delivery_entry;
+
 /* One entry of the broker's x-death header (RabbitMQ keeps them most recent first).
  * queue and reason are strings, or the entry is not reported at all. */
 typedef struct gw_xdeath_entry {
@@ -91,15 +102,23 @@ typedef struct gw_delivery {
 
     gw_str body; /* never NULL: an empty body is ptr != NULL, len 0 */
 
+    /* Encoded bytes of the content header's payload without the four properties
+     * correlation_id, message_id, type and expiration and without the headers table: the
+     * 14 fixed bytes (class, weight, body size, flags), every other short-string property
+     * present, and 10 for delivery mode, priority and timestamp (counted whether set or
+     * not). */
+    size_t other_bytes;
+
     /* headers */
-    size_t n_headers;               /* entries in the table (0 without one) */
-    gw_header_value h[GW_DH_COUNT]; /* indexed by gw_delivery_header */
-    bool has_xdeath_latest;         /* x-death is an array whose first entry is a table
-                                       with a string queue and reason */
-    gw_xdeath_entry xdeath_latest;  /* that first entry, when has_xdeath_latest */
-    gw_str xdeath_rejected_queue;   /* queue of the most recent entry with reason
-                                       "rejected" (a consumer's reject or nack); ptr NULL
-                                       when none */
+    size_t n_headers;                 /* entries in the table (0 without one) */
+    const gw_delivery_entry *headers; /* all n_headers of them, in table order (x-death too) */
+    gw_header_value h[GW_DH_COUNT];   /* indexed by gw_delivery_header */
+    bool has_xdeath_latest;           /* x-death is an array whose first entry is a table
+                                         with a string queue and reason */
+    gw_xdeath_entry xdeath_latest;    /* that first entry, when has_xdeath_latest */
+    gw_str xdeath_rejected_queue;     /* queue of the most recent entry with reason
+                                         "rejected" (a consumer's reject or nack); ptr NULL
+                                         when none */
 } gw_delivery;
 
 #endif

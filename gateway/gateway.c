@@ -312,7 +312,7 @@ static void dead_letter(gw *g, job *j, gw_reason reason, const char *orig_exchan
     gw_copy_meta meta = copy_meta(j);
     size_t frame_max = gw_session_frame_max(g->s);
     gw_copy c;
-    gw_copy_dead_letter(gw_msg_copy_event(j->msg), &meta, gw_reason_name(reason), orig_exchange,
+    gw_copy_dead_letter(gw_msg_delivery(j->msg), &meta, gw_reason_name(reason), orig_exchange,
                         orig_rk, why, gw_clock_wall_ms(), frame_max, &c);
     if (c.n_hdrs < c.n_wanted)
         GW_LOG(GW_LOG_WARN,
@@ -324,7 +324,7 @@ static void dead_letter(gw *g, job *j, gw_reason reason, const char *orig_exchan
         GW_LOG(GW_LOG_ERROR,
                "dead-letter copy keeps the body but drops some of the event's own headers, "
                "largest first: they leave no room in the frame for the reason",
-               GW_I("dropped", c.shed), GW_I("of", gw_msg_copy_event(j->msg)->n_headers),
+               GW_I("dropped", c.shed), GW_I("of", gw_msg_delivery(j->msg)->n_headers),
                GW_S("correlation_id", j->ids.correlation_id), GW_I("frame_max", frame_max));
     GW_LOG(GW_LOG_WARN, "dead-lettered", GW_S("reason", gw_reason_name(reason)), GW_S("error", why),
            GW_S("event_type", j->type[0] ? j->type : NULL),
@@ -347,7 +347,7 @@ static void park(gw *g, job *j, uint64_t delay_ms, uint32_t retry_count, const c
     gw_copy_meta meta = copy_meta(j);
     meta.retry_count = retry_count;
     gw_copy c;
-    if (!gw_copy_park(gw_msg_copy_event(j->msg), &meta, exchange, rk, why, deferral,
+    if (!gw_copy_park(gw_msg_delivery(j->msg), &meta, exchange, rk, why, deferral,
                       gw_session_frame_max(g->s), &c)) {
         gw_copy_cleanup(&c);
         char why2[700];
@@ -432,7 +432,7 @@ static void dead_letter_expired(gw *g, job *j, const char *exchange, const char 
                                 const char *why)
 {
     gw_copy_meta meta = copy_meta(j);
-    gw_str last = gw_copy_carried_error(gw_msg_copy_event(j->msg), &meta);
+    gw_str last = gw_copy_carried_error(gw_msg_delivery(j->msg), &meta);
     if (!last.ptr)
         last = gw_str_from_cstr(why);
     char max[32], text[GW_HEADERS_ERROR_MAX_BYTES + 128];
@@ -477,7 +477,7 @@ static void forward(gw *g, job *j, const char *exchange, const char *rk)
     }
     gw_copy_meta meta = copy_meta(j);
     gw_copy c;
-    gw_copy_forward(gw_msg_copy_event(j->msg), &meta, &c);
+    gw_copy_forward(gw_msg_delivery(j->msg), &meta, &c);
     uint64_t seq;
     gw_err rc = gw_session_publish(g->s, ch, exchange, rk, j->msg, &c, &seq);
     gw_copy_cleanup(&c);
@@ -600,7 +600,8 @@ static void record_pend(gw *g, job *j, int ch, uint64_t seq, const char *exchang
     gw_ledger_pub p = {
         .ch = ch,
         .seq = seq,
-        .key = {rk, (gw_str){j->ids.message_id, j->ids.message_id_len}, gw_msg_body(j->msg)},
+        .key = {rk, (gw_str){j->ids.message_id, j->ids.message_id_len},
+                gw_msg_delivery(j->msg)->body},
         .cookie = exchange,
         .kind = kind,
         .sent_ms = gw_clock_mono_ms(),
@@ -717,7 +718,7 @@ static void on_deliver(void *ctx, gw_msg *m)
     gw *g = ctx;
     job *j = gw_xcalloc(1, sizeof *j);
     j->msg = m;
-    j->tag = gw_msg_delivery_tag(m);
+    j->tag = gw_msg_delivery(m)->delivery_tag;
     job_track(g, j);
     if (gw_session_blocked(g->s) || g->backlog_head) {
         if (g->backlog_tail)

@@ -14,7 +14,6 @@
 #include "config.h"
 #include "copy.h"
 #include "duration.h"
-#include "headers.h"
 #include "ledger.h"
 #include "log.h"
 #include "match.h"
@@ -167,6 +166,20 @@ gw_err gw_replay_parse_args(int argc, char **argv, gw_replay_opts *o, bool *help
     return gw_setup_config_path(o->config_path, &o->config_path, err, err_len);
 }
 
+gw_replay_view gw_replay_view_of(const gw_delivery *d)
+{
+    const gw_header_value *at = &d->h[GW_DH_DEAD_LETTERED_AT];
+    const gw_header_value *count = &d->h[GW_DH_REPLAY_COUNT];
+    return (gw_replay_view){
+        .type = d->type,
+        .reason = d->h[GW_DH_DEAD_LETTER_REASON].str,
+        .route = d->h[GW_DH_ROUTE].str,
+        .has_dead_lettered_at = at->has_int,
+        .dead_lettered_at_ms = at->has_int ? at->i : 0,
+        .replay_count = count->has_int ? count->i : 0,
+    };
+}
+
 gw_replay_verdict gw_replay_filter(const gw_replay_opts *o, const gw_replay_view *v,
                                    uint64_t now_ms)
 {
@@ -218,28 +231,16 @@ typedef struct replay {
     size_t n_known;
 } replay;
 
-static gw_replay_view view_of(const gw_msg *m)
-{
-    gw_replay_view v = {0};
-    v.type = gw_msg_prop(m, GW_PROP_TYPE);
-    v.reason = gw_msg_header_str(m, GW_H_DEAD_LETTER_REASON);
-    v.route = gw_msg_header_str(m, GW_H_ROUTE);
-    v.has_dead_lettered_at = gw_msg_header_int(m, GW_H_DEAD_LETTERED_AT, &v.dead_lettered_at_ms);
-    if (!gw_msg_header_int(m, GW_H_REPLAY_COUNT, &v.replay_count))
-        v.replay_count = 0;
-    return v;
-}
-
-static void print_row(replay *r, const gw_msg *m, const gw_replay_view *v)
+static void print_row(replay *r, const gw_delivery *dv, const gw_replay_view *v)
 {
     if (!r->header_printed) {
         printf("%-36s  %-24s  %-14s  %7s  %-24s  %s\n", "MESSAGE_ID", "TYPE", "REASON", "RETRIES",
                "DEAD-LETTERED AT", "LAST ERROR");
         r->header_printed = true;
     }
-    gw_str id = gw_msg_prop(m, GW_PROP_MESSAGE_ID);
-    int64_t retries = 0;
-    gw_msg_header_int(m, GW_H_RETRY_COUNT, &retries);
+    gw_str id = dv->message_id;
+    const gw_header_value *rc = &dv->h[GW_DH_RETRY_COUNT];
+    int64_t retries = rc->has_int ? rc->i : 0;
     char when[40] = "-";
     if (v->has_dead_lettered_at) {
         time_t t = (time_t)(v->dead_lettered_at_ms / 1000);
@@ -247,7 +248,7 @@ static void print_row(replay *r, const gw_msg *m, const gw_replay_view *v)
         gmtime_r(&t, &tm);
         strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
     }
-    gw_str err = gw_msg_header_str(m, GW_H_LAST_ERROR);
+    gw_str err = dv->h[GW_DH_LAST_ERROR].str;
     char errbuf[81];
     size_t n = 0;
     for (size_t i = 0; err.ptr && i < err.len && n < 80; i++)
@@ -347,20 +348,21 @@ static bool exchange_exists(replay *r, const char *ex)
  * until the republish settles. */
 static bool republish(replay *r, gw_msg *m, const gw_replay_view *v, uint64_t d)
 {
+    const gw_delivery *dv = gw_msg_delivery(m);
     char ex[256], rk[256];
     if (r->o->to_inbound) {
         ex[0] = '\0';
         snprintf(rk, sizeof rk, "%s", r->cfg->inbound_queue);
     } else {
-        gw_str oe = gw_msg_header_str(m, GW_H_ORIGINAL_EXCHANGE);
-        gw_str ork = gw_msg_header_str(m, GW_H_ORIGINAL_ROUTING_KEY);
-        gw_str id = gw_msg_prop(m, GW_PROP_MESSAGE_ID);
+        gw_str oe = dv->h[GW_DH_ORIGINAL_EXCHANGE].str;
+        gw_str ork = dv->h[GW_DH_ORIGINAL_ROUTING_KEY].str;
+        gw_str id = dv->message_id;
         char idbuf[256];
         snprintf(idbuf, sizeof idbuf, "%.*s", id.ptr ? (int)id.len : 0, id.ptr ? id.ptr : "");
         if (!oe.ptr || !ork.ptr || oe.len > 255 || ork.len > 255) {
             GW_LOG(GW_LOG_WARN,
                    "message has no x-gw-original-exchange/-routing-key; left in the DLQ",
-                   GW_I("delivery_tag", gw_msg_delivery_tag(m)), GW_S("message_id", idbuf));
+                   GW_I("delivery_tag", dv->delivery_tag), GW_S("message_id", idbuf));
             r->failed++;
             return false;
         }
@@ -377,7 +379,7 @@ static bool republish(replay *r, gw_msg *m, const gw_replay_view *v, uint64_t d)
     }
     throttle(r);
     gw_copy c;
-    gw_copy_replay(gw_msg_copy_event(m), v->replay_count, gw_clock_wall_ms(), &c);
+    gw_copy_replay(dv, v->replay_count, gw_clock_wall_ms(), &c);
     uint64_t seq;
     gw_err rc = gw_session_publish(r->s, GW_CH_OWN, ex, rk, m, &c, &seq);
     gw_copy_cleanup(&c);
@@ -393,7 +395,7 @@ static bool republish(replay *r, gw_msg *m, const gw_replay_view *v, uint64_t d)
     gw_ledger_pub lp = {
         .ch = GW_CH_OWN,
         .seq = seq,
-        .key = {hd->rk, gw_msg_prop(m, GW_PROP_MESSAGE_ID), gw_msg_body(m)},
+        .key = {hd->rk, dv->message_id, dv->body},
         .cookie = hd,
         .sent_ms = gw_clock_mono_ms(),
     };
@@ -407,7 +409,8 @@ static void on_deliver(void *ctx, gw_msg *m)
 {
     replay *r = ctx;
     r->last_delivery_ms = gw_clock_mono_ms();
-    uint64_t tag = gw_msg_delivery_tag(m);
+    const gw_delivery *dv = gw_msg_delivery(m);
+    uint64_t tag = dv->delivery_tag;
     if (tag > r->max_tag)
         r->max_tag = tag;
     /* every delivery enters the ledger, so that no ack covers one left in the DLQ */
@@ -419,7 +422,7 @@ static void on_deliver(void *ctx, gw_msg *m)
         return;
     }
     r->examined++;
-    gw_replay_view v = view_of(m);
+    gw_replay_view v = gw_replay_view_of(dv);
     gw_replay_verdict verdict = gw_replay_filter(r->o, &v, gw_clock_wall_ms());
     if (verdict == GW_REPLAY_NO_MATCH) {
         r->no_match++;
@@ -433,7 +436,7 @@ static void on_deliver(void *ctx, gw_msg *m)
             if (r->o->limit && r->moved >= r->o->limit) {
                 r->over_limit++;
             } else {
-                print_row(r, m, &v);
+                print_row(r, dv, &v);
                 r->moved++; /* would move */
             }
         } else if (republish(r, m, &v, d)) {

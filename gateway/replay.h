@@ -8,6 +8,7 @@
 #ifndef GW_REPLAY_H
 #define GW_REPLAY_H
 
+#include "delivery.h"
 #include "err.h"
 #include "retry.h"
 #include "str.h"
@@ -39,13 +40,16 @@ gw_err gw_replay_parse_args(int argc, char **argv, gw_replay_opts *o, bool *help
 
 /* What the filter looks at, read from a DLQ message's properties and headers. */
 typedef struct gw_replay_view {
-    gw_str type;   /* type property */
-    gw_str reason; /* x-gw-dead-letter-reason */
-    gw_str route;  /* x-gw-route */
-    bool has_dead_lettered_at;
+    gw_str type;               /* type property */
+    gw_str reason;             /* x-gw-dead-letter-reason when a string, else ptr NULL */
+    gw_str route;              /* x-gw-route when a string, else ptr NULL */
+    bool has_dead_lettered_at; /* x-gw-dead-lettered-at is an integer */
     int64_t dead_lettered_at_ms;
-    int64_t replay_count; /* x-gw-replay-count, 0 if absent */
+    int64_t replay_count; /* x-gw-replay-count, 0 if absent or not an integer */
 } gw_replay_view;
+
+/* The filter's view of delivery d (borrowed from d). */
+gw_replay_view gw_replay_view_of(const gw_delivery *d);
 
 typedef enum gw_replay_verdict {
     GW_REPLAY_MOVE,

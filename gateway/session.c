@@ -62,10 +62,8 @@ struct gw_msg {
     amqp_bytes_t consumer_tag;
     amqp_bytes_t exchange;
     amqp_bytes_t routing_key;
-    gw_delivery view; /* filled once by view_fill, right after the message is read */
-    bool copy_measured; /* copy_event is filled (gw_msg_copy_event) */
-    gw_copy_event copy_event;
-    gw_copy_header *copy_headers;
+    gw_delivery view;           /* filled once by view_fill, right after the message is read */
+    gw_delivery_entry *entries; /* view.headers (owned) */
 };
 
 static void view_fill(gw_msg *m);
@@ -810,49 +808,6 @@ static size_t shortstr_bytes(amqp_flags_t f, amqp_flags_t flag, amqp_bytes_t b)
     return (f & flag) ? 1 + b.len : 0;
 }
 
-static gw_str prop_or_null(amqp_flags_t f, amqp_flags_t flag, amqp_bytes_t b)
-{
-    return (f & flag) ? str_of(b) : GW_STR_NULL;
-}
-
-const gw_copy_event *gw_msg_copy_event(gw_msg *m)
-{
-    if (m->copy_measured)
-        return &m->copy_event;
-    const amqp_basic_properties_t *p = &m->msg.properties;
-    amqp_flags_t f = p->_flags;
-    gw_copy_event *ev = &m->copy_event;
-    ev->correlation_id = prop_or_null(f, AMQP_BASIC_CORRELATION_ID_FLAG, p->correlation_id);
-    ev->message_id = prop_or_null(f, AMQP_BASIC_MESSAGE_ID_FLAG, p->message_id);
-    ev->type = prop_or_null(f, AMQP_BASIC_TYPE_FLAG, p->type);
-    ev->expiration = prop_or_null(f, AMQP_BASIC_EXPIRATION_FLAG, p->expiration);
-    /* class, weight, body size, flags; delivery mode, priority, timestamp (upper bound) */
-    ev->other_bytes = GW_HEADERS_CONTENT_FIXED + 1 + 1 + 8 +
-                      shortstr_bytes(f, AMQP_BASIC_CONTENT_TYPE_FLAG, p->content_type) +
-                      shortstr_bytes(f, AMQP_BASIC_CONTENT_ENCODING_FLAG, p->content_encoding) +
-                      shortstr_bytes(f, AMQP_BASIC_REPLY_TO_FLAG, p->reply_to) +
-                      shortstr_bytes(f, AMQP_BASIC_USER_ID_FLAG, p->user_id) +
-                      shortstr_bytes(f, AMQP_BASIC_APP_ID_FLAG, p->app_id) +
-                      shortstr_bytes(f, AMQP_BASIC_CLUSTER_ID_FLAG, p->cluster_id);
-    size_t n = (f & AMQP_BASIC_HEADERS_FLAG) && p->headers.num_entries > 0
-                   ? (size_t)p->headers.num_entries
-                   : 0;
-    m->copy_headers = n ? gw_xmalloc(n * sizeof *m->copy_headers) : NULL;
-    for (size_t i = 0; i < n; i++) {
-        const amqp_table_entry_t *e = &p->headers.entries[i];
-        gw_copy_header *h = &m->copy_headers[i];
-        h->key = str_of(e->key);
-        h->bytes = 1 + e->key.len + field_size(&e->value);
-        h->str = e->value.kind == AMQP_FIELD_KIND_UTF8 || e->value.kind == AMQP_FIELD_KIND_BYTES
-                     ? str_of(e->value.value.bytes)
-                     : GW_STR_NULL;
-    }
-    ev->headers = m->copy_headers;
-    ev->n_headers = n;
-    m->copy_measured = true;
-    return ev;
-}
-
 static void set_shortstr(amqp_basic_properties_t *props, amqp_flags_t flag, amqp_bytes_t *field,
                          gw_str v)
 {
@@ -1121,45 +1076,8 @@ void gw_msg_free(gw_msg *m)
     amqp_bytes_free(m->consumer_tag);
     amqp_bytes_free(m->exchange);
     amqp_bytes_free(m->routing_key);
-    free(m->copy_headers);
+    free(m->entries);
     free(m);
-}
-
-uint64_t gw_msg_delivery_tag(const gw_msg *m)
-{
-    return m->delivery_tag;
-}
-
-gw_str gw_msg_exchange(const gw_msg *m)
-{
-    return str_of(m->exchange);
-}
-
-gw_str gw_msg_routing_key(const gw_msg *m)
-{
-    return str_of(m->routing_key);
-}
-
-gw_str gw_msg_body(const gw_msg *m)
-{
-    return str_of(m->msg.body);
-}
-
-gw_str gw_msg_prop(const gw_msg *m, gw_prop p)
-{
-    const amqp_basic_properties_t *pr = &m->msg.properties;
-    switch (p) {
-    case GW_PROP_TYPE:
-        return (pr->_flags & AMQP_BASIC_TYPE_FLAG) ? str_of(pr->type) : GW_STR_NULL;
-    case GW_PROP_CORRELATION_ID:
-        return (pr->_flags & AMQP_BASIC_CORRELATION_ID_FLAG) ? str_of(pr->correlation_id)
-                                                             : GW_STR_NULL;
-    case GW_PROP_MESSAGE_ID:
-        return (pr->_flags & AMQP_BASIC_MESSAGE_ID_FLAG) ? str_of(pr->message_id) : GW_STR_NULL;
-    case GW_PROP_CONTENT_TYPE:
-        return (pr->_flags & AMQP_BASIC_CONTENT_TYPE_FLAG) ? str_of(pr->content_type) : GW_STR_NULL;
-    }
-    return GW_STR_NULL;
 }
 
 static const amqp_field_value_t *table_get(const amqp_table_t *t, const char *key)
@@ -1170,22 +1088,9 @@ static const amqp_field_value_t *table_get(const amqp_table_t *t, const char *ke
     return NULL;
 }
 
-static const amqp_field_value_t *header(const gw_msg *m, const char *key)
-{
-    if (!(m->msg.properties._flags & AMQP_BASIC_HEADERS_FLAG))
-        return NULL;
-    return table_get(&m->msg.properties.headers, key);
-}
-
 static bool field_is_str(const amqp_field_value_t *v)
 {
     return v->kind == AMQP_FIELD_KIND_UTF8 || v->kind == AMQP_FIELD_KIND_BYTES;
-}
-
-gw_str gw_msg_header_str(const gw_msg *m, const char *key)
-{
-    const amqp_field_value_t *v = header(m, key);
-    return v && field_is_str(v) ? str_of(v->value.bytes) : GW_STR_NULL;
 }
 
 static bool field_int(const amqp_field_value_t *v, int64_t *out)
@@ -1219,12 +1124,6 @@ static bool field_int(const amqp_field_value_t *v, int64_t *out)
     default:
         return false;
     }
-}
-
-bool gw_msg_header_int(const gw_msg *m, const char *key, int64_t *out)
-{
-    const amqp_field_value_t *v = header(m, key);
-    return v && field_int(v, out);
 }
 
 /* ---------------------------------------------------------------- the delivery view */
@@ -1275,7 +1174,8 @@ static void xdeath_fill(const amqp_field_value_t *xd, gw_delivery *d)
 }
 
 /* Fills m->view: the envelope, the properties and, in one pass over the header table,
- * every header the view keeps (the first occurrence of a key counts). */
+ * every entry with its encoded size and every header the view keeps (the first occurrence
+ * of a key counts). */
 static void view_fill(gw_msg *m)
 {
     gw_delivery *d = &m->view;
@@ -1294,20 +1194,35 @@ static void view_fill(gw_msg *m)
     d->has_timestamp = (p->_flags & AMQP_BASIC_TIMESTAMP_FLAG) != 0;
     d->timestamp_s = d->has_timestamp ? p->timestamp : 0;
     d->body = str_of(m->msg.body);
-    if (!(p->_flags & AMQP_BASIC_HEADERS_FLAG))
+    amqp_flags_t f = p->_flags;
+    /* class, weight, body size, flags; delivery mode, priority, timestamp (upper bound) */
+    d->other_bytes = GW_HEADERS_CONTENT_FIXED + 1 + 1 + 8 +
+                     shortstr_bytes(f, AMQP_BASIC_CONTENT_TYPE_FLAG, p->content_type) +
+                     shortstr_bytes(f, AMQP_BASIC_CONTENT_ENCODING_FLAG, p->content_encoding) +
+                     shortstr_bytes(f, AMQP_BASIC_REPLY_TO_FLAG, p->reply_to) +
+                     shortstr_bytes(f, AMQP_BASIC_USER_ID_FLAG, p->user_id) +
+                     shortstr_bytes(f, AMQP_BASIC_APP_ID_FLAG, p->app_id) +
+                     shortstr_bytes(f, AMQP_BASIC_CLUSTER_ID_FLAG, p->cluster_id);
+    if (!(f & AMQP_BASIC_HEADERS_FLAG) || p->headers.num_entries <= 0)
         return;
     const amqp_table_t *t = &p->headers;
-    d->n_headers = t->num_entries > 0 ? (size_t)t->num_entries : 0;
+    d->n_headers = (size_t)t->num_entries;
+    m->entries = gw_xmalloc(d->n_headers * sizeof *m->entries);
+    d->headers = m->entries;
     bool xdeath_seen = false;
-    for (int i = 0; i < t->num_entries; i++) {
+    for (size_t i = 0; i < d->n_headers; i++) {
         const amqp_table_entry_t *e = &t->entries[i];
-        if (!xdeath_seen && key_eq(e->key, "x-death")) {
+        gw_delivery_entry *de = &m->entries[i];
+        de->key = str_of(e->key);
+        de->bytes = 1 + e->key.len + field_size(&e->value);
+        de->str = field_is_str(&e->value) ? str_of(e->value.value.bytes) : GW_STR_NULL;
+        de->slot = gw_delivery_header_find(de->key);
+        if (de->slot != GW_DH_COUNT) {
+            if (!d->h[de->slot].present)
+                header_value(&e->value, &d->h[de->slot]);
+        } else if (!xdeath_seen && key_eq(e->key, "x-death")) {
             xdeath_seen = true;
             xdeath_fill(&e->value, d);
-            continue;
         }
-        gw_delivery_header h = gw_delivery_header_find(str_of(e->key));
-        if (h != GW_DH_COUNT && !d->h[h].present)
-            header_value(&e->value, &d->h[h]);
     }
 }

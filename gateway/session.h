@@ -109,12 +109,8 @@ gw_err gw_session_channel_open(gw_session *s, int ch, char *err, size_t err_len)
 bool gw_session_channel_is_open(const gw_session *s, int ch);
 bool gw_session_blocked(const gw_session *s);
 
-/* The view of m's own properties and headers that a copy of it is decided over (copy.h):
- * measured on the first call, then kept with m. Borrowed from m, valid until gw_msg_free. */
-const gw_copy_event *gw_msg_copy_event(gw_msg *m);
-
 /* Publishes m's body, mandatory, on ch to (exchange, routing_key), with m's properties and
- * headers changed exactly as c says; c must have been decided over gw_msg_copy_event(m).
+ * headers changed exactly as c says; c must have been decided over gw_msg_delivery(m).
  * *seq is the publish's confirm sequence number on ch. GW_ERR_PERMANENT when the message
  * cannot be encoded (exchange or routing key over 255 bytes, content header over frame_max:
  * see gw_copy_fits) — checked before anything is sent; GW_ERR_BROKER when the connection
@@ -131,25 +127,9 @@ gw_err gw_session_poll(gw_session *s, int timeout_ms, const gw_session_handler *
 
 void gw_msg_free(gw_msg *m);
 /* Everything the message says (delivery.h), read once when it arrived: the envelope,
- * properties, body, CloudEvents attributes, the x-gw-* headers and the latest x-death
- * entry. Borrowed from m; valid until gw_msg_free(m). */
+ * properties, body, CloudEvents attributes, the x-gw-* headers, the latest x-death
+ * entry and the measured header entries copies are laid out over (copy.h). The only way
+ * to read m. Borrowed from m; valid until gw_msg_free(m). */
 const gw_delivery *gw_msg_delivery(const gw_msg *m);
-uint64_t gw_msg_delivery_tag(const gw_msg *m);
-gw_str gw_msg_exchange(const gw_msg *m);
-gw_str gw_msg_routing_key(const gw_msg *m);
-gw_str gw_msg_body(const gw_msg *m);
-
-typedef enum gw_prop {
-    GW_PROP_TYPE,
-    GW_PROP_CORRELATION_ID,
-    GW_PROP_MESSAGE_ID,
-    GW_PROP_CONTENT_TYPE,
-} gw_prop;
-/* A string property, ptr NULL when absent. Borrowed from m. */
-gw_str gw_msg_prop(const gw_msg *m, gw_prop p);
-/* A string (or bytes) header, ptr NULL when absent or of another kind. */
-gw_str gw_msg_header_str(const gw_msg *m, const char *key);
-/* An integer header (any integer kind), false when absent or not an integer. */
-bool gw_msg_header_int(const gw_msg *m, const char *key, int64_t *out);
 
 #endif

@@ -2,6 +2,7 @@
  * forwarded, parked, dead-letter and replayed copies, and how a copy keeps to the frame. */
 #include "copy.h"
 
+#include "delivery.h"
 #include "headers.h"
 #include "str.h"
 
@@ -16,8 +17,8 @@
 
 /* An event as session.c would describe it: its own headers and properties. */
 typedef struct event {
-    gw_copy_header h[64];
-    gw_copy_event ev;
+    gw_delivery_entry h[64];
+    gw_delivery ev;
 } event;
 
 /* Each test's event, what the gateway knows of it, and its copy (cleaned up after the test). */
@@ -58,11 +59,21 @@ static void teardown(void)
 
 TestSuite(copy, .init = setup, .fini = teardown);
 
-/* Headers of the event, as session.c measures them. */
+/* A header of the event, as session.c measures it: an entry of the table and, the first
+ * time its key is seen, the view's slot for it. */
+static void add_entry(const char *key, char kind, gw_str v)
+{
+    gw_str k = gw_str_from_cstr(key);
+    gw_delivery_header slot = gw_delivery_header_find(k);
+    e.h[e.ev.n_headers++] = (gw_delivery_entry){
+        k, gw_headers_entry_size(k.len, kind, kind == 'S' ? v.len : 0), v, slot};
+    if (slot != GW_DH_COUNT && !e.ev.h[slot].present)
+        e.ev.h[slot] = (gw_header_value){.present = true, .str = v, .has_int = kind == 'l'};
+}
+
 static void add_str(const char *key, gw_str v)
 {
-    e.h[e.ev.n_headers++] =
-        (gw_copy_header){gw_str_from_cstr(key), gw_headers_entry_size(strlen(key), 'S', v.len), v};
+    add_entry(key, 'S', v);
 }
 
 static void add_text(const char *key, const char *v)
@@ -78,8 +89,7 @@ static void add_pad(const char *key, size_t n)
 
 static void add_long(const char *key)
 {
-    e.h[e.ev.n_headers++] = (gw_copy_header){
-        gw_str_from_cstr(key), gw_headers_entry_size(strlen(key), 'l', 0), GW_STR_NULL};
+    add_entry(key, 'l', GW_STR_NULL);
 }
 
 /* The copy's own header key, or NULL. */

@@ -1,5 +1,6 @@
 /* test_replay.c — unit tests of the pure parts of `amqp-gw replay` (replay.h): the
- * option parser (gw_replay_parse_args) and the per-message filter (gw_replay_filter).
+ * option parser (gw_replay_parse_args), the per-message filter (gw_replay_filter) and
+ * what it reads of a delivery (gw_replay_view_of).
  *
  * The broker-driving half (gw_replay_main) is covered by tests/integration/test_replay.py.
  */
@@ -438,4 +439,58 @@ Test(replay, a_non_matching_message_is_not_counted_against_max_replays)
     v.replay_count = 9;
     cr_assert_eq(gw_replay_filter(&o, &v, NOW), GW_REPLAY_NO_MATCH,
                  "the guard applies to matching messages only");
+}
+
+/* --- the filter's view of a delivery (gw_replay_view_of) --- */
+
+static gw_header_value str_header(const char *v)
+{
+    return (gw_header_value){.present = true, .str = s(v)};
+}
+
+static gw_header_value int_header(int64_t i)
+{
+    return (gw_header_value){.present = true, .has_int = true, .i = i};
+}
+
+Test(replay, view_of_reads_the_type_property_and_the_dead_letter_headers)
+{
+    gw_delivery d = {0};
+    d.type = s("order.created");
+    d.h[GW_DH_DEAD_LETTER_REASON] = str_header("unroutable");
+    d.h[GW_DH_ROUTE] = str_header("order.*");
+    d.h[GW_DH_DEAD_LETTERED_AT] = int_header((int64_t)(NOW - MIN));
+    d.h[GW_DH_REPLAY_COUNT] = int_header(2);
+    gw_replay_view v = gw_replay_view_of(&d);
+    cr_assert(gw_str_eq_cstr(v.type, "order.created"));
+    cr_assert(gw_str_eq_cstr(v.reason, "unroutable"));
+    cr_assert(gw_str_eq_cstr(v.route, "order.*"));
+    cr_assert(v.has_dead_lettered_at);
+    cr_assert_eq(v.dead_lettered_at_ms, (int64_t)(NOW - MIN));
+    cr_assert_eq(v.replay_count, 2);
+}
+
+Test(replay, view_of_a_delivery_without_those_headers_has_none_and_no_replays)
+{
+    gw_delivery d = {0};
+    gw_replay_view v = gw_replay_view_of(&d);
+    cr_assert_null(v.type.ptr);
+    cr_assert_null(v.reason.ptr);
+    cr_assert_null(v.route.ptr);
+    cr_assert_not(v.has_dead_lettered_at);
+    cr_assert_eq(v.replay_count, 0);
+}
+
+Test(replay, view_of_ignores_headers_of_the_wrong_kind)
+{
+    gw_delivery d = {0};
+    d.h[GW_DH_DEAD_LETTER_REASON] = int_header(1);
+    d.h[GW_DH_ROUTE] = int_header(1);
+    d.h[GW_DH_DEAD_LETTERED_AT] = str_header("yesterday");
+    d.h[GW_DH_REPLAY_COUNT] = str_header("7");
+    gw_replay_view v = gw_replay_view_of(&d);
+    cr_assert_null(v.reason.ptr);
+    cr_assert_null(v.route.ptr);
+    cr_assert_not(v.has_dead_lettered_at, "a string is no time");
+    cr_assert_eq(v.replay_count, 0, "a string is no count");
 }
