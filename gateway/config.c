@@ -552,8 +552,7 @@ void gw_config_free(gw_config *cfg)
 }
 
 /* keep_invalid: hand out what could be read even when the file has errors. */
-static gw_err config_from_doc(const char *path, gw_yamldoc *doc, bool keep_invalid,
-                              gw_config **out)
+static gw_err config_from_doc(const char *path, gw_yamldoc *doc, bool keep_invalid, gw_config **out)
 {
     gw_err err = GW_ERR_INVALID;
     cfg_ctx c = {.doc = doc, .cfg = gw_xcalloc(1, sizeof(gw_config))};

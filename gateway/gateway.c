@@ -39,10 +39,10 @@
 #include <sys/random.h>
 #include <unistd.h>
 
-#define CONFIRM_TIMEOUT_S 30 /* a publish not confirmed by then has failed */
+#define CONFIRM_TIMEOUT_S  30 /* a publish not confirmed by then has failed */
 #define CONFIRM_TIMEOUT_MS (CONFIRM_TIMEOUT_S * 1000)
-#define STR_(x) #x
-#define STR(x) STR_(x)
+#define STR_(x)            #x
+#define STR(x)             STR_(x)
 #define POLL_MS            200
 #define INBOUND_TAG        "gw.inbound"
 #define REJECTED_TAG       "gw.rejected"
@@ -61,11 +61,11 @@ typedef struct job {
     char type[GW_CLASSIFY_TYPE_CAP];
     gw_event_ids ids;
     uint64_t first_seen_ms;
-    uint32_t retry_count; /* clamped to the route's policy */
-    bool from_tier;       /* came back from one of our retry tiers (x-death) */
-    gw_str expiration;    /* per-message TTL the tier's dead-lettering removed */
-    uint64_t lid;         /* its delivery id in the ledger */
-    bool dispatched;      /* every publish of the first pass has been issued */
+    uint32_t retry_count;      /* clamped to the route's policy */
+    bool from_tier;            /* came back from one of our retry tiers (x-death) */
+    gw_str expiration;         /* per-message TTL the tier's dead-lettering removed */
+    uint64_t lid;              /* its delivery id in the ledger */
+    bool dispatched;           /* every publish of the first pass has been issued */
     char target_exchange[256]; /* the one destination the dispatch intent names */
     char target_routing_key[256];
     struct job *next_backlog;
@@ -376,8 +376,8 @@ static void park(gw *g, job *j, uint64_t delay_ms, uint32_t retry_count, const c
 static void dest_failed(gw *g, job *j, const char *exchange, const char *rk, gw_reason reason,
                         const char *why, bool permanent)
 {
-    gw_retry_decision d =
-        gw_retry_decide(gw_route_policy(j->route, &g->cfg->retry), j->retry_count, reason, permanent);
+    gw_retry_decision d = gw_retry_decide(gw_route_policy(j->route, &g->cfg->retry), j->retry_count,
+                                          reason, permanent);
     if (d.action == GW_RETRY_ACTION_RETRY)
         park(g, j, d.delay_ms, d.next_retry_count, exchange, rk, why, reason, false);
     else

@@ -9,9 +9,9 @@ static gw_config *cfg;
 static void load(const char *config_yaml)
 {
     gw_diags d = {0};
-    cr_assert_eq(gw_config_parse("tests/fixtures/topology.yaml", config_yaml, strlen(config_yaml),
-                                 &cfg, &d),
-                 GW_OK);
+    cr_assert_eq(
+        gw_config_parse("tests/fixtures/topology.yaml", config_yaml, strlen(config_yaml), &cfg, &d),
+        GW_OK);
     gw_diags_cleanup(&d);
 }
 
