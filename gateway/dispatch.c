@@ -7,20 +7,8 @@
  */
 #include "dispatch.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-
-static void set_why(gw_dispatch_intent *out, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void set_why(gw_dispatch_intent *out, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(out->why, sizeof out->why, fmt, ap);
-    va_end(ap);
-}
 
 /* A view as a NUL-terminated name: cut at the first NUL byte and at 255 bytes. */
 static void set_name(char dst[GW_DISPATCH_NAME_CAP], gw_str s)
@@ -60,10 +48,10 @@ static void decide_rejected(const gw_intake_event *ev, const gw_routes *routes,
         set_name(out->routing_key, q);
     if (!out->routing_key[0]) {
         dead_letter(out, GW_REASON_REJECTED, gw_str_from_cstr(""), gw_str_from_cstr(""));
-        set_why(out, "rejected; x-death names no queue");
+        snprintf(out->why, sizeof out->why, "rejected; x-death names no queue");
         return;
     }
-    set_why(out, "rejected by a consumer of queue \"%s\"", out->routing_key);
+    snprintf(out->why, sizeof out->why, "rejected by a consumer of queue \"%s\"", out->routing_key);
     gw_retry_decision d = gw_retry_decide(policy, out->retry_count, GW_REASON_REJECTED, false);
     out->reason = GW_REASON_REJECTED;
     if (d.action == GW_RETRY_ACTION_RETRY) {
@@ -127,11 +115,11 @@ static void decide_retry_copy(const gw_intake_event *ev, const gw_routes *routes
     bool queue = ev->retry_exchange.len == 0;
     out->kind = GW_DISPATCH_DEAD_LETTER;
     out->reason = GW_REASON_NO_ROUTE;
-    set_why(out,
-            "retry for %s \"%s\" (routing key \"%s\") dropped: the reloaded routing table "
-            "no longer has it for this event; the route's other destinations took it already",
-            queue ? "queue" : "exchange", queue ? out->routing_key : out->exchange,
-            out->routing_key);
+    snprintf(out->why, sizeof out->why,
+             "retry for %s \"%s\" (routing key \"%s\") dropped: the reloaded routing table "
+             "no longer has it for this event; the route's other destinations took it already",
+             queue ? "queue" : "exchange", queue ? out->routing_key : out->exchange,
+             out->routing_key);
 }
 
 void gw_dispatch_decide(const gw_intake_event *ev, const gw_routes *routes,
@@ -145,7 +133,7 @@ void gw_dispatch_decide(const gw_intake_event *ev, const gw_routes *routes,
     if (!ev->valid) {
         out->retry_count = gw_retry_clamp_count(default_retry, ev->retry_count_raw);
         dead_letter(out, GW_REASON_INVALID_EVENT, ev->exchange, ev->routing_key);
-        set_why(out, "%s", ev->why);
+        snprintf(out->why, sizeof out->why, "%s", ev->why);
         return;
     }
     out->route = gw_routes_lookup(routes, ev->type, ev->type_len);
@@ -157,7 +145,7 @@ void gw_dispatch_decide(const gw_intake_event *ev, const gw_routes *routes,
     }
     if (!out->route) {
         dead_letter(out, GW_REASON_NO_ROUTE, ev->exchange, ev->routing_key);
-        set_why(out, "no route for event type \"%s\"", ev->type);
+        snprintf(out->why, sizeof out->why, "no route for event type \"%s\"", ev->type);
         return;
     }
     out->kind = GW_DISPATCH_FORWARD;
