@@ -59,10 +59,10 @@ const char *gw_delivery_header_name(gw_delivery_header h);
 
 /* One header value. A table may hold a key twice: the first occurrence counts. */
 typedef struct gw_header_value {
-    bool present; /* the key is in the table, with a value of any kind */
     gw_str str;   /* the value when it is a string or byte array; ptr NULL otherwise */
-    bool has_int; /* the value is an integer of any width or a timestamp */
     int64_t i;    /* that integer; an unsigned value above INT64_MAX reads INT64_MAX */
+    bool present; /* the key is in the table, with a value of any kind */
+    bool has_int; /* the value is an integer of any width or a timestamp */
 } gw_header_value;
 
 /* One entry of the header table, as it is on the wire. */
