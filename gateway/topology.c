@@ -103,27 +103,41 @@ gw_topology *gw_topology_plan(const gw_config *cfg, const gw_routes *r, const ui
         }
     }
 
+    /* every own queue is of cfg->queue_type, and durable (quorum queues always are) */
+    gw_queue_type qt = cfg->queue_type;
     add_own(t, GW_TOPO_QUEUE, "inbound queue", "inbound.queue")->queue =
-        (gw_queue_decl){.name = cfg->inbound_queue, .durable = true};
+        (gw_queue_decl){.name = cfg->inbound_queue, .durable = true, .type = qt};
     add_own(t, GW_TOPO_EXCHANGE, "dead-letter exchange", "dead_letter.exchange")->exchange =
         (gw_exchange_decl){.name = cfg->dlx_exchange, .type = GW_EXCHANGE_TOPIC, .durable = true};
     add_own(t, GW_TOPO_QUEUE, "dead-letter queue", "dead_letter.queue")->queue =
-        (gw_queue_decl){.name = cfg->dlq_queue, .durable = true};
+        (gw_queue_decl){.name = cfg->dlq_queue, .durable = true, .type = qt};
     add_binding(t, true, cfg->dlq_queue, cfg->dlx_exchange, "#", NULL, 0);
     add_own(t, GW_TOPO_QUEUE, "rejection queue", "prefix")->queue =
-        (gw_queue_decl){.name = t->rejected_queue, .durable = true};
+        (gw_queue_decl){.name = t->rejected_queue, .durable = true, .type = qt};
     add_binding(t, true, t->rejected_queue, t->rejected_exchange, "", NULL, 0);
 
+    /* A quorum tier dead-letters at least once (RabbitMQ 3.10+), which needs
+     * reject-publish; without a length limit that never rejects anything. */
+    size_t n_tier_args = qt == GW_QUEUE_QUORUM ? 5 : 3;
     for (size_t i = 0; i < n_tiers; i++) {
         char name[300];
         gw_retry_tier_name(cfg->prefix, tiers[i], name, sizeof name);
-        gw_arg *a = keep_args(t, 3);
+        gw_arg *a = keep_args(t, n_tier_args);
         a[0] = (gw_arg){.key = "x-message-ttl", .kind = GW_ARG_INT, .i = (int64_t)tiers[i]};
         a[1] = (gw_arg){.key = "x-dead-letter-exchange", .kind = GW_ARG_STR, .s = ""};
         a[2] = (gw_arg){
             .key = "x-dead-letter-routing-key", .kind = GW_ARG_STR, .s = cfg->inbound_queue};
-        add_own(t, GW_TOPO_QUEUE, "retry tier queue", "prefix")->queue = (gw_queue_decl){
-            .name = keep(t, gw_xstrdup(name)), .durable = true, .args = a, .n_args = 3};
+        if (qt == GW_QUEUE_QUORUM) {
+            a[3] =
+                (gw_arg){.key = "x-dead-letter-strategy", .kind = GW_ARG_STR, .s = "at-least-once"};
+            a[4] = (gw_arg){.key = "x-overflow", .kind = GW_ARG_STR, .s = "reject-publish"};
+        }
+        add_own(t, GW_TOPO_QUEUE, "retry tier queue", "prefix")->queue =
+            (gw_queue_decl){.name = keep(t, gw_xstrdup(name)),
+                            .durable = true,
+                            .type = qt,
+                            .args = a,
+                            .n_args = n_tier_args};
     }
 
     for (size_t i = 0; i < r->n_routes; i++) {

@@ -5,8 +5,11 @@
  * dead-lettering to the gateway's rejection exchange unless the table sets a DLX —
  * then the gateway's own inbound queue, DLX and DLQ, rejection exchange and queue,
  * and one delay queue per retry tier (TTL, dead-lettering back to the inbound
- * queue). gw_topology_declare applies a plan through a session; gw_topology_check
- * compares it with what the broker has (`check --live`).
+ * queue). The gateway's own queues are durable and of the config's queue_type; quorum
+ * retry tiers dead-letter at least once (x-dead-letter-strategy: at-least-once, with
+ * the x-overflow: reject-publish it needs). gw_topology_declare applies a plan
+ * through a session; gw_topology_check compares it with what the broker has
+ * (`check --live`).
  */
 #ifndef GW_TOPOLOGY_H
 #define GW_TOPOLOGY_H
