@@ -7,6 +7,7 @@
 #include "topology.h"
 
 #include "alloc.h"
+#include "inequiv.h"
 #include "log.h"
 #include "retry.h"
 
@@ -172,6 +173,117 @@ void gw_topology_free(gw_topology *t)
     free(t);
 }
 
+/* What declaring a queue found. */
+typedef enum queue_found {
+    QUEUE_OK,          /* declared, or there as planned */
+    QUEUE_OTHER_ARGS,  /* there with other flags or arguments, of the planned type */
+    QUEUE_OTHER_TYPE,  /* there with another type */
+    QUEUE_TYPE_UNSURE, /* there otherwise, and its type could not be learnt */
+    QUEUE_FAILED,      /* refused otherwise, or the session failed */
+} queue_found;
+
+/* "a classic queue", or "not a quorum queue" when the broker's answer was cut short. */
+static void type_phrase(const char *existing, gw_queue_type planned, char *buf, size_t len)
+{
+    if (existing[0])
+        snprintf(buf, len, "a %s queue", existing);
+    else
+        snprintf(buf, len, "not a %s queue", gw_queue_type_names[planned]);
+}
+
+/* The broker refused the planned declaration of q, saying the queue exists otherwise
+ * (refusal): declares it again as the queue is, step by step (inequiv.h), to learn
+ * whether its type is the planned one. err says what was found. */
+static queue_found learn_type(gw_session *s, const gw_topo_item *it, const char *refusal,
+                              char *existing, size_t existing_len, char *err, size_t err_len)
+{
+    const gw_queue_decl *q = &it->queue;
+    gw_inequiv_probe *p = gw_xmalloc(sizeof *p);
+    gw_inequiv_probe_init(p, q);
+    char text[ERR_TEXT], why[ERR_TEXT];
+    snprintf(text, sizeof text, "%s", refusal);
+    queue_found found;
+    for (;;) {
+        gw_inequiv_step step = gw_inequiv_probe_next(p, text, why, sizeof why);
+        if (step == GW_INEQUIV_TYPE) {
+            snprintf(existing, existing_len, "%s", p->existing);
+            char is[64];
+            type_phrase(p->existing, q->type, is, sizeof is);
+            if (it->own)
+                snprintf(err, err_len,
+                         "queue \"%s\" (the gateway's %s) exists as %s, but queue_type is %s",
+                         q->name, it->role, is, gw_queue_type_names[q->type]);
+            else
+                snprintf(err, err_len,
+                         "queue \"%s\" exists as %s, but the routing table declares it type: %s",
+                         q->name, is, gw_queue_type_names[q->type]);
+            found = QUEUE_OTHER_TYPE;
+            break;
+        }
+        if (step == GW_INEQUIV_UNKNOWN) {
+            snprintf(err, err_len, "%s; whether it is a %s queue could not be learnt: %s", refusal,
+                     gw_queue_type_names[q->type], why);
+            found = QUEUE_TYPE_UNSURE;
+            break;
+        }
+        if (gw_session_declare_queue(s, &p->decl, NULL, 0, false, text, sizeof text) == GW_OK) {
+            snprintf(err, err_len, "%s", refusal); /* the type is the planned one */
+            found = QUEUE_OTHER_ARGS;
+            break;
+        }
+        if (!gw_session_alive(s)) {
+            snprintf(err, err_len, "%s", text);
+            found = QUEUE_FAILED;
+            break;
+        }
+    }
+    free(p);
+    return found;
+}
+
+/* Declares a queue as planned and, when the broker says it exists otherwise, learns
+ * whether its type differs. Declares nothing the broker does not already have, but for
+ * a queue that is missing. */
+static queue_found declare_queue(gw_session *s, const gw_topo_item *it, char *existing,
+                                 size_t existing_len, char *err, size_t err_len)
+{
+    existing[0] = '\0';
+    if (gw_session_declare_queue(s, &it->queue, NULL, 0, false, err, err_len) == GW_OK)
+        return QUEUE_OK;
+    gw_inequiv iq;
+    if (!gw_session_alive(s) || !gw_inequiv_parse(err, &iq))
+        return QUEUE_FAILED;
+    char refusal[ERR_TEXT];
+    snprintf(refusal, sizeof refusal, "%s", err);
+    return learn_type(s, it, refusal, existing, existing_len, err, err_len);
+}
+
+/* One of the gateway's own queues: used as it is when only arguments other than its type
+ * differ (a warning), never when its type differs or cannot be learnt (SPEC §7). */
+static gw_err declare_own_queue(gw_session *s, const gw_topo_item *it, char *err, size_t err_len)
+{
+    char existing[32];
+    queue_found found = declare_queue(s, it, existing, sizeof existing, err, err_len);
+    if (found == QUEUE_OK || found == QUEUE_FAILED)
+        return found == QUEUE_OK ? GW_OK : GW_ERR_BROKER;
+    if (found == QUEUE_OTHER_ARGS) {
+        GW_LOG(GW_LOG_WARN, "queue exists with other arguments; using it as it is",
+               GW_S("queue", it->queue.name), GW_S("error", err));
+        return GW_OK;
+    }
+    char keep[64] = "once it is drained, delete it and the gateway declares it anew";
+    for (size_t i = 0; gw_queue_type_names[i]; i++)
+        if (strcmp(existing, gw_queue_type_names[i]) == 0)
+            snprintf(keep, sizeof keep, "set queue_type: %s to keep using it", existing);
+    size_t used = strlen(err);
+    snprintf(err + used, err_len - used,
+             ": the gateway never deletes or redeclares a queue, nor uses one of another type; "
+             "%s, or give the gateway new queue names (inbound.queue, dead_letter.queue, prefix) "
+             "and drain this one (README \"Moving to quorum queues\")",
+             keep);
+    return GW_ERR_INVALID;
+}
+
 bool gw_topology_declare(gw_session *s, const gw_topology *t, bool require_exchanges, bool *fatal,
                          char *err, size_t err_len)
 {
@@ -184,6 +296,10 @@ bool gw_topology_declare(gw_session *s, const gw_topology *t, bool require_excha
             rc = gw_session_declare_exchange(s, &it->exchange, err, err_len);
             break;
         case GW_TOPO_QUEUE:
+            if (it->own) {
+                rc = declare_own_queue(s, it, err, err_len);
+                break;
+            }
             rc = gw_session_declare_queue(s, &it->queue, NULL, 0, true, err, err_len);
             if (rc == GW_ERR_INVALID) {
                 GW_LOG(GW_LOG_WARN, "queue exists with other arguments; using it as it is",
@@ -245,7 +361,7 @@ int gw_topology_check(gw_session *s, const gw_topology *t, gw_binding_probe prob
 {
     int drift = 0;
     *unchecked = 0;
-    char err[ERR_TEXT];
+    char err[ERR_TEXT], existing[32];
     for (size_t i = 0; i < t->n; i++) {
         const gw_topo_item *it = &t->items[i];
         gw_err rc;
@@ -281,8 +397,7 @@ int gw_topology_check(gw_session *s, const gw_topology *t, gw_binding_probe prob
             }
             if (rc != GW_OK)
                 goto broken;
-            rc = gw_session_declare_queue(s, &it->queue, NULL, 0, false, err, sizeof err);
-            if (rc != GW_OK) {
+            if (declare_queue(s, it, existing, sizeof existing, err, sizeof err) != QUEUE_OK) {
                 if (!gw_session_alive(s))
                     goto broken;
                 fprintf(out, "different  queue    %s (%s): %s\n", it->queue.name, who(it), err);
