@@ -14,10 +14,7 @@ import os
 import signal
 import subprocess
 
-import pika
-
 from gwtest import (
-    Publisher,
     collect_unique,
     drain,
     drain_exact,
@@ -280,3 +277,135 @@ def test_after_a_reconnect_a_queue_of_the_other_type_is_refused_until_it_is_gone
     got = drain(broker, f"{tid}.orders.q", 1, 10)
     assert [m.props.message_id for m in got] == [f"{tid}-y"], got
     assert gw.stop() == 0
+
+
+# --- 5. README "Moving to quorum queues", performed -----------------------------------------
+
+
+def ids(tid, batch, kind, n):
+    return [f"{tid}-{batch}-{kind}-{i}" for i in range(n)]
+
+
+def publish_events(broker, queue, tid, batch, n_orders, n_voids):
+    """n_orders order.created and n_voids void.cry events (unroutable until a queue is bound
+    to the void exchange), every one with its own message_id."""
+    events = [(m, "order.created") for m in ids(tid, batch, "o", n_orders)]
+    events += [(m, "void.cry") for m in ids(tid, batch, "v", n_voids)]
+    publish_many(
+        broker,
+        queue,
+        len(events),
+        lambda seq: (b"{}", event_props(seq, type=events[seq][1], message_id=events[seq][0])),
+    )
+
+
+def total_of(broker, *queues):
+    return sum(broker.total(q) for q in queues)
+
+
+def replay(gw, *args):
+    env = dict(os.environ)
+    env["AMQP_GW_URL"] = gw.broker.url
+    p = subprocess.run(
+        [gw.binary, "replay", "-c", str(gw.config_path), *args],
+        env=env,
+        cwd=str(gw.dir),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert p.returncode == 0, p.stdout + p.stderr
+    return p.stdout
+
+
+def test_moving_to_quorum_queues_loses_no_event(gateway, tid, broker):
+    """The old gateway runs on classic queues with events in flight, some waiting in a retry
+    tier; the new one starts beside it on quorum queues under new names; producers move to the
+    new inbound queue; a consumer's rejection, which the table's queue still dead-letters to the
+    old rejection exchange, reaches the new gateway; the old gateway drains its queues and
+    stops; the old DLQ is replayed with the new config. Every message_id sent is found at its
+    destination (or in the new DLQ); duplicates are counted and reported."""
+    void = f"{tid}.void"
+    routes = simple_routes(tid, route_event="order.*")
+    routes["exchanges"].append(topic(void))
+    routes["routes"].append({"event": "void.*", "to": [{"exchange": void}]})
+    common = {"retry": {"max_attempts": 1, "backoff": ["3s"]}, "circuit_breaker": {"failure_threshold": 1000}}
+    old = gateway(routes, common, name="old").start()
+    new_names = {
+        "queue_type": "quorum",
+        "inbound": {"queue": f"{tid}.q.inbound"},
+        "dead_letter": {"exchange": f"{tid}.q.dlx", "queue": f"{tid}.q.dlq"},
+        "prefix": f"{tid}.q",
+    }
+    new = gateway(routes, {**common, **new_names}, name="new")
+    old_tier, new_tier = f"{tid}.retry.3s", f"{tid}.q.retry.3s"
+    orders_q = f"{tid}.orders.q"
+
+    # events in flight on the old queues, the unroutable ones waiting in its retry tier
+    publish_events(broker, old.inbound, tid, "A", 300, 20)
+    wait_for(lambda: broker.count(old_tier) == 20, 15, "the old tier holding the 20 unroutable events")
+
+    # 1. the new gateway beside the old one, on quorum queues of new names
+    new.start()
+    types = queue_types(broker)
+    for q in (new.inbound, new.dlq, f"{tid}.q.rejected", new_tier):
+        assert types.get(q) == "quorum", (q, types.get(q))
+    assert types.get(old.inbound) == "classic" and types.get(old_tier) == "classic"
+    warned = log_lines(new, "queue exists with other arguments; using it as it is", queue=orders_q)
+    assert warned, "the table's queue keeps dead-lettering to the old rejection exchange: said once"
+
+    # 2. the table's queues dead-letter to the old rejection exchange: send that to the new
+    #    gateway's rejection queue, and no longer to the old one
+    broker.admin(lambda ch: ch.queue_bind(f"{tid}.q.rejected", f"{tid}.rejected", ""))
+    broker.admin(lambda ch: ch.queue_unbind(f"{tid}.rejected", f"{tid}.rejected", ""))
+
+    # 3. producers publish to the new inbound queue
+    publish_events(broker, new.inbound, tid, "B", 300, 20)
+
+    # a consumer of the table's queue rejects one event: the new gateway retries it there
+    wait_for(lambda: broker.count(orders_q) > 0, 15, "events in the destination queue")
+
+    def reject_one(ch):
+        method, props, _ = ch.basic_get(orders_q, auto_ack=False)
+        ch.basic_reject(method.delivery_tag, requeue=False)
+        return props.message_id
+
+    rejected_id = broker.admin(reject_one)
+    wait_for(
+        lambda: log_lines(new, "retry scheduled", reason="rejected", routing_key=orders_q),
+        15,
+        "the new gateway retrying the rejected event",
+    )
+    assert not log_lines(old, "retry scheduled", reason="rejected"), "the old gateway took the rejection"
+
+    # 4. the old gateway drains its queues (the tier's events come back to it and are
+    #    dead-lettered to the old DLQ), then stops
+    old_queues = (old.inbound, old_tier, f"{tid}.rejected")
+    wait_for(lambda: broker.count(old.dlq) == 20 and total_of(broker, *old_queues) == 0, 30, "the old queues drained")
+    assert old.stop() == 0, old.log_tail()
+    assert total_of(broker, *old_queues) == 0, "events stranded in the old queues"
+
+    # 5. the cause of the dead-letters is fixed; the old DLQ is replayed with the new config,
+    #    then the new one, once the new tier is empty
+    broker.declare_queue(f"{tid}.void.q")
+    broker.admin(lambda ch: ch.queue_bind(f"{tid}.void.q", void, "#"))
+    out = replay(new, "--queue", old.dlq)
+    assert f"{old.dlq}: matched 20, moved 20, left 0" in out, out
+    wait_for(lambda: total_of(broker, new.inbound, new_tier) == 0, 30, "the new queues idle")
+    replay(new)
+
+    # 6. every event accounted for by message_id
+    want_orders = set(ids(tid, "A", "o", 300) + ids(tid, "B", "o", 300))
+    want_voids = set(ids(tid, "A", "v", 20) + ids(tid, "B", "v", 20))
+    key = lambda m: m.props.message_id  # noqa: E731
+    orders, n_orders = collect_unique(broker, orders_q, len(want_orders), key, timeout=60)
+    voids, n_voids = collect_unique(broker, f"{tid}.void.q", len(want_voids), key, timeout=60)
+    left = {m.props.message_id for m in drain(broker, new.dlq, 100, 1)}
+    lost = (want_orders - orders) | (want_voids - voids - left)
+    dups = (n_orders - len(orders)) + (n_voids - len(voids))
+    print(f"migration: {len(want_orders) + len(want_voids)} events, {len(lost)} lost, {dups} duplicates")
+    assert not lost, f"{len(lost)} lost, e.g. {sorted(lost)[:10]}"
+    assert rejected_id in orders
+    assert total_of(broker, *old_queues, old.dlq) == 0, "the old queues are empty: they can be deleted"
+    assert new.stop() == 0, new.log_tail()
+    broker.cleanup_names(queues=(f"{tid}.void.q",))
