@@ -8,6 +8,10 @@
 
 #define REFUSED "declare queue \"q\": 406 PRECONDITION_FAILED - inequivalent arg "
 #define IN_Q    " for queue 'q' in vhost '/': "
+/* The refusal of a declaration with MINE for KEY, where the queue has THEIRS. */
+#define REFUSAL(key, mine, theirs)                                                                 \
+    REFUSED "'" key "'" IN_Q "received " mine " but current is " theirs
+#define VALUE(v, type) "the value '" v "' of type '" type "'"
 
 static gw_inequiv parsed(const char *text)
 {
@@ -101,112 +105,105 @@ static const gw_arg *probe_arg(const gw_inequiv_probe *p, const char *key)
     return NULL;
 }
 
-static gw_inequiv_step step(gw_inequiv_probe *p, const char *refusal)
+/* Each test runs in its own process: one probe, started afresh by each. */
+static gw_inequiv_probe the_probe;
+
+static gw_inequiv_probe *start(const gw_queue_decl *planned)
+{
+    gw_inequiv_probe_init(&the_probe, planned);
+    return &the_probe;
+}
+
+/* The probe's next step on refusal is want. */
+static void expect(gw_inequiv_probe *p, const char *refusal, gw_inequiv_step want)
 {
     char why[512] = "";
     gw_inequiv_step s = gw_inequiv_probe_next(p, refusal, why, sizeof why);
-    cr_assert(s != GW_INEQUIV_UNKNOWN, "gave up on %s: %s", refusal, why);
-    return s;
+    cr_assert_eq(s, want, "%s: step %d, expected %d (%s)", refusal, (int)s, (int)want, why);
 }
 
 Test(inequiv, a_classic_tier_is_found_when_the_config_asks_for_quorum)
 {
     gw_queue_decl planned = tier(GW_QUEUE_QUORUM);
-    static gw_inequiv_probe p;
-    gw_inequiv_probe_init(&p, &planned);
-    cr_assert_eq(step(&p, REFUSED "'x-overflow'" IN_Q "received the value 'reject-publish' of type "
-                                  "'longstr' but current is none"),
-                 GW_INEQUIV_AGAIN);
-    cr_assert_null(probe_arg(&p, "x-overflow"));
-    cr_assert_eq(p.decl.n_args, 4);
-    cr_assert_eq(step(&p, REFUSED "'x-dead-letter-strategy'" IN_Q "received the value "
-                                  "'at-least-once' of type 'longstr' but current is none"),
-                 GW_INEQUIV_AGAIN);
-    cr_assert_eq(p.decl.n_args, 3);
-    cr_assert_eq(p.decl.type, GW_QUEUE_QUORUM, "the type is never adopted: it is what is asked");
-    cr_assert_eq(step(&p, REFUSED "'x-queue-type'" IN_Q "received the value 'quorum' of type "
-                                  "'longstr' but current is none"),
-                 GW_INEQUIV_TYPE);
-    cr_assert_str_eq(p.existing, "classic");
+    gw_inequiv_probe *p = start(&planned);
+    expect(p, REFUSAL("x-overflow", VALUE("reject-publish", "longstr"), "none"), GW_INEQUIV_AGAIN);
+    cr_assert_null(probe_arg(p, "x-overflow"));
+    cr_assert_eq(p->decl.n_args, 4);
+    expect(p, REFUSAL("x-dead-letter-strategy", VALUE("at-least-once", "longstr"), "none"),
+           GW_INEQUIV_AGAIN);
+    cr_assert_eq(p->decl.n_args, 3);
+    cr_assert_eq(p->decl.type, GW_QUEUE_QUORUM, "the type is never adopted: it is what is asked");
+    expect(p, REFUSAL("x-queue-type", VALUE("quorum", "longstr"), "none"), GW_INEQUIV_TYPE);
+    cr_assert_str_eq(p->existing, "classic");
     cr_assert_eq(planned.n_args, 5, "the planned declaration is left as it was");
 }
 
 Test(inequiv, a_quorum_tier_is_found_when_the_config_asks_for_classic)
 {
     gw_queue_decl planned = tier(GW_QUEUE_CLASSIC);
-    static gw_inequiv_probe p;
-    gw_inequiv_probe_init(&p, &planned);
-    cr_assert_eq(step(&p, REFUSED "'x-overflow'" IN_Q "received none but current is the value "
-                                  "'reject-publish' of type 'longstr'"),
-                 GW_INEQUIV_AGAIN);
-    const gw_arg *a = probe_arg(&p, "x-overflow");
+    gw_inequiv_probe *p = start(&planned);
+    expect(p, REFUSAL("x-overflow", "none", VALUE("reject-publish", "longstr")), GW_INEQUIV_AGAIN);
+    const gw_arg *a = probe_arg(p, "x-overflow");
     cr_assert_not_null(a);
     cr_assert_eq(a->kind, GW_ARG_STR);
     cr_assert_str_eq(a->s, "reject-publish");
-    cr_assert_eq(step(&p, REFUSED "'x-dead-letter-strategy'" IN_Q "received none but current is "
-                                  "the value 'at-least-once' of type 'longstr'"),
-                 GW_INEQUIV_AGAIN);
-    cr_assert_eq(p.decl.n_args, 5);
-    cr_assert_str_eq(probe_arg(&p, "x-overflow")->s, "reject-publish", "kept while adding");
-    cr_assert_eq(step(&p, REFUSED "'x-queue-type'" IN_Q "received none but current is the value "
-                                  "'quorum' of type 'longstr'"),
-                 GW_INEQUIV_TYPE);
-    cr_assert_str_eq(p.existing, "quorum");
+    expect(p, REFUSAL("x-dead-letter-strategy", "none", VALUE("at-least-once", "longstr")),
+           GW_INEQUIV_AGAIN);
+    cr_assert_eq(p->decl.n_args, 5);
+    cr_assert_str_eq(probe_arg(p, "x-overflow")->s, "reject-publish", "kept while adding");
+    expect(p, REFUSAL("x-queue-type", "none", VALUE("quorum", "longstr")), GW_INEQUIV_TYPE);
+    cr_assert_str_eq(p->existing, "quorum");
 }
 
 Test(inequiv, a_value_of_the_same_kind_is_taken_as_the_broker_says_it)
 {
     gw_queue_decl planned = tier(GW_QUEUE_CLASSIC);
-    static gw_inequiv_probe p;
-    gw_inequiv_probe_init(&p, &planned);
-    cr_assert_eq(step(&p, REFUSED "'x-message-ttl'" IN_Q "received '1000' but current is '2000'"),
-                 GW_INEQUIV_AGAIN);
-    const gw_arg *a = probe_arg(&p, "x-message-ttl");
+    gw_inequiv_probe *p = start(&planned);
+    expect(p, REFUSED "'x-message-ttl'" IN_Q "received '1000' but current is '2000'",
+           GW_INEQUIV_AGAIN);
+    const gw_arg *a = probe_arg(p, "x-message-ttl");
     cr_assert_eq(a->kind, GW_ARG_INT);
     cr_assert_eq(a->i, 2000);
-    cr_assert_eq(step(&p, REFUSED "'x-dead-letter-routing-key'" IN_Q
-                                  "received 'gw.inbound' but current is 'other in'"),
-                 GW_INEQUIV_AGAIN);
-    cr_assert_str_eq(probe_arg(&p, "x-dead-letter-routing-key")->s, "other in");
+    expect(p,
+           REFUSED "'x-dead-letter-routing-key'" IN_Q
+                   "received 'gw.inbound' but current is 'other in'",
+           GW_INEQUIV_AGAIN);
+    cr_assert_str_eq(probe_arg(p, "x-dead-letter-routing-key")->s, "other in");
 }
 
 Test(inequiv, a_value_of_another_kind_is_tried_in_the_next_reading)
 {
     static gw_arg args[] = {{.key = "x-max-length", .kind = GW_ARG_STR, .s = "7"}};
     gw_queue_decl planned = {.name = "q", .durable = true, .args = args, .n_args = 1};
-    static gw_inequiv_probe p;
-    gw_inequiv_probe_init(&p, &planned);
+    gw_inequiv_probe *p = start(&planned);
     /* the string "7" against the integer 7: the broker prints both the same */
     const char *refusal = REFUSED "'x-max-length'" IN_Q "received '7' but current is '7'";
-    cr_assert_eq(step(&p, refusal), GW_INEQUIV_AGAIN);
-    cr_assert_eq(probe_arg(&p, "x-max-length")->kind, GW_ARG_INT);
-    cr_assert_eq(probe_arg(&p, "x-max-length")->i, 7);
+    expect(p, refusal, GW_INEQUIV_AGAIN);
+    cr_assert_eq(probe_arg(p, "x-max-length")->kind, GW_ARG_INT);
+    cr_assert_eq(probe_arg(p, "x-max-length")->i, 7);
     char why[256];
-    cr_assert_eq(gw_inequiv_probe_next(&p, refusal, why, sizeof why), GW_INEQUIV_UNKNOWN,
+    cr_assert_eq(gw_inequiv_probe_next(p, refusal, why, sizeof why), GW_INEQUIV_UNKNOWN,
                  "no reading left: neither a boolean nor another string");
 }
 
 Test(inequiv, flags_are_taken_as_the_queue_has_them)
 {
     gw_queue_decl planned = {.name = "q", .durable = true};
-    static gw_inequiv_probe p;
-    gw_inequiv_probe_init(&p, &planned);
-    cr_assert_eq(step(&p, REFUSED "'durable'" IN_Q "received 'true' but current is 'false'"),
-                 GW_INEQUIV_AGAIN);
-    cr_assert_not(p.decl.durable);
-    cr_assert_eq(step(&p, REFUSED "'auto_delete'" IN_Q "received 'false' but current is 'true'"),
-                 GW_INEQUIV_AGAIN);
-    cr_assert(p.decl.auto_delete);
+    gw_inequiv_probe *p = start(&planned);
+    expect(p, REFUSED "'durable'" IN_Q "received 'true' but current is 'false'", GW_INEQUIV_AGAIN);
+    cr_assert_not(p->decl.durable);
+    expect(p, REFUSED "'auto_delete'" IN_Q "received 'false' but current is 'true'",
+           GW_INEQUIV_AGAIN);
+    cr_assert(p->decl.auto_delete);
     cr_assert(planned.durable);
 }
 
 Test(inequiv, an_answer_cut_short_ends_the_probe_and_says_why)
 {
     gw_queue_decl planned = tier(GW_QUEUE_QUORUM);
-    static gw_inequiv_probe p;
-    gw_inequiv_probe_init(&p, &planned);
+    gw_inequiv_probe *p = start(&planned);
     char why[256] = "";
-    cr_assert_eq(gw_inequiv_probe_next(&p,
+    cr_assert_eq(gw_inequiv_probe_next(p,
                                        REFUSED "'x-overflow'" IN_Q "received the value "
                                                "'reject-publish' of type 'longstr' but curr...",
                                        why, sizeof why),
@@ -217,20 +214,17 @@ Test(inequiv, an_answer_cut_short_ends_the_probe_and_says_why)
 Test(inequiv, a_type_cut_short_still_differs)
 {
     gw_queue_decl planned = {.name = "q", .durable = true, .type = GW_QUEUE_QUORUM};
-    static gw_inequiv_probe p;
-    gw_inequiv_probe_init(&p, &planned);
-    cr_assert_eq(step(&p, REFUSED "'x-queue-type' for queue 'qqqqqqqqqqqqqqqqqqqqq..."),
-                 GW_INEQUIV_TYPE);
-    cr_assert_str_eq(p.existing, "");
+    gw_inequiv_probe *p = start(&planned);
+    expect(p, REFUSED "'x-queue-type' for queue 'qqqqqqqqqqqqqqqqqqqqq...", GW_INEQUIV_TYPE);
+    cr_assert_str_eq(p->existing, "");
 }
 
 Test(inequiv, another_refusal_on_the_way_ends_the_probe)
 {
     gw_queue_decl planned = tier(GW_QUEUE_QUORUM);
-    static gw_inequiv_probe p;
-    gw_inequiv_probe_init(&p, &planned);
+    gw_inequiv_probe *p = start(&planned);
     char why[256] = "";
-    cr_assert_eq(gw_inequiv_probe_next(&p, "session is down: connection reset", why, sizeof why),
+    cr_assert_eq(gw_inequiv_probe_next(p, "session is down: connection reset", why, sizeof why),
                  GW_INEQUIV_UNKNOWN);
     cr_assert(strstr(why, "connection reset") != NULL, "%s", why);
 }
@@ -238,8 +232,7 @@ Test(inequiv, another_refusal_on_the_way_ends_the_probe)
 Test(inequiv, a_probe_that_does_not_converge_gives_up)
 {
     gw_queue_decl planned = tier(GW_QUEUE_QUORUM);
-    static gw_inequiv_probe p;
-    gw_inequiv_probe_init(&p, &planned);
+    gw_inequiv_probe *p = start(&planned);
     /* a broker that keeps moving the goal: each refusal names a new argument */
     char why[256] = "", refusal[256];
     gw_inequiv_step s = GW_INEQUIV_AGAIN;
@@ -248,7 +241,7 @@ Test(inequiv, a_probe_that_does_not_converge_gives_up)
                  REFUSED "'x-k%d'" IN_Q "received none but current is the value '%d' of type "
                          "'long'",
                  i, i);
-        s = gw_inequiv_probe_next(&p, refusal, why, sizeof why);
+        s = gw_inequiv_probe_next(p, refusal, why, sizeof why);
     }
     cr_assert_eq(s, GW_INEQUIV_UNKNOWN);
 }

@@ -172,17 +172,24 @@ static gw_topology *own_plan(const char *queue_type_line, gw_routes **r)
     return gw_topology_plan(cfg, *r, tiers, 1);
 }
 
+/* Every own queue is in t, the gateway's, durable, not auto-delete, of type. */
+static void assert_own_queues(const gw_topology *t, gw_queue_type type)
+{
+    for (size_t i = 0; i < sizeof own_queues / sizeof own_queues[0]; i++) {
+        const gw_topo_item *q = find(t, GW_TOPO_QUEUE, own_queues[i]);
+        cr_assert_not_null(q, "%s", own_queues[i]);
+        cr_assert(q->own, "%s", own_queues[i]);
+        cr_assert_eq(q->queue.type, type, "%s", own_queues[i]);
+        cr_assert(q->queue.durable, "%s", own_queues[i]);
+        cr_assert_not(q->queue.auto_delete, "%s", own_queues[i]);
+    }
+}
+
 Test(topology, by_default_every_own_queue_is_a_durable_classic_queue_and_tiers_have_three_arguments)
 {
     gw_routes *r;
     gw_topology *t = own_plan("", &r);
-    for (size_t i = 0; i < sizeof own_queues / sizeof own_queues[0]; i++) {
-        const gw_topo_item *q = find(t, GW_TOPO_QUEUE, own_queues[i]);
-        cr_assert_not_null(q, "%s", own_queues[i]);
-        cr_assert_eq(q->queue.type, GW_QUEUE_CLASSIC, "%s", own_queues[i]);
-        cr_assert(q->queue.durable);
-        cr_assert_not(q->queue.auto_delete);
-    }
+    assert_own_queues(t, GW_QUEUE_CLASSIC);
     const gw_topo_item *tier = find(t, GW_TOPO_QUEUE, "pfx.retry.1s");
     cr_assert_eq(tier->queue.n_args, 3);
     cr_assert_null(arg(&tier->queue, "x-dead-letter-strategy"));
@@ -195,14 +202,7 @@ Test(topology, with_queue_type_quorum_every_own_queue_is_a_durable_quorum_queue)
 {
     gw_routes *r;
     gw_topology *t = own_plan("queue_type: quorum\n", &r);
-    for (size_t i = 0; i < sizeof own_queues / sizeof own_queues[0]; i++) {
-        const gw_topo_item *q = find(t, GW_TOPO_QUEUE, own_queues[i]);
-        cr_assert_not_null(q, "%s", own_queues[i]);
-        cr_assert(q->own);
-        cr_assert_eq(q->queue.type, GW_QUEUE_QUORUM, "%s", own_queues[i]);
-        cr_assert(q->queue.durable, "%s", own_queues[i]);
-        cr_assert_not(q->queue.auto_delete, "%s", own_queues[i]);
-    }
+    assert_own_queues(t, GW_QUEUE_QUORUM);
     cr_assert_eq(find(t, GW_TOPO_QUEUE, "in.q")->queue.n_args, 0,
                  "the inbound queue carries only its type");
     cr_assert_eq(find(t, GW_TOPO_QUEUE, "dq")->queue.n_args, 0);
