@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ERR_TEXT 512
+#define ERR_TEXT 1024
 
 static char *keep(gw_topology *t, char *s)
 {
@@ -202,6 +202,10 @@ static queue_found learn_type(gw_session *s, const gw_topo_item *it, const char 
     gw_inequiv_probe_init(p, q);
     char text[ERR_TEXT], why[ERR_TEXT];
     snprintf(text, sizeof text, "%s", refusal);
+    char who[300] = ""; /* what the queue is to the gateway, for messages */
+    if (it->own)
+        snprintf(who, sizeof who, " (the gateway's %s)", it->role);
+    const char *want = gw_queue_type_names[q->type];
     queue_found found;
     for (;;) {
         gw_inequiv_step step = gw_inequiv_probe_next(p, text, why, sizeof why);
@@ -209,20 +213,16 @@ static queue_found learn_type(gw_session *s, const gw_topo_item *it, const char 
             snprintf(existing, existing_len, "%s", p->existing);
             char is[64];
             type_phrase(p->existing, q->type, is, sizeof is);
-            if (it->own)
-                snprintf(err, err_len,
-                         "queue \"%s\" (the gateway's %s) exists as %s, but queue_type is %s",
-                         q->name, it->role, is, gw_queue_type_names[q->type]);
-            else
-                snprintf(err, err_len,
-                         "queue \"%s\" exists as %s, but the routing table declares it type: %s",
-                         q->name, is, gw_queue_type_names[q->type]);
+            snprintf(err, err_len, "queue \"%s\"%s exists as %s, but %s %s", q->name, who, is,
+                     it->own ? "queue_type is" : "the routing table declares it type:", want);
             found = QUEUE_OTHER_TYPE;
             break;
         }
         if (step == GW_INEQUIV_UNKNOWN) {
-            snprintf(err, err_len, "%s; whether it is a %s queue could not be learnt: %s", refusal,
-                     gw_queue_type_names[q->type], why);
+            snprintf(err, err_len,
+                     "queue \"%s\"%s exists with other arguments, and whether it is a %s queue "
+                     "could not be learnt (%s)",
+                     q->name, who, want, why);
             found = QUEUE_TYPE_UNSURE;
             break;
         }

@@ -223,6 +223,21 @@ def test_run_refuses_a_quorum_retry_tier_when_queue_type_is_classic(gateway, tid
     assert queue_types(broker).get(tier) == "quorum"
 
 
+def test_a_queue_whose_type_cannot_be_learnt_is_refused_too(gateway, tid, broker):
+    """RabbitMQ cuts a refusal at 255 bytes: with a long name and another argument that
+    differs, the refusal ends before it says what the queue has (README, Known limits)."""
+    dlq = f"{tid}.dlq." + "x" * 200
+    gw = gateway(simple_routes(tid), {**QUORUM, "dead_letter": {"queue": dlq}})
+    broker.declare_queue(dlq, arguments={"x-max-length": 1000})
+    gw.spawn()
+    assert gw.wait_exit(30) == 1, gw.log_text()
+    e = one_error_line(gw)
+    assert f'queue "{dlq}" (the gateway\'s dead-letter queue) exists with other arguments' in e, e
+    assert "whether it is a quorum queue could not be learnt (the broker's answer was cut short" in e, e
+    assert "once it is drained, delete it and the gateway declares it anew" in e, e
+    assert queue_types(broker).get(dlq) == "classic"
+
+
 def test_check_live_reports_a_queue_of_the_other_type_as_drift(gateway, tid, broker):
     gw = gateway(simple_routes(tid), QUORUM)
     broker.declare_queue(gw.inbound)
