@@ -64,7 +64,7 @@ struct option {
 };
 
 static opt_handler set_urls, set_heartbeat, set_type_from, set_backoff, set_listen, set_log_format,
-    set_log_level;
+    set_log_level, set_queue_type;
 
 #define F(field) offsetof(gw_config, field)
 
@@ -92,6 +92,7 @@ static const option options[] = {
     {"circuit_breaker",  "half_open_probes",   OPT_U32,      1,  100,               "1",                                false,  F(breaker.half_open_probes),   NULL},
     {"circuit_breaker",  "max_deferral",       OPT_MS,       1,  7 * MS_DAY,        "1h",                               false,  F(breaker.max_deferral_ms),    NULL},
     {"",                 "prefix",             OPT_NAME,     1,  PREFIX_MAX_BYTES,  "gw",                               false,  F(prefix),                     NULL},
+    {"",                 "queue_type",         OPT_HANDLER,  0,  0,                 "classic",                          false,  0,                             set_queue_type},
     {"",                 "shutdown_timeout",   OPT_MS,       0,  MS_HOUR,           "10s",                              false,  F(shutdown_timeout_ms),        NULL},
     {"metrics",          "listen",             OPT_HANDLER,  0,  0,                 "\"127.0.0.1:9464\"",               false,  0,                             set_listen},
     {"log",              "format",             OPT_HANDLER,  0,  0,                 "json",                             false,  0,                             set_log_format},
@@ -330,6 +331,15 @@ static void set_log_level(cfg_ctx *c, const option *o, const gw_yaml_node *n, co
     int v;
     if (gw_yamldoc_get_enum(c->doc, n, what, names, &v))
         c->cfg->log_level = gw_log_level_parse(names[v]);
+}
+
+/* The type of every queue the gateway declares for itself (topology.h). */
+static void set_queue_type(cfg_ctx *c, const option *o, const gw_yaml_node *n, const char *what)
+{
+    (void)o;
+    int v;
+    if (gw_yamldoc_get_enum(c->doc, n, what, gw_queue_type_names, &v))
+        c->cfg->queue_type = (gw_queue_type)v;
 }
 
 static void apply(cfg_ctx *c, const option *o, const gw_yaml_node *n, const char *what)

@@ -14,6 +14,7 @@
 #include "classify.h"
 #include "err.h"
 #include "retry.h"
+#include "routes.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -50,6 +51,7 @@ typedef struct gw_config {
     char *dlq_queue;       /* default gw.dlq */
     gw_breaker_config breaker;
     char *prefix;                 /* default gw */
+    gw_queue_type queue_type;     /* default classic: the type of the gateway's own queues */
     uint64_t shutdown_timeout_ms; /* default 10s */
     char *metrics_listen;         /* default 127.0.0.1:9464; "" disables */
     bool log_json;                /* log.format: json (default) | text */

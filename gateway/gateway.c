@@ -47,7 +47,7 @@
 #define INBOUND_TAG        "gw.inbound"
 #define REJECTED_TAG       "gw.rejected"
 #define MAX_RETRY_TIERS    64
-#define ERR_TEXT           512
+#define ERR_TEXT           1024 /* a refusal naming a long queue twice, and what to do */
 
 static volatile sig_atomic_t stop_requested;
 static volatile sig_atomic_t reload_requested;

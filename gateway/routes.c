@@ -84,6 +84,8 @@ static void seen_cleanup(rt_seen *s)
     free(s->lines);
 }
 
+const char *const gw_queue_type_names[] = {"classic", "quorum", NULL};
+
 const char *gw_exchange_type_name(gw_exchange_type t)
 {
     switch (t) {
@@ -283,7 +285,6 @@ static void parse_queue(rt_ctx *c, const gw_yaml_node *n, size_t idx)
 {
     static const char *const keys[] = {"name",      "durable",  "type", "auto_delete",
                                        "arguments", "bindings", NULL};
-    static const char *const types[] = {"classic", "quorum", NULL};
     char what[CTX_MAX], sub[CTX_MAX];
     ctx(what, "queues[%zu]", idx);
     if (!gw_yamldoc_expect_map(c->doc, n, what))
@@ -319,7 +320,7 @@ static void parse_queue(rt_ctx *c, const gw_yaml_node *n, size_t idx)
     }
     if ((v = gw_yamldoc_map_get(n, "type"))) {
         ctx(sub, "%s: type", what);
-        ok &= gw_yamldoc_get_enum(c->doc, v, sub, types, &type);
+        ok &= gw_yamldoc_get_enum(c->doc, v, sub, gw_queue_type_names, &type);
     }
     if (auto_delete_n) {
         ctx(sub, "%s: auto_delete", what);

@@ -62,6 +62,10 @@ typedef struct gw_binding_decl {
 
 typedef enum gw_queue_type { GW_QUEUE_CLASSIC, GW_QUEUE_QUORUM } gw_queue_type;
 
+/* "classic", "quorum", then NULL: the names of gw_queue_type, indexed by it, as the
+ * table's `type:` and the config's `queue_type` write them and x-queue-type says them. */
+extern const char *const gw_queue_type_names[];
+
 typedef struct gw_queue_decl {
     char *name;
     bool durable; /* default true; quorum queues must be durable */

@@ -220,7 +220,7 @@ static void describe(const gw_topo_item *it, char *buf, size_t len)
         auto_delete = it->queue.auto_delete;
         args = it->queue.args;
         n_args = it->queue.n_args;
-        at = put(buf, len, 0, "%s", it->queue.type == GW_QUEUE_QUORUM ? "quorum" : "classic");
+        at = put(buf, len, 0, "%s", gw_queue_type_names[it->queue.type]);
     }
     at = put(buf, len, at, ", %s%s, ", durable ? "durable" : "not durable",
              auto_delete ? ", auto-delete" : "");
@@ -254,11 +254,17 @@ static void check_redeclared(check_ctx *c)
         describe(t, got, sizeof got);
         origin(c->cfg, own, from, sizeof from);
         bool ex = t->kind == GW_TOPO_EXCHANGE;
+        /* the table cannot have it both ways: queue_type: quorum rules out these flags */
+        bool quorum_flags = !ex && own->queue.type == GW_QUEUE_QUORUM &&
+                            (!t->queue.durable || t->queue.auto_delete);
         report(c, c->r->path, ex ? t->exchange.line : t->queue.line,
                ex ? t->exchange.col : t->queue.col,
                "%s \"%s\": the gateway declares this %s itself, as its %s (%s): %s; the table "
-               "declares it %s: %s",
+               "declares it %s%s: %s",
                kind_name(t), item_name(t), kind_name(t), own->role, from, want, got,
+               quorum_flags ? " (queue_type is quorum, and a quorum queue is always durable, "
+                              "never auto-delete or exclusive)"
+                            : "",
                ex ? "declare it exactly as the gateway does (to bind to it), or leave it out of "
                     "the table"
                   : "leave it out of the table");

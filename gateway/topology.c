@@ -7,13 +7,14 @@
 #include "topology.h"
 
 #include "alloc.h"
+#include "inequiv.h"
 #include "log.h"
 #include "retry.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#define ERR_TEXT 512
+#define ERR_TEXT 1024
 
 static char *keep(gw_topology *t, char *s)
 {
@@ -103,27 +104,41 @@ gw_topology *gw_topology_plan(const gw_config *cfg, const gw_routes *r, const ui
         }
     }
 
+    /* every own queue is of cfg->queue_type, and durable (quorum queues always are) */
+    gw_queue_type qt = cfg->queue_type;
     add_own(t, GW_TOPO_QUEUE, "inbound queue", "inbound.queue")->queue =
-        (gw_queue_decl){.name = cfg->inbound_queue, .durable = true};
+        (gw_queue_decl){.name = cfg->inbound_queue, .durable = true, .type = qt};
     add_own(t, GW_TOPO_EXCHANGE, "dead-letter exchange", "dead_letter.exchange")->exchange =
         (gw_exchange_decl){.name = cfg->dlx_exchange, .type = GW_EXCHANGE_TOPIC, .durable = true};
     add_own(t, GW_TOPO_QUEUE, "dead-letter queue", "dead_letter.queue")->queue =
-        (gw_queue_decl){.name = cfg->dlq_queue, .durable = true};
+        (gw_queue_decl){.name = cfg->dlq_queue, .durable = true, .type = qt};
     add_binding(t, true, cfg->dlq_queue, cfg->dlx_exchange, "#", NULL, 0);
     add_own(t, GW_TOPO_QUEUE, "rejection queue", "prefix")->queue =
-        (gw_queue_decl){.name = t->rejected_queue, .durable = true};
+        (gw_queue_decl){.name = t->rejected_queue, .durable = true, .type = qt};
     add_binding(t, true, t->rejected_queue, t->rejected_exchange, "", NULL, 0);
 
+    /* A quorum tier dead-letters at least once (RabbitMQ 3.10+), which needs
+     * reject-publish; without a length limit that never rejects anything. */
+    size_t n_tier_args = qt == GW_QUEUE_QUORUM ? 5 : 3;
     for (size_t i = 0; i < n_tiers; i++) {
         char name[300];
         gw_retry_tier_name(cfg->prefix, tiers[i], name, sizeof name);
-        gw_arg *a = keep_args(t, 3);
+        gw_arg *a = keep_args(t, n_tier_args);
         a[0] = (gw_arg){.key = "x-message-ttl", .kind = GW_ARG_INT, .i = (int64_t)tiers[i]};
         a[1] = (gw_arg){.key = "x-dead-letter-exchange", .kind = GW_ARG_STR, .s = ""};
         a[2] = (gw_arg){
             .key = "x-dead-letter-routing-key", .kind = GW_ARG_STR, .s = cfg->inbound_queue};
-        add_own(t, GW_TOPO_QUEUE, "retry tier queue", "prefix")->queue = (gw_queue_decl){
-            .name = keep(t, gw_xstrdup(name)), .durable = true, .args = a, .n_args = 3};
+        if (qt == GW_QUEUE_QUORUM) {
+            a[3] =
+                (gw_arg){.key = "x-dead-letter-strategy", .kind = GW_ARG_STR, .s = "at-least-once"};
+            a[4] = (gw_arg){.key = "x-overflow", .kind = GW_ARG_STR, .s = "reject-publish"};
+        }
+        add_own(t, GW_TOPO_QUEUE, "retry tier queue", "prefix")->queue =
+            (gw_queue_decl){.name = keep(t, gw_xstrdup(name)),
+                            .durable = true,
+                            .type = qt,
+                            .args = a,
+                            .n_args = n_tier_args};
     }
 
     for (size_t i = 0; i < r->n_routes; i++) {
@@ -158,6 +173,117 @@ void gw_topology_free(gw_topology *t)
     free(t);
 }
 
+/* What declaring a queue found. */
+typedef enum queue_found {
+    QUEUE_OK,          /* declared, or there as planned */
+    QUEUE_OTHER_ARGS,  /* there with other flags or arguments, of the planned type */
+    QUEUE_OTHER_TYPE,  /* there with another type */
+    QUEUE_TYPE_UNSURE, /* there otherwise, and its type could not be learnt */
+    QUEUE_FAILED,      /* refused otherwise, or the session failed */
+} queue_found;
+
+/* "a classic queue", or "not a quorum queue" when the broker's answer was cut short. */
+static void type_phrase(const char *existing, gw_queue_type planned, char *buf, size_t len)
+{
+    if (existing[0])
+        snprintf(buf, len, "a %s queue", existing);
+    else
+        snprintf(buf, len, "not a %s queue", gw_queue_type_names[planned]);
+}
+
+/* The broker refused the planned declaration of q, saying the queue exists otherwise
+ * (refusal): declares it again as the queue is, step by step (inequiv.h), to learn
+ * whether its type is the planned one. err says what was found. */
+static queue_found learn_type(gw_session *s, const gw_topo_item *it, const char *refusal,
+                              char *existing, size_t existing_len, char *err, size_t err_len)
+{
+    const gw_queue_decl *q = &it->queue;
+    gw_inequiv_probe *p = gw_xmalloc(sizeof *p);
+    gw_inequiv_probe_init(p, q);
+    char text[ERR_TEXT], why[ERR_TEXT];
+    snprintf(text, sizeof text, "%s", refusal);
+    char who[300] = ""; /* what the queue is to the gateway, for messages */
+    if (it->own)
+        snprintf(who, sizeof who, " (the gateway's %s)", it->role);
+    const char *want = gw_queue_type_names[q->type];
+    queue_found found;
+    for (;;) {
+        gw_inequiv_step step = gw_inequiv_probe_next(p, text, why, sizeof why);
+        if (step == GW_INEQUIV_TYPE) {
+            snprintf(existing, existing_len, "%s", p->existing);
+            char is[64];
+            type_phrase(p->existing, q->type, is, sizeof is);
+            snprintf(err, err_len, "queue \"%s\"%s exists as %s, but %s %s", q->name, who, is,
+                     it->own ? "queue_type is" : "the routing table declares it type:", want);
+            found = QUEUE_OTHER_TYPE;
+            break;
+        }
+        if (step == GW_INEQUIV_UNKNOWN) {
+            snprintf(err, err_len,
+                     "queue \"%s\"%s exists with other arguments, and whether it is a %s queue "
+                     "could not be learnt (%s)",
+                     q->name, who, want, why);
+            found = QUEUE_TYPE_UNSURE;
+            break;
+        }
+        if (gw_session_declare_queue(s, &p->decl, NULL, 0, false, text, sizeof text) == GW_OK) {
+            snprintf(err, err_len, "%s", refusal); /* the type is the planned one */
+            found = QUEUE_OTHER_ARGS;
+            break;
+        }
+        if (!gw_session_alive(s)) {
+            snprintf(err, err_len, "%s", text);
+            found = QUEUE_FAILED;
+            break;
+        }
+    }
+    free(p);
+    return found;
+}
+
+/* Declares a queue as planned and, when the broker says it exists otherwise, learns
+ * whether its type differs. Declares nothing the broker does not already have, but for
+ * a queue that is missing. */
+static queue_found declare_queue(gw_session *s, const gw_topo_item *it, char *existing,
+                                 size_t existing_len, char *err, size_t err_len)
+{
+    existing[0] = '\0';
+    if (gw_session_declare_queue(s, &it->queue, NULL, 0, false, err, err_len) == GW_OK)
+        return QUEUE_OK;
+    gw_inequiv iq;
+    if (!gw_session_alive(s) || !gw_inequiv_parse(err, &iq))
+        return QUEUE_FAILED;
+    char refusal[ERR_TEXT];
+    snprintf(refusal, sizeof refusal, "%s", err);
+    return learn_type(s, it, refusal, existing, existing_len, err, err_len);
+}
+
+/* One of the gateway's own queues: used as it is when only arguments other than its type
+ * differ (a warning), never when its type differs or cannot be learnt (SPEC §7). */
+static gw_err declare_own_queue(gw_session *s, const gw_topo_item *it, char *err, size_t err_len)
+{
+    char existing[32];
+    queue_found found = declare_queue(s, it, existing, sizeof existing, err, err_len);
+    if (found == QUEUE_OK || found == QUEUE_FAILED)
+        return found == QUEUE_OK ? GW_OK : GW_ERR_BROKER;
+    if (found == QUEUE_OTHER_ARGS) {
+        GW_LOG(GW_LOG_WARN, "queue exists with other arguments; using it as it is",
+               GW_S("queue", it->queue.name), GW_S("error", err));
+        return GW_OK;
+    }
+    char keep[64] = "once it is drained, delete it and the gateway declares it anew";
+    for (size_t i = 0; gw_queue_type_names[i]; i++)
+        if (strcmp(existing, gw_queue_type_names[i]) == 0)
+            snprintf(keep, sizeof keep, "set queue_type: %s to keep using it", existing);
+    size_t used = strlen(err);
+    snprintf(err + used, err_len - used,
+             ": the gateway never deletes or redeclares a queue, nor uses one of another type; "
+             "%s, or give the gateway new queue names (inbound.queue, dead_letter.queue, prefix) "
+             "and drain this one (README \"Moving to quorum queues\")",
+             keep);
+    return GW_ERR_INVALID;
+}
+
 bool gw_topology_declare(gw_session *s, const gw_topology *t, bool require_exchanges, bool *fatal,
                          char *err, size_t err_len)
 {
@@ -170,6 +296,10 @@ bool gw_topology_declare(gw_session *s, const gw_topology *t, bool require_excha
             rc = gw_session_declare_exchange(s, &it->exchange, err, err_len);
             break;
         case GW_TOPO_QUEUE:
+            if (it->own) {
+                rc = declare_own_queue(s, it, err, err_len);
+                break;
+            }
             rc = gw_session_declare_queue(s, &it->queue, NULL, 0, true, err, err_len);
             if (rc == GW_ERR_INVALID) {
                 GW_LOG(GW_LOG_WARN, "queue exists with other arguments; using it as it is",
@@ -231,7 +361,7 @@ int gw_topology_check(gw_session *s, const gw_topology *t, gw_binding_probe prob
 {
     int drift = 0;
     *unchecked = 0;
-    char err[ERR_TEXT];
+    char err[ERR_TEXT], existing[32];
     for (size_t i = 0; i < t->n; i++) {
         const gw_topo_item *it = &t->items[i];
         gw_err rc;
@@ -267,8 +397,7 @@ int gw_topology_check(gw_session *s, const gw_topology *t, gw_binding_probe prob
             }
             if (rc != GW_OK)
                 goto broken;
-            rc = gw_session_declare_queue(s, &it->queue, NULL, 0, false, err, sizeof err);
-            if (rc != GW_OK) {
+            if (declare_queue(s, it, existing, sizeof existing, err, sizeof err) != QUEUE_OK) {
                 if (!gw_session_alive(s))
                     goto broken;
                 fprintf(out, "different  queue    %s (%s): %s\n", it->queue.name, who(it), err);

@@ -5,8 +5,11 @@
  * dead-lettering to the gateway's rejection exchange unless the table sets a DLX —
  * then the gateway's own inbound queue, DLX and DLQ, rejection exchange and queue,
  * and one delay queue per retry tier (TTL, dead-lettering back to the inbound
- * queue). gw_topology_declare applies a plan through a session; gw_topology_check
- * compares it with what the broker has (`check --live`).
+ * queue). The gateway's own queues are durable and of the config's queue_type; quorum
+ * retry tiers dead-letter at least once (x-dead-letter-strategy: at-least-once, with
+ * the x-overflow: reject-publish it needs). gw_topology_declare applies a plan
+ * through a session; gw_topology_check compares it with what the broker has
+ * (`check --live`).
  */
 #ifndef GW_TOPOLOGY_H
 #define GW_TOPOLOGY_H
@@ -60,10 +63,13 @@ gw_topology *gw_topology_plan(const gw_config *cfg, const gw_routes *r, const ui
 void gw_topology_free(gw_topology *t);
 
 /* Declares everything in order, then checks the required exchanges exist. A queue
- * that exists with other arguments is used as it is (logged as a warning). On
- * failure returns false with err; *fatal is true for a configuration problem (the
- * broker refused a declaration, a required exchange is missing) and false when the
- * session died. A missing required exchange fails only when require_exchanges (at
+ * that exists with other arguments is used as it is (logged as a warning) — but one of
+ * the gateway's own queues only when its type is the planned one: one of another type,
+ * or whose type cannot be learnt (inequiv.h), is neither used nor redeclared, and fails
+ * with err naming the queue, both types and what to do (SPEC §7). On failure returns
+ * false with err; *fatal is true for a configuration problem (the broker refused a
+ * declaration, a queue is of another type, a required exchange is missing) and false
+ * when the session died. A missing required exchange fails only when require_exchanges (at
  * start-up and reload); otherwise (after a reconnect) it is logged, and the events
  * for it fail as publish_failed while every other route keeps flowing. */
 bool gw_topology_declare(gw_session *s, const gw_topology *t, bool require_exchanges, bool *fatal,
@@ -75,8 +81,9 @@ typedef int (*gw_binding_probe)(void *ctx, const char *exchange, const char *que
                                 const gw_arg *args, size_t n_args, char *why, size_t why_len);
 
 /* Reports, one line per object, whether the broker has it and whether its
- * arguments differ. Returns the number of objects missing or different, or -1
- * when the session failed. Declares nothing that is missing. Bindings are asked of
+ * arguments differ (a queue of another type says both types). Returns the number of
+ * objects missing or different, or -1 when the session failed. Declares nothing that
+ * is missing. Bindings are asked of
  * probe (NULL: all unchecked); *unchecked counts those it could not tell. */
 int gw_topology_check(gw_session *s, const gw_topology *t, gw_binding_probe probe, void *probe_ctx,
                       int *unchecked, FILE *out);

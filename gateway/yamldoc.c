@@ -558,6 +558,32 @@ static size_t edit_distance(const char *a, size_t la, const char *b)
     return row[lb];
 }
 
+/* The entry of names (NULL-terminated) that s[0..len) misspells, within two edits and
+ * fewer edits than s has bytes; NULL when s is one of names or nothing is that near. */
+static const char *nearest(const char *s, size_t len, const char *const *names)
+{
+    const char *near = NULL;
+    size_t near_d = 3; /* suggest only within two edits */
+    for (size_t j = 0; names[j]; j++) {
+        if (strlen(names[j]) == len && memcmp(names[j], s, len) == 0)
+            return NULL;
+        size_t d = edit_distance(s, len, names[j]);
+        if (d < near_d && d < len) {
+            near = names[j];
+            near_d = d;
+        }
+    }
+    return near;
+}
+
+static bool listed(const char *s, size_t len, const char *const *names)
+{
+    for (size_t j = 0; names[j]; j++)
+        if (strlen(names[j]) == len && memcmp(names[j], s, len) == 0)
+            return true;
+    return false;
+}
+
 bool gw_yamldoc_check_keys(gw_yamldoc *doc, const gw_yaml_node *map, const char *what,
                            const char *const *allowed)
 {
@@ -566,22 +592,9 @@ bool gw_yamldoc_check_keys(gw_yamldoc *doc, const gw_yaml_node *map, const char 
         return true;
     for (size_t i = 0; i < map->n; i++) {
         const gw_yaml_node *k = map->keys[i];
-        const char *near = NULL;
-        size_t near_d = 3; /* suggest only within two edits */
-        bool known = false;
-        for (size_t j = 0; allowed[j]; j++) {
-            if (strlen(allowed[j]) == k->len && memcmp(allowed[j], k->str, k->len) == 0) {
-                known = true;
-                break;
-            }
-            size_t d = edit_distance(k->str, k->len, allowed[j]);
-            if (d < near_d && d < k->len) {
-                near = allowed[j];
-                near_d = d;
-            }
-        }
-        if (known)
+        if (listed(k->str, k->len, allowed))
             continue;
+        const char *near = nearest(k->str, k->len, allowed);
         ok = false;
         char q[256];
         gw_yamldoc_quote(k->str, k->len, q, sizeof q);
@@ -762,7 +775,12 @@ bool gw_yamldoc_get_enum(gw_yamldoc *doc, const gw_yaml_node *n, const char *wha
     if (n && n->kind == GW_YAML_SCALAR && !gw_yamldoc_is_null(n)) {
         char q[256];
         gw_yamldoc_quote(n->str, n->len, q, sizeof q);
-        report(doc, n, what, "expected one of %s, got %s", list, q);
+        const char *near = nearest(n->str, n->len, names);
+        if (near)
+            report(doc, n, what, "expected one of %s, got %s (did you mean \"%s\"?)", list, q,
+                   near);
+        else
+            report(doc, n, what, "expected one of %s, got %s", list, q);
     } else {
         report(doc, n, what, "expected one of %s, got %s", list, gw_yamldoc_kind_name(n));
     }

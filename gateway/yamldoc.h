@@ -131,7 +131,8 @@ bool gw_yamldoc_get_duration(gw_yamldoc *doc, const gw_yaml_node *n, const char 
                              uint64_t min_ms, uint64_t max_ms, uint64_t *out_ms);
 
 /* One of names (NULL-terminated); *out = its index. Reports
- * "what: expected one of direct|topic|fanout, got \"x\"". */
+ * "what: expected one of direct|topic|fanout, got \"x\"", followed by
+ * " (did you mean \"topic\"?)" when the value is within two edits of a name. */
 bool gw_yamldoc_get_enum(gw_yamldoc *doc, const gw_yaml_node *n, const char *what,
                          const char *const *names, int *out);
 

@@ -101,6 +101,7 @@ Test(config, minimal_config_takes_every_documented_default)
     cr_assert_eq(cfg->breaker.half_open_probes, 1);
     cr_assert_eq(cfg->breaker.max_deferral_ms, 3600000);
     cr_assert_str_eq(cfg->prefix, "gw");
+    cr_assert_eq(cfg->queue_type, GW_QUEUE_CLASSIC);
     cr_assert_eq(cfg->shutdown_timeout_ms, 10000);
     cr_assert_str_eq(cfg->metrics_listen, "127.0.0.1:9464");
     cr_assert(cfg->log_json);
@@ -129,6 +130,7 @@ Test(config, full_config_sets_every_key)
     cr_assert_eq(cfg->breaker.half_open_probes, 2);
     cr_assert_eq(cfg->breaker.max_deferral_ms, 1800000);
     cr_assert_str_eq(cfg->prefix, "events-gw");
+    cr_assert_eq(cfg->queue_type, GW_QUEUE_QUORUM);
     cr_assert_eq(cfg->shutdown_timeout_ms, 250);
     cr_assert_str_eq(cfg->metrics_listen, "");
     cr_assert_not(cfg->log_json);
@@ -238,6 +240,17 @@ Test(config, empty_url_list_is_an_error)
 {
     parse_fails_with("routes_file: r.yaml\nbroker: {urls: []}\n",
                      "mem.yaml:2:16: broker.urls: at least one URL is required");
+}
+
+Test(config, queue_type_is_classic_or_quorum_and_nothing_else)
+{
+    gw_config *cfg = parse_ok("routes_file: r.yaml\nqueue_type: quorum\n");
+    cr_assert_eq(cfg->queue_type, GW_QUEUE_QUORUM);
+    gw_config_free(cfg);
+    parse_fails_with("routes_file: r.yaml\nqueue_type: stream\n",
+                     "mem.yaml:2:13: queue_type: expected one of classic|quorum, got \"stream\"");
+    parse_fails_with("routes_file: r.yaml\nqueue_type: {type: quorum}\n",
+                     "mem.yaml:2:13: queue_type: expected one of classic|quorum, got a mapping");
 }
 
 Test(config, heartbeat_of_zero_turns_it_off)
@@ -386,6 +399,9 @@ static invalid_case invalid_cases[] = {
               "17"}},
     {"missing_routes_file.yaml",
      {INVALID "missing_routes_file.yaml:2:1: missing required key \"routes_file\""}},
+    {"misspelt_queue_type.yaml",
+     {INVALID "misspelt_queue_type.yaml:3:13: queue_type: expected one of classic|quorum, got "
+              "\"qourum\" (did you mean \"quorum\"?)"}},
     {"bad_log.yaml",
      {INVALID "bad_log.yaml:2:15: log.format: expected one of json|text, got \"xml\"",
       INVALID "bad_log.yaml:2:27: log.level: expected one of debug|info|warn|error, got "

@@ -352,7 +352,7 @@ static invalid_case invalid_cases[] = {
               "3)"}},
     {"bad_exchange_type.yaml",
      {INVALID "bad_exchange_type.yaml:3:26: exchange \"orders\": type: expected one of "
-              "direct|topic|fanout|headers, got \"topics\""}},
+              "direct|topic|fanout|headers, got \"topics\" (did you mean \"topic\"?)"}},
     {"bad_queue_type.yaml",
      {INVALID "bad_queue_type.yaml:4:11: queue \"billing.orders\": type: expected one of "
               "classic|quorum, got \"stream\""}},

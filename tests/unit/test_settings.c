@@ -179,6 +179,13 @@ static invalid_case invalid_cases[] = {
               "x-dead-letter-routing-key: \"gw.inbound\"}; the table declares it classic, "
               "durable, arguments {x-message-ttl: 1000, x-dead-letter-exchange: \"\", "
               "x-dead-letter-routing-key: \"gw.inbound\"}: leave it out of the table"}},
+    {"own_queue_not_durable_with_quorum.yaml",
+     {INVALID "own_queue_not_durable_with_quorum.routes.yaml:5:5: queue \"gw.rejected\": the "
+              "gateway declares this queue itself, as its rejection queue (named from prefix "
+              "\"gw\"): quorum, durable, no arguments; the table declares it classic, not "
+              "durable, auto-delete, arguments {x-dead-letter-exchange: \"gw.rejected\"} "
+              "(queue_type is quorum, and a quorum queue is always durable, never auto-delete or "
+              "exclusive): leave it out of the table"}},
     {"route_to_own_exchange.yaml",
      {INVALID "route_to_own_exchange.routes.yaml:5:33: route \"order.created\": to[1]: "
               "\"events.dlx\" is the gateway's dead-letter exchange (dead_letter.exchange), where "
@@ -266,6 +273,38 @@ Test(settings, arguments_in_another_order_are_the_same_declaration)
     gw_diags d = {0};
     cr_assert_eq(cross_check("routes_file: r.yaml\nretry: {backoff: [1s]}\n", routes, &d), 0, "%s",
                  line_of(&d, 0));
+}
+
+/* A table that declares a retry tier as the gateway did with queue_type: classic. */
+static const char classic_tier_table[] = "version: 1\n"
+                                         "queues:\n"
+                                         "  - name: gw.retry.1s\n"
+                                         "    arguments:\n"
+                                         "      x-message-ttl: 1000\n"
+                                         "      x-dead-letter-exchange: \"\"\n"
+                                         "      x-dead-letter-routing-key: gw.inbound\n"
+                                         "routes:\n"
+                                         "  - event: a.b\n"
+                                         "    to: [{exchange: x}]\n";
+
+Test(settings, with_queue_type_quorum_a_table_tier_declared_classic_is_refused)
+{
+    gw_diags d = {0};
+    cr_assert_eq(
+        cross_check("routes_file: r.yaml\nretry: {backoff: [1s]}\n", classic_tier_table, &d), 0,
+        "%s", line_of(&d, 0));
+    cr_assert_eq(cross_check("routes_file: r.yaml\nretry: {backoff: [1s]}\nqueue_type: quorum\n",
+                             classic_tier_table, &d),
+                 1);
+    cr_assert_str_eq(line_of(&d, 0),
+                     "routes.yaml:3:5: queue \"gw.retry.1s\": the gateway declares this queue "
+                     "itself, as its retry tier queue (named from prefix \"gw\"): quorum, durable, "
+                     "arguments {x-message-ttl: 1000, x-dead-letter-exchange: \"\", "
+                     "x-dead-letter-routing-key: \"gw.inbound\", x-dead-letter-strategy: "
+                     "\"at-least-once\", x-overflow: \"reject-publish\"}; the table declares it "
+                     "classic, durable, arguments {x-message-ttl: 1000, x-dead-letter-exchange: "
+                     "\"\", x-dead-letter-routing-key: \"gw.inbound\"}: leave it out of the table");
+    gw_diags_cleanup(&d);
 }
 
 Test(settings, tiers_are_the_config_default_and_every_route_override)

@@ -154,3 +154,85 @@ Test(topology, table_bindings_follow_their_queue)
     gw_topology_free(t);
     gw_routes_free(r);
 }
+
+/* The gateway's own queues, by name, for a config with prefix pfx, inbound in.q and DLQ dq,
+ * one tier of 1 s. */
+static const char *const own_queues[] = {"in.q", "dq", "pfx.rejected", "pfx.retry.1s"};
+
+static gw_topology *own_plan(const char *queue_type_line, gw_routes **r)
+{
+    char yaml[256];
+    snprintf(yaml, sizeof yaml,
+             "routes_file: r.yaml\nprefix: pfx\ninbound: {queue: in.q}\n"
+             "dead_letter: {queue: dq}\n%s",
+             queue_type_line);
+    load(yaml);
+    *r = routes(table);
+    uint64_t tiers[] = {1000};
+    return gw_topology_plan(cfg, *r, tiers, 1);
+}
+
+/* Every own queue is in t, the gateway's, durable, not auto-delete, of type. */
+static void assert_own_queues(const gw_topology *t, gw_queue_type type)
+{
+    for (size_t i = 0; i < sizeof own_queues / sizeof own_queues[0]; i++) {
+        const gw_topo_item *q = find(t, GW_TOPO_QUEUE, own_queues[i]);
+        cr_assert_not_null(q, "%s", own_queues[i]);
+        cr_assert(q->own, "%s", own_queues[i]);
+        cr_assert_eq(q->queue.type, type, "%s", own_queues[i]);
+        cr_assert(q->queue.durable, "%s", own_queues[i]);
+        cr_assert_not(q->queue.auto_delete, "%s", own_queues[i]);
+    }
+}
+
+Test(topology, by_default_every_own_queue_is_a_durable_classic_queue_and_tiers_have_three_arguments)
+{
+    gw_routes *r;
+    gw_topology *t = own_plan("", &r);
+    assert_own_queues(t, GW_QUEUE_CLASSIC);
+    const gw_topo_item *tier = find(t, GW_TOPO_QUEUE, "pfx.retry.1s");
+    cr_assert_eq(tier->queue.n_args, 3);
+    cr_assert_null(arg(&tier->queue, "x-dead-letter-strategy"));
+    cr_assert_null(arg(&tier->queue, "x-overflow"));
+    gw_topology_free(t);
+    gw_routes_free(r);
+}
+
+Test(topology, with_queue_type_quorum_every_own_queue_is_a_durable_quorum_queue)
+{
+    gw_routes *r;
+    gw_topology *t = own_plan("queue_type: quorum\n", &r);
+    assert_own_queues(t, GW_QUEUE_QUORUM);
+    cr_assert_eq(find(t, GW_TOPO_QUEUE, "in.q")->queue.n_args, 0,
+                 "the inbound queue carries only its type");
+    cr_assert_eq(find(t, GW_TOPO_QUEUE, "dq")->queue.n_args, 0);
+    cr_assert_eq(find(t, GW_TOPO_QUEUE, "pfx.rejected")->queue.n_args, 0);
+    gw_topology_free(t);
+    gw_routes_free(r);
+}
+
+Test(topology, a_quorum_retry_tier_dead_letters_at_least_once_with_reject_publish)
+{
+    gw_routes *r;
+    gw_topology *t = own_plan("queue_type: quorum\n", &r);
+    const gw_queue_decl *q = &find(t, GW_TOPO_QUEUE, "pfx.retry.1s")->queue;
+    cr_assert_eq(q->n_args, 5);
+    cr_assert_eq(arg(q, "x-message-ttl")->i, 1000);
+    cr_assert_str_eq(arg(q, "x-dead-letter-exchange")->s, "");
+    cr_assert_str_eq(arg(q, "x-dead-letter-routing-key")->s, "in.q");
+    cr_assert_str_eq(arg(q, "x-dead-letter-strategy")->s, "at-least-once");
+    cr_assert_str_eq(arg(q, "x-overflow")->s, "reject-publish");
+    gw_topology_free(t);
+    gw_routes_free(r);
+}
+
+Test(topology, queue_type_leaves_the_tables_own_queues_as_the_table_declares_them)
+{
+    gw_routes *r;
+    gw_topology *t = own_plan("queue_type: quorum\n", &r);
+    const gw_topo_item *billing = find(t, GW_TOPO_QUEUE, "billing");
+    cr_assert_not(billing->own);
+    cr_assert_eq(billing->queue.type, GW_QUEUE_CLASSIC);
+    gw_topology_free(t);
+    gw_routes_free(r);
+}
