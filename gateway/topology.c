@@ -271,7 +271,7 @@ static gw_err declare_own_queue(gw_session *s, const gw_topo_item *it, char *err
                GW_S("queue", it->queue.name), GW_S("error", err));
         return GW_OK;
     }
-    char keep[64] = "once it is drained, delete it and the gateway declares it anew";
+    char keep[96] = "once it is drained, delete it and the gateway declares it anew";
     for (size_t i = 0; gw_queue_type_names[i]; i++)
         if (strcmp(existing, gw_queue_type_names[i]) == 0)
             snprintf(keep, sizeof keep, "set queue_type: %s to keep using it", existing);
