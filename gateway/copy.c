@@ -69,15 +69,6 @@ static void set_props(gw_copy *c, const gw_delivery *ev, const gw_copy_meta *m)
         c->expiration = m->expiration;
 }
 
-/* The one switch for what a forwarded copy carries: today every copy carries the
- * forwarding headers. TODO(#11): lean first copies carry them only when back from a tier
- * (or always with forward_headers: full). */
-static bool forward_carries_headers(const gw_copy_meta *m)
-{
-    (void)m;
-    return true;
-}
-
 /* The forwarding headers (SPEC §6). */
 static void add_forwarding(gw_copy *c, const gw_copy_meta *m)
 {
@@ -165,8 +156,7 @@ void gw_copy_forward(const gw_delivery *ev, const gw_copy_meta *m, gw_copy *out)
 {
     copy_init(out);
     set_props(out, ev, m);
-    if (forward_carries_headers(m))
-        add_forwarding(out, m);
+    add_forwarding(out, m);
     out->n_wanted = out->n_hdrs;
     lay_out(out, ev, m->from_tier ? drop_forward : drop_forward_new, NULL, false);
 }

@@ -30,8 +30,6 @@ typedef enum gw_delivery_header {
     GW_DH_CE_TYPE_COLON,
     GW_DH_CE_ID,
     GW_DH_CE_ID_COLON,
-    GW_DH_CE_DATASCHEMA,
-    GW_DH_CE_DATASCHEMA_COLON,
     /* the gateway's own (SPEC §6) */
     GW_DH_CORRELATION_ID, /* x-correlation-id */
     GW_DH_ROUTE,
@@ -86,8 +84,7 @@ typedef struct gw_xdeath_entry {
 typedef struct gw_delivery {
     /* envelope */
     uint64_t delivery_tag;
-    bool redelivered;
-    gw_str consumer_tag; /* empty for basic.get */
+    gw_str consumer_tag; /* the consumer it was delivered to */
     gw_str exchange;     /* as published */
     gw_str routing_key;  /* as published */
 
@@ -95,10 +92,7 @@ typedef struct gw_delivery {
     gw_str type;
     gw_str message_id;
     gw_str correlation_id;
-    gw_str content_type;
     gw_str expiration;
-    bool has_timestamp;
-    uint64_t timestamp_s;
 
     gw_str body; /* never NULL: an empty body is ptr != NULL, len 0 */
 

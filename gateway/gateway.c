@@ -14,7 +14,6 @@
 
 #include "alloc.h"
 #include "breaker.h"
-#include "classify.h"
 #include "clock.h"
 #include "dispatch.h"
 #include "duration.h"
@@ -46,7 +45,6 @@
 #define POLL_MS            200
 #define INBOUND_TAG        "gw.inbound"
 #define REJECTED_TAG       "gw.rejected"
-#define MAX_RETRY_TIERS    64
 #define ERR_TEXT           1024 /* a refusal naming a long queue twice, and what to do */
 
 static volatile sig_atomic_t stop_requested;
@@ -57,15 +55,10 @@ static volatile sig_atomic_t reload_requested;
 typedef struct job {
     gw_msg *msg;
     uint64_t tag;
-    const gw_route *route; /* NULL for invalid/no-route/rejected-without-route */
-    char type[GW_CLASSIFY_TYPE_CAP];
-    gw_event_ids ids;
-    uint64_t first_seen_ms;
+    gw_intake_event ev;        /* what intake made of msg: origin, type, ids (borrows from msg) */
+    const gw_route *route;     /* NULL for invalid/no-route/rejected-without-route */
     uint32_t retry_count;      /* clamped to the route's policy */
-    bool from_tier;            /* came back from one of our retry tiers (x-death) */
-    gw_str expiration;         /* per-message TTL the tier's dead-lettering removed */
     uint64_t lid;              /* its delivery id in the ledger */
-    bool dispatched;           /* every publish of the first pass has been issued */
     char target_exchange[256]; /* the one destination the dispatch intent names */
     char target_routing_key[256];
     struct job *next_backlog;
@@ -87,8 +80,6 @@ typedef struct gw {
     gw_ledger *ledger;    /* jobs awaiting ack, and their publishes */
     bool settling;        /* settle_all is running */
     job *backlog_head, *backlog_tail; /* deliveries held while publishing is blocked */
-    uint64_t tiers[MAX_RETRY_TIERS];
-    size_t n_tiers;
     uint64_t rng[2];
     gw_topology *topo; /* what we declare, for topo_routes */
     const gw_routes *topo_routes;
@@ -101,8 +92,7 @@ typedef struct gw {
     uint64_t pause_until_ms;
     uint64_t pause_ms; /* current pause length; doubles while failures go on */
     uint64_t last_redeclare_ms;
-    const char *tier_names[MAX_RETRY_TIERS]; /* queue names of tiers[] (interned) */
-    char **interned;                         /* strings pends may point at; kept until exit */
+    char **interned; /* tier queue names publishes may point at; kept until exit */
     size_t n_interned;
 } gw;
 
@@ -125,11 +115,6 @@ static void rng_fill(gw *g, uint8_t *buf, size_t n)
     }
 }
 
-static void tier_name(const gw *g, uint64_t delay_ms, char *buf, size_t len)
-{
-    gw_retry_tier_name(g->cfg->prefix, delay_ms, buf, len);
-}
-
 /* A copy of s that lives until the gateway exits (pends may point at it across a
  * reload). Only tier names go here: a handful, whatever the traffic. */
 static const char *intern(gw *g, const char *s)
@@ -150,16 +135,13 @@ static void free_interned(gw *g)
     g->n_interned = 0;
 }
 
-/* The tier queue for delay_ms (a stable string). After a reload, an event routed with the
- * old table may ask for a tier the new one does not use: it was declared with the old
- * table and still exists (tiers are never deleted), so it is named, not replaced. */
+/* The tier queue for delay_ms (a stable string). Every delay a policy of the current or
+ * an earlier table names has its queue (the plan declares them, and tiers are never
+ * deleted): an event routed with a table a reload replaced parks in its own tier. */
 static const char *tier_queue(gw *g, uint64_t delay_ms)
 {
-    for (size_t i = 0; i < g->n_tiers; i++)
-        if (g->tiers[i] == delay_ms)
-            return g->tier_names[i];
     char name[256];
-    tier_name(g, delay_ms, name, sizeof name);
+    gw_retry_tier_name(g->cfg->prefix, delay_ms, name, sizeof name);
     return intern(g, name);
 }
 
@@ -240,16 +222,6 @@ static void ack_ready(gw *g)
     gw_metrics_set_in_flight(g->metrics, held);
 }
 
-/* Once every first-pass publish of j is issued, j is finished as soon as nothing it
- * caused is outstanding. The ack itself goes out from the loop after a whole batch
- * of frames has been handled, so one basic.ack with `multiple` covers every event a
- * burst of confirms completed. */
-static void job_settle(gw *g, job *j)
-{
-    if (j->dispatched)
-        gw_ledger_dispatched(g->ledger, j->lid);
-}
-
 /* j is not to be acked: nack it with requeue (GW_LEDGER_REQUEUE) or without
  * (GW_LEDGER_REJECT, which wins) once nothing it caused is outstanding. */
 static void job_fail(gw *g, job *j, gw_ledger_verdict v)
@@ -297,13 +269,13 @@ static void record_pend(gw *g, job *j, int ch, uint64_t seq, const char *exchang
 /* What every copy of j is decided over (copy.h). */
 static gw_copy_meta copy_meta(const job *j)
 {
-    return (gw_copy_meta){.ids = &j->ids,
-                          .type = j->type,
+    return (gw_copy_meta){.ids = &j->ev.ids,
+                          .type = j->ev.type,
                           .route = j->route ? j->route->event : NULL,
                           .retry_count = j->retry_count,
-                          .first_seen_ms = j->first_seen_ms,
-                          .from_tier = j->from_tier,
-                          .expiration = j->expiration};
+                          .first_seen_ms = j->ev.first_seen_ms,
+                          .from_tier = j->ev.origin == GW_ORIGIN_RETRY,
+                          .expiration = j->ev.expiration};
 }
 
 static void dead_letter(gw *g, job *j, gw_reason reason, const char *orig_exchange,
@@ -319,18 +291,19 @@ static void dead_letter(gw *g, job *j, gw_reason reason, const char *orig_exchan
                "dead-letter copy carries fewer x-gw headers: the event's own headers "
                "fill the frame",
                GW_I("kept", c.n_hdrs), GW_I("of", c.n_wanted),
-               GW_S("correlation_id", j->ids.correlation_id), GW_I("frame_max", frame_max));
+               GW_S("correlation_id", j->ev.ids.correlation_id), GW_I("frame_max", frame_max));
     if (c.shed)
         GW_LOG(GW_LOG_ERROR,
                "dead-letter copy keeps the body but drops some of the event's own headers, "
                "largest first: they leave no room in the frame for the reason",
                GW_I("dropped", c.shed), GW_I("of", gw_msg_delivery(j->msg)->n_headers),
-               GW_S("correlation_id", j->ids.correlation_id), GW_I("frame_max", frame_max));
+               GW_S("correlation_id", j->ev.ids.correlation_id), GW_I("frame_max", frame_max));
     GW_LOG(GW_LOG_WARN, "dead-lettered", GW_S("reason", gw_reason_name(reason)), GW_S("error", why),
-           GW_S("event_type", j->type[0] ? j->type : NULL),
+           GW_S("event_type", j->ev.type[0] ? j->ev.type : NULL),
            GW_S("route", j->route ? j->route->event : NULL),
-           GW_S("correlation_id", j->ids.correlation_id), GW_S("message_id", j->ids.message_id),
-           GW_S("original_exchange", orig_exchange), GW_S("original_routing_key", orig_rk));
+           GW_S("correlation_id", j->ev.ids.correlation_id),
+           GW_S("message_id", j->ev.ids.message_id), GW_S("original_exchange", orig_exchange),
+           GW_S("original_routing_key", orig_rk));
     /* counted in the metrics once confirmed (settle_pend) */
     own_publish(g, j, g->cfg->dlx_exchange, gw_reason_name(reason), &c);
     gw_copy_cleanup(&c);
@@ -361,9 +334,9 @@ static void park(gw *g, job *j, uint64_t delay_ms, uint32_t retry_count, const c
     GW_LOG(deferral ? GW_LOG_INFO : GW_LOG_WARN, deferral ? "deferred" : "retry scheduled",
            GW_S("reason", gw_reason_name(reason)), GW_S("error", why), GW_S("exchange", exchange),
            GW_S("routing_key", rk), GW_I("retry_count", retry_count), GW_I("delay_ms", delay_ms),
-           GW_S("event_type", j->type[0] ? j->type : NULL),
+           GW_S("event_type", j->ev.type[0] ? j->ev.type : NULL),
            GW_S("route", j->route ? j->route->event : NULL),
-           GW_S("correlation_id", j->ids.correlation_id));
+           GW_S("correlation_id", j->ev.ids.correlation_id));
     if (deferral)
         gw_metrics_deferred(g->metrics, exchange);
     else
@@ -402,7 +375,7 @@ static void own_publish(gw *g, job *j, const char *exchange, const char *rk, con
         gw_session_channel_open(g->s, GW_CH_OWN, err, sizeof err) != GW_OK) {
         GW_LOG(GW_LOG_ERROR,
                "cannot reopen the gateway's own channel; the event will be redelivered",
-               GW_S("error", err), GW_S("correlation_id", j->ids.correlation_id));
+               GW_S("error", err), GW_S("correlation_id", j->ev.ids.correlation_id));
         job_fail(g, j, GW_LEDGER_REQUEUE);
         return;
     }
@@ -414,7 +387,7 @@ static void own_publish(gw *g, job *j, const char *exchange, const char *rk, con
                "cannot publish the gateway's copy: it exceeds the protocol limits; "
                "rejecting the event without requeue",
                GW_S("exchange", exchange), GW_S("routing_key", rk),
-               GW_S("correlation_id", j->ids.correlation_id));
+               GW_S("correlation_id", j->ev.ids.correlation_id));
         job_fail(g, j, GW_LEDGER_REJECT);
         return;
     }
@@ -457,7 +430,7 @@ static void forward(gw *g, job *j, const char *exchange, const char *rk)
          * destination does not spend the event's attempts */
         const gw_retry_policy *pol = gw_route_policy(j->route, &g->cfg->retry);
         gw_retry_decision d = gw_retry_defer(
-            j->first_seen_ms, gw_clock_wall_ms(), g->cfg->breaker.max_deferral_ms,
+            j->ev.first_seen_ms, gw_clock_wall_ms(), g->cfg->breaker.max_deferral_ms,
             gw_retry_longest_tier(&pol, 1), j->retry_count, GW_REASON_PUBLISH_FAILED);
         if (d.action == GW_RETRY_ACTION_DEFER)
             park(g, j, d.delay_ms, d.next_retry_count, exchange, rk, why, GW_REASON_PUBLISH_FAILED,
@@ -536,7 +509,7 @@ static void settle_pend(gw *g, const gw_ledger_settled *s, const char *closed_wh
             snprintf(g->own_last_error, sizeof g->own_last_error, "%.400s", why_in);
             GW_LOG(GW_LOG_ERROR, "gateway copy not confirmed; the event will be redelivered",
                    GW_S("exchange", exchange), GW_S("error", why_in),
-                   GW_S("correlation_id", j->ids.correlation_id));
+                   GW_S("correlation_id", j->ev.ids.correlation_id));
             job_fail(g, j, GW_LEDGER_REQUEUE);
         } else {
             g->own_fail_streak = 0;
@@ -555,9 +528,9 @@ static void settle_pend(gw *g, const gw_ledger_settled *s, const char *closed_wh
         if (success) {
             gw_metrics_routed(g->metrics, j->route ? j->route->event : "", exchange);
             GW_LOG(GW_LOG_DEBUG, "forwarded", GW_S("exchange", exchange), GW_S("routing_key", rk),
-                   GW_S("event_type", j->type), GW_S("route", j->route ? j->route->event : NULL),
-                   GW_S("correlation_id", j->ids.correlation_id),
-                   GW_S("message_id", j->ids.message_id), GW_I("retry_count", j->retry_count));
+                   GW_S("event_type", j->ev.type), GW_S("route", j->route ? j->route->event : NULL),
+                   GW_S("correlation_id", j->ev.ids.correlation_id),
+                   GW_S("message_id", j->ev.ids.message_id), GW_I("retry_count", j->retry_count));
         } else {
             char why[600];
             gw_reason reason = GW_REASON_PUBLISH_FAILED;
@@ -600,7 +573,7 @@ static void record_pend(gw *g, job *j, int ch, uint64_t seq, const char *exchang
     gw_ledger_pub p = {
         .ch = ch,
         .seq = seq,
-        .key = {rk, (gw_str){j->ids.message_id, j->ids.message_id_len},
+        .key = {rk, (gw_str){j->ev.ids.message_id, j->ev.ids.message_id_len},
                 gw_msg_delivery(j->msg)->body},
         .cookie = exchange,
         .kind = kind,
@@ -669,13 +642,14 @@ static void carry_out(gw *g, job *j, const gw_dispatch_intent *in)
     switch (in->kind) {
     case GW_DISPATCH_FORWARD:
     case GW_DISPATCH_FORWARD_REKEYED:
-        for (size_t pos = 0; gw_dispatch_next(in, j->type, &pos, &ex, &rk);)
+        for (size_t pos = 0; gw_dispatch_next(in, j->ev.type, &pos, &ex, &rk);)
             forward(g, j, ex, rk);
         if (in->kind == GW_DISPATCH_FORWARD_REKEYED)
             GW_LOG(GW_LOG_INFO,
                    "retrying with the routing key the reloaded table gives this destination",
                    GW_S("exchange", j->target_exchange), GW_S("was", j->target_routing_key),
-                   GW_S("event_type", j->type), GW_S("correlation_id", j->ids.correlation_id));
+                   GW_S("event_type", j->ev.type),
+                   GW_S("correlation_id", j->ev.ids.correlation_id));
         return;
     case GW_DISPATCH_FORWARD_ONE:
         forward(g, j, j->target_exchange, j->target_routing_key);
@@ -699,22 +673,16 @@ static void process(gw *g, job *j)
                                    REJECTED_TAG};
     uint8_t rnd[32];
     rng_fill(g, rnd, sizeof rnd);
-    gw_intake_event ev;
-    gw_intake_classify(&icfg, gw_msg_delivery(j->msg), gw_clock_wall_ms(), rnd, &ev);
-    gw_metrics_received(g->metrics, gw_origin_name(ev.origin));
-    memcpy(j->type, ev.type, ev.type_len + 1);
-    j->ids = ev.ids;
-    j->first_seen_ms = ev.first_seen_ms;
-    j->from_tier = ev.origin == GW_ORIGIN_RETRY;
-    j->expiration = ev.expiration;
+    gw_intake_classify(&icfg, gw_msg_delivery(j->msg), gw_clock_wall_ms(), rnd, &j->ev);
+    gw_metrics_received(g->metrics, gw_origin_name(j->ev.origin));
 
     gw_dispatch_intent in;
-    gw_dispatch_decide(&ev, j->set->routes, &g->cfg->retry, &in);
+    gw_dispatch_decide(&j->ev, j->set->routes, &g->cfg->retry, &in);
     j->route = in.route;
     j->retry_count = in.retry_count;
     carry_out(g, j, &in);
-    j->dispatched = true;
-    job_settle(g, j);
+    /* every first-pass publish is made: j is finished once none is outstanding */
+    gw_ledger_dispatched(g->ledger, j->lid);
 }
 
 static void on_deliver(void *ctx, gw_msg *m)
@@ -901,7 +869,7 @@ static int connect_loop(gw *g, bool first)
 
 /* ---------------------------------------------------------------- run */
 
-static void compute_tiers(gw *g);
+static void plan_topology(gw *g);
 static void announce_destinations(gw *g);
 
 /* Repairs the gateway's own topology after its copies failed, and stops consuming
@@ -976,13 +944,13 @@ static void reload_routes(gw *g)
         /* tiers of the new table must exist before it routes anything */
         gw_topology *old_topo = g->topo;
         g->topo = NULL;
-        compute_tiers(g);
+        plan_topology(g);
         bool ok = declare_topology(g, true, &fatal, err, sizeof err);
         if (!ok) {
             gw_topology_free(g->topo);
-            g->topo = old_topo;
+            g->topo = old_topo; /* the old set's plan, still valid */
+            g->topo_routes = old->routes;
             g->set = old;
-            compute_tiers(g);
             GW_LOG(GW_LOG_ERROR,
                    "reload refused: declaring the new topology failed; the old "
                    "table keeps serving",
@@ -994,7 +962,7 @@ static void reload_routes(gw *g)
         gw_topology_free(old_topo);
     } else {
         /* no broker to declare on now: the table's topology is declared on reconnect */
-        compute_tiers(g);
+        plan_topology(g);
     }
     release_set(old); /* after the old plan, which borrows from its table, is gone */
     announce_destinations(g);
@@ -1016,22 +984,16 @@ static void announce_destinations(gw *g)
             gw_metrics_breaker_known(g->metrics, r->routes[i].to[k].exchange);
 }
 
-static void compute_tiers(gw *g)
+/* The topology of the current set (settings.h: the gateway's own queues, one per retry
+ * delay of every policy, and the table's), planned once per set. */
+static void plan_topology(gw *g)
 {
     const gw_routes *r = g->set->routes;
-    g->n_tiers = gw_settings_tiers(g->cfg, r, g->tiers, MAX_RETRY_TIERS);
-    if (g->n_tiers > MAX_RETRY_TIERS)
-        g->n_tiers = MAX_RETRY_TIERS;
-    for (size_t i = 0; i < g->n_tiers; i++) {
-        char name[300];
-        tier_name(g, g->tiers[i], name, sizeof name);
-        g->tier_names[i] = intern(g, name);
-    }
-    if (!g->topo || g->topo_routes != r) {
-        gw_topology_free(g->topo);
-        g->topo = gw_topology_plan(g->cfg, r, g->tiers, g->n_tiers);
-        g->topo_routes = r;
-    }
+    if (g->topo && g->topo_routes == r)
+        return;
+    gw_topology_free(g->topo);
+    g->topo = gw_settings_plan(g->cfg, r);
+    g->topo_routes = r;
 }
 
 static void shutdown_gracefully(gw *g)
@@ -1078,7 +1040,7 @@ int gw_gateway_run(const char *config_path)
     }
     gw_breakers_init(&g.breakers, &cfg->breaker);
     g.ledger = gw_ledger_new();
-    compute_tiers(&g);
+    plan_topology(&g);
     gw_setup_signals(&stop_requested, &reload_requested);
     signal(SIGPIPE, SIG_IGN); /* a reader gone from a pipe or socket must not stop the daemon */
     char merr[ERR_TEXT] = "";

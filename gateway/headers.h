@@ -33,12 +33,10 @@
 #define GW_H_REPLAY_COUNT         "x-gw-replay-count"
 
 /* CloudEvents attributes of the AMQP binding a delivery view picks out (delivery.h). */
-#define GW_H_CE_TYPE             "cloudEvents_type"
-#define GW_H_CE_TYPE_COLON       "cloudEvents:type"
-#define GW_H_CE_ID               "cloudEvents_id"
-#define GW_H_CE_ID_COLON         "cloudEvents:id"
-#define GW_H_CE_DATASCHEMA       "cloudEvents_dataschema"
-#define GW_H_CE_DATASCHEMA_COLON "cloudEvents:dataschema"
+#define GW_H_CE_TYPE       "cloudEvents_type"
+#define GW_H_CE_TYPE_COLON "cloudEvents:type"
+#define GW_H_CE_ID         "cloudEvents_id"
+#define GW_H_CE_ID_COLON   "cloudEvents:id"
 
 /* Broker-owned header read for retries of downstream rejections. */
 #define GW_H_X_DEATH "x-death"

@@ -48,8 +48,7 @@ struct family {
 
 struct gw_metrics {
     pthread_mutex_t mu;
-    uint64_t received;                       /* new events */
-    struct family deliveries;                /* origin */
+    struct family deliveries;                /* origin; "new" ones are the events received */
     struct family routed;                    /* route, exchange */
     struct family retried;                   /* reason */
     struct family dead;                      /* reason */
@@ -112,8 +111,6 @@ void gw_metrics_received(gw_metrics *m, const char *origin)
     if (!m)
         return;
     pthread_mutex_lock(&m->mu);
-    if (strcmp(origin, "new") == 0)
-        m->received++;
     family_get(&m->deliveries, origin, NULL)->value++;
     pthread_mutex_unlock(&m->mu);
 }
@@ -316,7 +313,11 @@ static void render_locked(const gw_metrics *m, struct buf *b)
     put_header(b, "amqp_gw_events_received_total", "counter",
                "New events consumed from the inbound queue (not retries, deferrals or "
                "rejections coming back).");
-    buf_printf(b, "amqp_gw_events_received_total %" PRIu64 "\n", m->received);
+    uint64_t received = 0;
+    for (size_t i = 0; i < m->deliveries.n; i++)
+        if (same(m->deliveries.v[i].a, "new"))
+            received = m->deliveries.v[i].value;
+    buf_printf(b, "amqp_gw_events_received_total %" PRIu64 "\n", received);
 
     put_header(b, "amqp_gw_deliveries_total", "counter",
                "Deliveries consumed, per origin: new, retry (back from a delay tier: a retry "

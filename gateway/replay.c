@@ -344,6 +344,14 @@ static bool exchange_exists(replay *r, const char *ex)
     return rc == GW_OK;
 }
 
+/* dv's message_id as a C string in buf (empty when it has none). */
+static const char *id_text(const gw_delivery *dv, char *buf, size_t len)
+{
+    gw_str id = dv->message_id;
+    snprintf(buf, len, "%.*s", id.ptr ? (int)id.len : 0, id.ptr ? id.ptr : "");
+    return buf;
+}
+
 /* Republishes m for delivery d. True when it is in flight: then the ledger holds m
  * until the republish settles. */
 static bool republish(replay *r, gw_msg *m, const gw_replay_view *v, uint64_t d)
@@ -356,13 +364,12 @@ static bool republish(replay *r, gw_msg *m, const gw_replay_view *v, uint64_t d)
     } else {
         gw_str oe = dv->h[GW_DH_ORIGINAL_EXCHANGE].str;
         gw_str ork = dv->h[GW_DH_ORIGINAL_ROUTING_KEY].str;
-        gw_str id = dv->message_id;
-        char idbuf[256];
-        snprintf(idbuf, sizeof idbuf, "%.*s", id.ptr ? (int)id.len : 0, id.ptr ? id.ptr : "");
+        char idbuf[256]; /* for the log lines of a message left in the DLQ */
         if (!oe.ptr || !ork.ptr || oe.len > 255 || ork.len > 255) {
             GW_LOG(GW_LOG_WARN,
                    "message has no x-gw-original-exchange/-routing-key; left in the DLQ",
-                   GW_I("delivery_tag", dv->delivery_tag), GW_S("message_id", idbuf));
+                   GW_I("delivery_tag", dv->delivery_tag),
+                   GW_S("message_id", id_text(dv, idbuf, sizeof idbuf)));
             r->failed++;
             return false;
         }
@@ -372,7 +379,7 @@ static bool republish(replay *r, gw_msg *m, const gw_replay_view *v, uint64_t d)
             /* publishing would close the channel with 404 and fail every republish in
              * flight with it: leave this one in the DLQ, say so once per exchange */
             GW_LOG(GW_LOG_DEBUG, "original exchange does not exist; left in the DLQ",
-                   GW_S("exchange", ex), GW_S("message_id", idbuf));
+                   GW_S("exchange", ex), GW_S("message_id", id_text(dv, idbuf, sizeof idbuf)));
             r->failed++;
             return false;
         }

@@ -59,7 +59,6 @@ struct gw_session {
 struct gw_msg {
     amqp_message_t msg;
     uint64_t delivery_tag;
-    bool redelivered;
     amqp_bytes_t consumer_tag;
     amqp_bytes_t exchange;
     amqp_bytes_t routing_key;
@@ -901,7 +900,6 @@ static void handle_method(gw_session *s, gw_conn *c, amqp_frame_t *f, const gw_s
         amqp_basic_deliver_t *d = f->payload.method.decoded;
         gw_msg *m = msg_new();
         m->delivery_tag = d->delivery_tag;
-        m->redelivered = d->redelivered;
         m->consumer_tag = amqp_bytes_malloc_dup(d->consumer_tag);
         m->exchange = amqp_bytes_malloc_dup(d->exchange);
         m->routing_key = amqp_bytes_malloc_dup(d->routing_key);
@@ -1189,17 +1187,13 @@ static void view_fill(gw_msg *m)
     const amqp_basic_properties_t *p = &m->msg.properties;
     memset(d, 0, sizeof *d);
     d->delivery_tag = m->delivery_tag;
-    d->redelivered = m->redelivered;
     d->consumer_tag = str_of(m->consumer_tag);
     d->exchange = str_of(m->exchange);
     d->routing_key = str_of(m->routing_key);
     d->type = prop_str(p, AMQP_BASIC_TYPE_FLAG, p->type);
     d->message_id = prop_str(p, AMQP_BASIC_MESSAGE_ID_FLAG, p->message_id);
     d->correlation_id = prop_str(p, AMQP_BASIC_CORRELATION_ID_FLAG, p->correlation_id);
-    d->content_type = prop_str(p, AMQP_BASIC_CONTENT_TYPE_FLAG, p->content_type);
     d->expiration = prop_str(p, AMQP_BASIC_EXPIRATION_FLAG, p->expiration);
-    d->has_timestamp = (p->_flags & AMQP_BASIC_TIMESTAMP_FLAG) != 0;
-    d->timestamp_s = d->has_timestamp ? p->timestamp : 0;
     d->body = str_of(m->msg.body);
     amqp_flags_t f = p->_flags;
     /* class, weight, body size, flags; delivery mode, priority, timestamp (upper bound) */

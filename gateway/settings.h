@@ -67,8 +67,8 @@ size_t gw_settings_tiers(const gw_config *cfg, const gw_routes *r, uint64_t *out
                          size_t out_cap);
 
 /* The topology the gateway declares for cfg and r (topology.h), one delay queue per retry
- * tier of gw_settings_tiers included: what check cross-checks and check --live compares
- * with the broker. cfg and r are borrowed and must outlive it; free it with
+ * tier of gw_settings_tiers included: what the daemon declares, check cross-checks and
+ * check --live compares with the broker. cfg and r are borrowed and must outlive it; free it with
  * gw_topology_free. Pure; aborts on OOM. */
 gw_topology *gw_settings_plan(const gw_config *cfg, const gw_routes *r);
 

@@ -558,15 +558,13 @@ static size_t edit_distance(const char *a, size_t la, const char *b)
     return row[lb];
 }
 
-/* The entry of names (NULL-terminated) that s[0..len) misspells, within two edits and
- * fewer edits than s has bytes; NULL when s is one of names or nothing is that near. */
+/* The entry of names (NULL-terminated) that s[0..len), which is none of them, misspells:
+ * within two edits and fewer edits than s has bytes; NULL when nothing is that near. */
 static const char *nearest(const char *s, size_t len, const char *const *names)
 {
     const char *near = NULL;
     size_t near_d = 3; /* suggest only within two edits */
     for (size_t j = 0; names[j]; j++) {
-        if (strlen(names[j]) == len && memcmp(names[j], s, len) == 0)
-            return NULL;
         size_t d = edit_distance(s, len, names[j]);
         if (d < near_d && d < len) {
             near = names[j];
