@@ -1009,11 +1009,18 @@ static void handle_method(gw_session *s, gw_conn *c, amqp_frame_t *f, const gw_s
     }
 }
 
-/* Reads and dispatches every frame already available on c. */
+/* Frames read from one connection per visit. The consumer connection of a
+ * consumer with a large prefetch always has more to read; were it drained dry,
+ * the publisher connection's confirms, and so every ack, would wait behind the
+ * whole backlog (a replay acked nothing until it had read all of its DLQ). */
+#define DRAIN_BATCH 256
+
+/* Reads and dispatches the frames already available on c, at most DRAIN_BATCH;
+ * the caller comes back for the rest after a look at the other connection. */
 static void drain(gw_session *s, gw_conn *c, const gw_session_handler *h)
 {
     static const struct timeval zero = {0, 0};
-    for (int i = 0; i < 100000 && !s->dead; i++) {
+    for (int i = 0; i < DRAIN_BATCH && !s->dead; i++) {
         amqp_frame_t f;
         int rc = amqp_simple_wait_frame_noblock(c->st, &f, &zero);
         if (rc == AMQP_STATUS_TIMEOUT)
