@@ -74,6 +74,7 @@ static opt_handler set_urls, set_heartbeat, set_type_from, set_backoff, set_list
 static const option options[] = {
     {"broker",           "urls",               OPT_HANDLER,  0,  0,                 "[\"amqp://localhost:5672/%2f\"]",  false,  0,                             set_urls},
     {"broker",           "heartbeat",          OPT_HANDLER,  0,  MS_HOUR,           "30s",                              false,  0,                             set_heartbeat},
+    {"broker",           "reconnect_max_delay",OPT_MS,       100, 5 * MS_MINUTE,   "5s",                               false,  F(reconnect_max_delay_ms),     NULL},
     {"broker.tls",       "ca_file",            OPT_PATH,     0,  0,                 NULL,                               false,  F(tls.ca_file),                NULL},
     {"broker.tls",       "cert_file",          OPT_PATH,     0,  0,                 NULL,                               false,  F(tls.cert_file),              NULL},
     {"broker.tls",       "key_file",           OPT_PATH,     0,  0,                 NULL,                               false,  F(tls.key_file),               NULL},

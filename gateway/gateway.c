@@ -816,12 +816,15 @@ static void nap(uint64_t ms)
     }
 }
 
-/* Connects (trying every URL, with exponential backoff and jitter between rounds),
- * declares and consumes. Returns 0 on success, 1 on a fatal configuration error,
- * -1 when a stop was requested. */
+/* Connects (trying every URL, with exponential backoff and jitter between rounds,
+ * capped at broker.reconnect_max_delay), declares and consumes. Every failed try is
+ * one line naming the URL (no password) and the reason; the gateway keeps trying,
+ * so only a refusal at start-up (first) is an error that ends it. Returns 0 on
+ * success, 1 on a fatal configuration error at start-up, -1 when a stop was requested. */
 static int connect_loop(gw *g, bool first)
 {
-    uint64_t backoff = 100;
+    uint64_t cap = g->cfg->reconnect_max_delay_ms;
+    uint64_t backoff = cap < 200 ? cap : 200;
     for (unsigned attempt = 0;; attempt++) {
         for (size_t u = 0; u < g->cfg->n_broker_urls && !stop_requested; u++) {
             char safe[512], err[ERR_TEXT];
@@ -830,19 +833,24 @@ static int connect_loop(gw *g, bool first)
             gw_err crc =
                 gw_session_connect(g->cfg, g->cfg->broker_urls[u], "amqp-gw", &s, err, sizeof err);
             if (crc != GW_OK) {
-                /* The gateway never gives up on the broker, but a refused login waits for
-                 * an operator: say so at error level. err says what to do. */
+                /* A refused login waits for an operator: say so at error level. err says
+                 * what to do. */
                 GW_LOG(crc == GW_ERR_PERMANENT ? GW_LOG_ERROR : GW_LOG_WARN,
                        "cannot connect to broker", GW_S("url", safe), GW_S("error", err),
-                       GW_I("attempt", attempt + 1));
+                       GW_I("round", attempt + 1),
+                       GW_S("retry", "the next URL, then every URL again after a backoff"));
                 continue;
             }
             g->s = s;
             bool fatal = false;
             if (!declare_topology(g, first, &fatal, err, sizeof err) ||
                 !start_consuming(g, err, sizeof err)) {
-                GW_LOG(GW_LOG_ERROR, fatal ? "cannot start" : "setting up the session failed",
-                       GW_S("url", safe), GW_S("error", err));
+                if (fatal && first)
+                    GW_LOG(GW_LOG_ERROR, "cannot start", GW_S("url", safe), GW_S("error", err));
+                else
+                    GW_LOG(fatal ? GW_LOG_ERROR : GW_LOG_WARN,
+                           "connected, but setting up the session failed; trying again",
+                           GW_S("url", safe), GW_S("error", err), GW_I("round", attempt + 1));
                 gw_session_free(g->s);
                 g->s = NULL;
                 if (fatal && first)
@@ -861,9 +869,12 @@ static int connect_loop(gw *g, bool first)
         }
         if (stop_requested)
             return -1;
-        uint64_t jitter = rng_next(g) % (backoff / 2 + 1);
-        nap(backoff / 2 + jitter);
-        backoff = backoff * 2 > 30000 ? 30000 : backoff * 2;
+        /* half the backoff plus up to half again: instances restarted together spread out */
+        uint64_t wait = backoff / 2 + rng_next(g) % (backoff / 2 + 1);
+        GW_LOG(GW_LOG_INFO, "no broker URL answered; waiting before the next round",
+               GW_I("round", attempt + 1), GW_I("wait_ms", (long long)wait));
+        nap(wait);
+        backoff = backoff * 2 > cap ? cap : backoff * 2;
     }
 }
 

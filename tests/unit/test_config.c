@@ -83,6 +83,7 @@ Test(config, minimal_config_takes_every_documented_default)
     cr_assert_null(cfg->user);
     cr_assert_null(cfg->password);
     cr_assert_eq(cfg->heartbeat_s, 30);
+    cr_assert_eq(cfg->reconnect_max_delay_ms, 5000);
     cr_assert_not(cfg->tls.enabled);
     cr_assert_str_eq(cfg->inbound_queue, "gw.inbound");
     cr_assert_eq(cfg->prefetch, 500);
@@ -390,7 +391,9 @@ static invalid_case invalid_cases[] = {
     {"out_of_range.yaml",
      {INVALID "out_of_range.yaml:3:13: inbound.prefetch: 0 is out of range (1..65535)",
       INVALID "out_of_range.yaml:5:17: retry.max_attempts: 101 is out of range (0..100)",
-      INVALID "out_of_range.yaml:7:14: broker.heartbeat: 2h is out of range (0s..1h)"}},
+      INVALID "out_of_range.yaml:7:14: broker.heartbeat: 2h is out of range (0s..1h)",
+      INVALID "out_of_range.yaml:8:24: broker.reconnect_max_delay: 50ms is out of range "
+              "(100ms..5m)"}},
     {"heartbeat_not_whole_seconds.yaml",
      {INVALID "heartbeat_not_whole_seconds.yaml:3:14: broker.heartbeat: \"1500ms\" is not a whole "
               "number of seconds"}},
