@@ -13,7 +13,8 @@
  * own (a full queue with x-overflow reject-publish) costs one channel open per
  * interval, not one per nack.
  *
- * Pure: one record per channel use, time passed in (gw_clock_mono_ms). The caller
+ * Pure: one record per channel use, time passed in (gw_clock_mono_ms: it never goes
+ * back; records are reset with the session's channels). The caller
  * carries a record over to the channel that replaces the old one.
  */
 #ifndef GW_CHANHEALTH_H

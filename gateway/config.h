@@ -34,9 +34,9 @@ typedef struct gw_config {
 
     char **broker_urls; /* >= 1; AMQP_GW_URL (comma-separated) replaces the YAML list */
     size_t n_broker_urls;
-    char *user;           /* AMQP_GW_USER, or NULL (then the URL's user, else guest) */
-    char *password;       /* AMQP_GW_PASSWORD, or NULL */
-    uint32_t heartbeat_s; /* default 30 */
+    char *user;                      /* AMQP_GW_USER, or NULL (then the URL's user, else guest) */
+    char *password;                  /* AMQP_GW_PASSWORD, or NULL */
+    uint32_t heartbeat_s;            /* default 30 */
     uint64_t reconnect_max_delay_ms; /* default 5s: the longest wait between two rounds of URLs */
     gw_tls_config tls;
 

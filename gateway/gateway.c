@@ -44,6 +44,7 @@
 #define STR_(x)            #x
 #define STR(x)             STR_(x)
 #define POLL_MS            200
+#define FLAP_MS            10000 /* a session shorter than this makes the next connect wait */
 #define INBOUND_TAG        "gw.inbound"
 #define REJECTED_TAG       "gw.rejected"
 #define ERR_TEXT           1024 /* a refusal naming a long queue twice, and what to do */
@@ -79,11 +80,14 @@ typedef struct gw {
     /* per publisher channel number: the destination exchange it carries, SLOT_OWN (the
      * gateway's own copies), SLOT_RETIRING (closed, close-ok awaited) or NULL (free) */
     char **dest_exchange;
-    gw_chanhealth *health; /* per channel number: its nack streak (chanhealth.h) */
-    size_t n_chans;        /* channel numbers in use are below this */
-    int own_ch;            /* the channel of the gateway's own copies (GW_CH_OWN at first) */
-    gw_ledger *ledger;     /* jobs awaiting ack, and their publishes */
-    bool settling;         /* settle_all is running */
+    gw_chanhealth *health;  /* per channel number: its nack streak (chanhealth.h) */
+    size_t n_chans;         /* channel numbers in use are below this */
+    int own_ch;             /* the channel of the gateway's own copies (GW_CH_OWN at first) */
+    bool settling_replaced; /* settling what a replaced channel left unconfirmed */
+    uint64_t ready_ms;      /* when the current or last session became ready (0: never) */
+    uint64_t flap_ms;       /* wait before reconnecting after a short-lived session */
+    gw_ledger *ledger;      /* jobs awaiting ack, and their publishes */
+    bool settling;          /* settle_all is running */
     job *backlog_head, *backlog_tail; /* deliveries held while publishing is blocked */
     uint64_t rng[2];
     gw_topology *topo; /* what we declare, for topo_routes */
@@ -198,9 +202,11 @@ static int dest_channel(gw *g, const char *exchange)
         if (g->dest_exchange[i] && !slot_is_marker(g->dest_exchange[i]) &&
             strcmp(g->dest_exchange[i], exchange) == 0)
             return (int)i;
-    int ch = slot_take(g, gw_xstrdup(exchange));
-    /* more destinations than channels: share the own channel */
-    return ch ? ch : g->own_ch;
+    int ch = slot_take(g, NULL);
+    if (!ch)
+        return g->own_ch; /* more destinations than channels: share the own channel */
+    g->dest_exchange[ch] = gw_xstrdup(exchange);
+    return ch;
 }
 
 static void chans_reset(gw *g)
@@ -222,6 +228,10 @@ static void chans_reset(gw *g)
  * when the close-ok arrives (on_channel_closed) and is retried; nothing is dropped. */
 static void chan_replace(gw *g, int ch)
 {
+    /* a write to a blocked connection can stall the loop; the streak stays, so the
+     * channel is replaced by the first nack after the alarm */
+    if (gw_session_blocked(g->s))
+        return;
     char *what = g->dest_exchange[ch];
     gw_chanhealth h = g->health[ch];
     gw_chanhealth_replaced(&h, gw_clock_mono_ms());
@@ -570,7 +580,13 @@ static void settle_pend(gw *g, const gw_ledger_settled *s, const char *closed_wh
     const char *why_in = settle_why(s->result, closed_why);
     gw_metrics_confirm_latency(g->metrics, gw_clock_mono_ms() - s->pub.sent_ms);
     if (s->pub.kind == PUB_OWN) {
-        if (!ok || s->returned) {
+        if (s->result == GW_LEDGER_CLOSED && g->settling_replaced) {
+            /* not a failure of the own queues: the channel was replaced under the copy */
+            GW_LOG(GW_LOG_WARN,
+                   "gateway copy unconfirmed on a replaced channel; the event will be redelivered",
+                   GW_S("exchange", exchange), GW_S("correlation_id", j->ev.ids.correlation_id));
+            job_fail(g, j, GW_LEDGER_REQUEUE);
+        } else if (!ok || s->returned) {
             if (s->returned)
                 why_in = "the broker returned it: no queue bound (was a gateway queue deleted?)";
             g->redeclare = true;
@@ -685,15 +701,20 @@ static void on_channel_closed(void *ctx, int ch, int code, gw_str text)
 {
     gw *g = ctx;
     chans_alloc(g);
-    if (ch > 0 && ch <= GW_CH_MAX && g->dest_exchange[ch] == SLOT_RETIRING) {
-        /* a channel chan_replace closed: free its number; what was unconfirmed is retried */
+    if (ch > 0 && ch <= GW_CH_MAX && g->dest_exchange[ch] == SLOT_RETIRING && code == 200) {
+        /* the close-ok of a channel chan_replace closed: free its number; what was
+         * unconfirmed on it is retried (a destination's copies) or redelivered (own) */
         g->dest_exchange[ch] = NULL;
         GW_LOG(GW_LOG_INFO, "replaced publisher channel closed", GW_I("channel", ch));
         gw_ledger_channel_lost(g->ledger, ch);
+        g->settling_replaced = true;
         settle_all(g, "the channel was replaced before the broker confirmed it (it nacked every "
                       "publish)");
+        g->settling_replaced = false;
         return;
     }
+    /* Otherwise the broker closed it, possibly a retiring one before our close arrived:
+     * then its close-ok still follows and frees the number (session.c). */
     char why[400];
     snprintf(why, sizeof why, "channel closed by the broker: %d %.*s", code, (int)text.len,
              text.ptr);
@@ -910,6 +931,20 @@ static int connect_loop(gw *g, bool first)
 {
     uint64_t cap = g->cfg->reconnect_max_delay_ms;
     uint64_t backoff = cap < 200 ? cap : 200;
+    /* A session that died within FLAP_MS of becoming ready (a node that accepts, then
+     * drops us): wait before trying again, longer each time, so that a flapping broker
+     * is not re-declared against several times a second. */
+    uint64_t now = gw_clock_mono_ms();
+    if (!first && g->ready_ms && now - g->ready_ms < FLAP_MS) {
+        g->flap_ms = g->flap_ms ? (g->flap_ms * 2 > cap ? cap : g->flap_ms * 2) : backoff;
+        uint64_t wait = g->flap_ms / 2 + rng_next(g) % (g->flap_ms / 2 + 1);
+        GW_LOG(GW_LOG_WARN,
+               "the last session ended soon after it started; waiting before reconnecting",
+               GW_I("lasted_ms", (long long)(now - g->ready_ms)), GW_I("wait_ms", (long long)wait));
+        nap(wait);
+    } else {
+        g->flap_ms = 0;
+    }
     for (unsigned attempt = 0;; attempt++) {
         for (size_t u = 0; u < g->cfg->n_broker_urls && !stop_requested; u++) {
             char safe[512], err[ERR_TEXT];
@@ -948,6 +983,7 @@ static int connect_loop(gw *g, bool first)
                    GW_I("prefetch", g->cfg->prefetch),
                    GW_I("frame_max", (long long)gw_session_frame_max(g->s)));
             gw_metrics_set_connected(g->metrics, true);
+            g->ready_ms = gw_clock_mono_ms();
             g->paused = false; /* a fresh session consumes; failures pause it again */
             g->own_fail_streak = 0;
             return 0;
@@ -956,7 +992,7 @@ static int connect_loop(gw *g, bool first)
             return -1;
         /* half the backoff plus up to half again: instances restarted together spread out */
         uint64_t wait = backoff / 2 + rng_next(g) % (backoff / 2 + 1);
-        GW_LOG(GW_LOG_INFO, "no broker URL answered; waiting before the next round",
+        GW_LOG(GW_LOG_INFO, "every broker URL failed; waiting before the next round",
                GW_I("round", attempt + 1), GW_I("wait_ms", (long long)wait));
         nap(wait);
         backoff = backoff * 2 > cap ? cap : backoff * 2;

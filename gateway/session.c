@@ -991,10 +991,10 @@ static void handle_method(gw_session *s, gw_conn *c, amqp_frame_t *f, const gw_s
             return;
         }
         s->chan_open[ch] = false;
-        if (ch <= GW_CH_MAX) {
-            s->chan_closing[ch] = false; /* both sides closed it: no close-ok will come */
+        /* A retired channel the broker closed before our close arrived stays closing:
+         * the broker still answers our close with a close-ok, which frees the number. */
+        if (ch <= GW_CH_MAX)
             h->on_channel_closed(h->ctx, ch, code, gw_str_from_cstr(text));
-        }
         return;
     }
     case AMQP_CHANNEL_CLOSE_OK_METHOD:

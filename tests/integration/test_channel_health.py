@@ -63,7 +63,9 @@ def test_a_channel_the_broker_nacks_is_replaced_at_a_bounded_rate_and_nothing_is
     assert repl, "no channel was replaced although the broker nacked every publish:\n" + gw.log_tail()
     # at most one replacement per interval for the one destination (times from the log itself)
     dest = [r for r in repl if r.get("carries") == full]
-    assert dest, repl
+    # the flow lasts longer than one interval (3 attempts 3 s apart), and each new channel
+    # is nacked too: the limit is what keeps it from being replaced at every third nack
+    assert len(dest) >= 2, f"the replacement channel was not replaced again: {repl}"
     gaps = [ts(b) - ts(a) for a, b in zip(dest, dest[1:])]
     assert all(g >= MIN_INTERVAL_S - 0.01 for g in gaps), f"replaced faster than the limit: {gaps}"
     # every retired channel was closed by the broker's close-ok and its number freed
@@ -74,7 +76,10 @@ def test_a_channel_the_broker_nacks_is_replaced_at_a_bounded_rate_and_nothing_is
     )
     closed = {r["channel"] for r in log_lines(gw, "replaced publisher channel closed")}
     assert {r["channel"] for r in repl} <= closed, (repl, closed)
-    # the channels in use stay few: a freed number is taken again
-    assert max(r["new_channel"] for r in repl) <= 2 + len(repl), repl
+    # the channels in use stay few: a freed number is taken again (2 and 3 in turn, or a
+    # third while a close-ok is late), whatever the number of replacements
+    assert max(r["new_channel"] for r in repl) <= 4, repl
+    # a replacement is not a connection loss
+    assert not log_lines(gw, "connection lost; reconnecting"), gw.log_tail()
     assert gw.stop() == 0, gw.log_tail()
     broker.delete_queue(f"{full}.q")
