@@ -111,10 +111,12 @@ class Cluster:
         for n in (1, 2, 3):
             if not self.alive(n):
                 self.start_node(n)
-        if subprocess.run([str(BROKER_SCRIPT), "cluster", "status"], capture_output=True, timeout=120).returncode != 0:
-            for n in (1, 2, 3):
-                self.start_node(n)
-        cluster_cmd("status")
+        gwtest.wait_for(
+            lambda: subprocess.run([str(BROKER_SCRIPT), "cluster", "status"], capture_output=True, timeout=120).returncode == 0,
+            120,
+            "3 running members (scripts/broker cluster status)",
+            interval=1,
+        )
 
     def any_broker(self, avoid=()):
         for n in (1, 2, 3):

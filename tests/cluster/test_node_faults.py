@@ -136,7 +136,7 @@ def test_retries_waiting_in_a_tier_when_its_node_is_killed(cluster, gateways, ti
         "queues": [],
         "routes": [{"event": "later.*", "to": [{"exchange": dest_x}]}],
     }
-    cfg = {"retry": {"max_attempts": 3, "backoff": ["12s"]}, "circuit_breaker": {"failure_threshold": 100000}}
+    cfg = {"retry": {"max_attempts": 3, "backoff": ["12s"]}, "circuit_breaker": {"failure_threshold": 1000}}
     gw = gateways(table, cluster.urls_in_order(2, 3, 1), config=cfg, broker_node=3).start(60)
     tier = f"{tid}.retry.12s"
     b = cluster.broker(3)
