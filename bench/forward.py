@@ -533,9 +533,10 @@ def print_table(opts, brokers, rows, lat, where):
                   "queue was declared")
             print("through node 1, so the classic queues and the quorum queues' leaders are on "
                   "node 1 (quorum")
-            print("followers on the other nodes). Found: " + "; ".join(
-                f"{qt} {mover}: {w}" for (label, qt, mover), w in where.items()
-                if label == b.label))
+            print("followers on the other nodes). Found (asked of node 1 after each first move):")
+            for (label, qt, mover), w in where.items():
+                if label == b.label:
+                    print(f"  {label}, {qt} queues, {mover}: {w}")
     for r in rows:
         share = f", gw/broker CPU {r['mover_cpu'] / r['broker_cpu']:.2f}" if r["mover_cpu"] else ""
         rounds = ""
