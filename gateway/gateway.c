@@ -14,6 +14,7 @@
 
 #include "alloc.h"
 #include "breaker.h"
+#include "chanhealth.h"
 #include "clock.h"
 #include "dispatch.h"
 #include "duration.h"
@@ -75,10 +76,14 @@ typedef struct gw {
     gw_session *s;
     gw_breakers breakers;
     gw_metrics *metrics;
-    char **dest_exchange; /* destination exchange per channel number; NULL for GW_CH_OWN */
-    size_t n_chans;       /* destination channel numbers in use are below this */
-    gw_ledger *ledger;    /* jobs awaiting ack, and their publishes */
-    bool settling;        /* settle_all is running */
+    /* per publisher channel number: the destination exchange it carries, SLOT_OWN (the
+     * gateway's own copies), SLOT_RETIRING (closed, close-ok awaited) or NULL (free) */
+    char **dest_exchange;
+    gw_chanhealth *health; /* per channel number: its nack streak (chanhealth.h) */
+    size_t n_chans;        /* channel numbers in use are below this */
+    int own_ch;            /* the channel of the gateway's own copies (GW_CH_OWN at first) */
+    gw_ledger *ledger;     /* jobs awaiting ack, and their publishes */
+    bool settling;         /* settle_all is running */
     job *backlog_head, *backlog_tail; /* deliveries held while publishing is blocked */
     uint64_t rng[2];
     gw_topology *topo; /* what we declare, for topo_routes */
@@ -147,12 +152,29 @@ static const char *tier_queue(gw *g, uint64_t delay_ms)
 
 /* ---------------------------------------------------------------- channels */
 
-/* The destination channel for an exchange (opened on first use). */
-static int dest_channel(gw *g, const char *exchange)
+/* Slot markers that are not exchange names (compared by address, never by text). */
+static char SLOT_OWN[] = "", SLOT_RETIRING[] = "";
+
+static bool slot_is_marker(const char *p)
 {
-    for (size_t i = GW_CH_DEST_BASE; i < g->n_chans; i++)
-        if (g->dest_exchange[i] && strcmp(g->dest_exchange[i], exchange) == 0)
-            return (int)i;
+    return p == SLOT_OWN || p == SLOT_RETIRING;
+}
+
+static void chans_alloc(gw *g)
+{
+    if (!g->dest_exchange) {
+        g->dest_exchange = gw_xcalloc(GW_CH_MAX + 1, sizeof *g->dest_exchange);
+        g->health = gw_xcalloc(GW_CH_MAX + 1, sizeof *g->health);
+        g->own_ch = GW_CH_OWN; /* opened by gw_session_connect */
+        g->dest_exchange[GW_CH_OWN] = SLOT_OWN;
+    }
+}
+
+/* A free destination channel number for what (an exchange name or SLOT_OWN), or 0
+ * when all are taken. */
+static int slot_take(gw *g, char *what)
+{
+    chans_alloc(g);
     size_t ch = g->n_chans < GW_CH_DEST_BASE ? GW_CH_DEST_BASE : g->n_chans;
     for (size_t i = GW_CH_DEST_BASE; i < g->n_chans; i++)
         if (!g->dest_exchange[i]) {
@@ -160,22 +182,67 @@ static int dest_channel(gw *g, const char *exchange)
             break;
         }
     if (ch > GW_CH_MAX)
-        return GW_CH_OWN; /* more destinations than channels: share the own channel */
-    if (!g->dest_exchange)
-        g->dest_exchange = gw_xcalloc(GW_CH_MAX + 1, sizeof *g->dest_exchange);
+        return 0;
     if (ch >= g->n_chans)
         g->n_chans = ch + 1;
-    g->dest_exchange[ch] = gw_xstrdup(exchange);
+    g->dest_exchange[ch] = what;
+    g->health[ch] = (gw_chanhealth){0};
     return (int)ch;
+}
+
+/* The destination channel for an exchange (opened on first use). */
+static int dest_channel(gw *g, const char *exchange)
+{
+    chans_alloc(g);
+    for (size_t i = GW_CH_DEST_BASE; i < g->n_chans; i++)
+        if (g->dest_exchange[i] && !slot_is_marker(g->dest_exchange[i]) &&
+            strcmp(g->dest_exchange[i], exchange) == 0)
+            return (int)i;
+    int ch = slot_take(g, gw_xstrdup(exchange));
+    /* more destinations than channels: share the own channel */
+    return ch ? ch : g->own_ch;
 }
 
 static void chans_reset(gw *g)
 {
     for (size_t i = 0; i < g->n_chans; i++)
-        free(g->dest_exchange[i]);
+        if (!slot_is_marker(g->dest_exchange[i]))
+            free(g->dest_exchange[i]);
     free(g->dest_exchange);
+    free(g->health);
     g->dest_exchange = NULL;
+    g->health = NULL;
     g->n_chans = 0;
+    g->own_ch = GW_CH_OWN;
+}
+
+/* Replaces channel ch, whose publishes the broker keeps nacking (chanhealth.h): closes it
+ * without waiting and gives what it carried a new channel number (its health record, with
+ * the time of this replacement, goes along). What was unconfirmed on it settles as lost
+ * when the close-ok arrives (on_channel_closed) and is retried; nothing is dropped. */
+static void chan_replace(gw *g, int ch)
+{
+    char *what = g->dest_exchange[ch];
+    gw_chanhealth h = g->health[ch];
+    gw_chanhealth_replaced(&h, gw_clock_mono_ms());
+    int repl = slot_take(g, what == SLOT_OWN ? SLOT_OWN : NULL);
+    if (!repl)
+        return; /* every channel number is taken: keep this one */
+    if (gw_session_channel_retire(g->s, ch) != GW_OK) {
+        g->dest_exchange[repl] = NULL;
+        return; /* not open any more, or the session died: nothing to replace */
+    }
+    g->dest_exchange[repl] = what; /* the name moves along; the old slot waits for close-ok */
+    g->health[repl] = h;
+    g->dest_exchange[ch] = SLOT_RETIRING;
+    if (what == SLOT_OWN)
+        g->own_ch = repl;
+    GW_LOG(GW_LOG_WARN,
+           "the broker nacked every publish on a publisher channel; replacing it with a new one "
+           "(what was unconfirmed on it is retried)",
+           GW_I("channel", ch), GW_I("new_channel", repl),
+           GW_S("carries", what == SLOT_OWN ? "the gateway's own copies" : what),
+           GW_I("nacks_in_a_row", GW_CHANHEALTH_STREAK));
 }
 
 /* ---------------------------------------------------------------- acks */
@@ -357,7 +424,7 @@ static void dest_failed(gw *g, job *j, const char *exchange, const char *rk, gw_
         dead_letter(g, j, reason, exchange, rk, why);
 }
 
-/* Publishes a gateway-own copy c (retry tier or DLQ) of j on GW_CH_OWN. exchange and rk
+/* Publishes a gateway-own copy c (retry tier or DLQ) of j on g->own_ch. exchange and rk
  * must outlive the confirm (config strings, reason names, tier names). A copy that cannot
  * be published makes the job fail back to the broker. */
 static void own_publish(gw *g, job *j, const char *exchange, const char *rk, const gw_copy *c)
@@ -371,8 +438,10 @@ static void own_publish(gw *g, job *j, const char *exchange, const char *rk, con
         return;
     }
     char err[ERR_TEXT];
-    if (!gw_session_channel_is_open(g->s, GW_CH_OWN) &&
-        gw_session_channel_open(g->s, GW_CH_OWN, err, sizeof err) != GW_OK) {
+    chans_alloc(g);
+    int ch = g->own_ch;
+    if (!gw_session_channel_is_open(g->s, ch) &&
+        gw_session_channel_open(g->s, ch, err, sizeof err) != GW_OK) {
         GW_LOG(GW_LOG_ERROR,
                "cannot reopen the gateway's own channel; the event will be redelivered",
                GW_S("error", err), GW_S("correlation_id", j->ev.ids.correlation_id));
@@ -380,7 +449,7 @@ static void own_publish(gw *g, job *j, const char *exchange, const char *rk, con
         return;
     }
     uint64_t seq;
-    gw_err rc = gw_session_publish(g->s, GW_CH_OWN, exchange, rk, j->msg, c, &seq);
+    gw_err rc = gw_session_publish(g->s, ch, exchange, rk, j->msg, c, &seq);
     if (rc == GW_ERR_PERMANENT) {
         /* Cannot happen for copies sized above; if it does, requeueing would loop. */
         GW_LOG(GW_LOG_ERROR,
@@ -395,7 +464,7 @@ static void own_publish(gw *g, job *j, const char *exchange, const char *rk, con
         job_fail(g, j, GW_LEDGER_REQUEUE);
         return;
     }
-    record_pend(g, j, GW_CH_OWN, seq, exchange, rk, PUB_OWN);
+    record_pend(g, j, ch, seq, exchange, rk, PUB_OWN);
 }
 
 /* Dead-letters j, deferred by an open breaker for longer than max_deferral. The DLQ copy
@@ -586,6 +655,12 @@ static void record_pend(gw *g, job *j, int ch, uint64_t seq, const char *exchang
 static void on_confirm(void *ctx, int ch, uint64_t seq, bool multiple, bool ack)
 {
     gw *g = ctx;
+    chans_alloc(g);
+    /* a retiring channel's late confirms count for nothing: it is being replaced */
+    if (ch > 0 && ch <= GW_CH_MAX && g->dest_exchange[ch] &&
+        g->dest_exchange[ch] != SLOT_RETIRING &&
+        gw_chanhealth_confirm(&g->health[ch], ack, gw_clock_mono_ms()))
+        chan_replace(g, ch);
     gw_ledger_confirm(g->ledger, ch, seq, multiple, ack);
     settle_all(g, NULL);
 }
@@ -609,6 +684,16 @@ static void on_return(void *ctx, int ch, int code, gw_str text, gw_str exchange,
 static void on_channel_closed(void *ctx, int ch, int code, gw_str text)
 {
     gw *g = ctx;
+    chans_alloc(g);
+    if (ch > 0 && ch <= GW_CH_MAX && g->dest_exchange[ch] == SLOT_RETIRING) {
+        /* a channel chan_replace closed: free its number; what was unconfirmed is retried */
+        g->dest_exchange[ch] = NULL;
+        GW_LOG(GW_LOG_INFO, "replaced publisher channel closed", GW_I("channel", ch));
+        gw_ledger_channel_lost(g->ledger, ch);
+        settle_all(g, "the channel was replaced before the broker confirmed it (it nacked every "
+                      "publish)");
+        return;
+    }
     char why[400];
     snprintf(why, sizeof why, "channel closed by the broker: %d %.*s", code, (int)text.len,
              text.ptr);

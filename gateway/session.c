@@ -47,8 +47,9 @@ typedef struct gw_conn {
 struct gw_session {
     gw_conn cons;
     gw_conn pub;
-    bool chan_open[SCRATCH_CH + 1]; /* publisher connection channels */
-    uint64_t seq[GW_CH_MAX + 1];    /* last confirm sequence number used per channel */
+    bool chan_open[SCRATCH_CH + 1];   /* publisher connection channels */
+    bool chan_closing[GW_CH_MAX + 1]; /* retired: channel.close sent, close-ok awaited */
+    uint64_t seq[GW_CH_MAX + 1];      /* last confirm sequence number used per channel */
     bool blocked;
     bool dead;
     char error[512];
@@ -528,7 +529,31 @@ gw_err gw_session_channel_open(gw_session *s, int ch, char *err, size_t err_len)
         set_err(err, err_len, "channel %d out of range", ch);
         return GW_ERR_INVALID;
     }
+    if (s->chan_closing[ch]) {
+        set_err(err, err_len, "channel %d is still closing", ch);
+        return GW_ERR_INVALID;
+    }
     return open_channel(s, &s->pub, ch, true, err, err_len);
+}
+
+gw_err gw_session_channel_retire(gw_session *s, int ch)
+{
+    if (s->dead)
+        return GW_ERR_BROKER;
+    if (ch < 1 || ch > GW_CH_MAX || !s->chan_open[ch])
+        return GW_ERR_INVALID;
+    amqp_channel_close_t cl = {
+        .reply_code = AMQP_REPLY_SUCCESS,
+        .reply_text = amqp_cstring_bytes("replaced: the broker nacked every publish on it"),
+    };
+    if (amqp_send_method(s->pub.st, (amqp_channel_t)ch, AMQP_CHANNEL_CLOSE_METHOD, &cl) !=
+        AMQP_STATUS_OK) {
+        die(s, "sending channel.close failed");
+        return GW_ERR_BROKER;
+    }
+    s->chan_open[ch] = false;
+    s->chan_closing[ch] = true;
+    return GW_OK;
 }
 
 /* ---------------------------------------------------------------- topology */
@@ -966,10 +991,20 @@ static void handle_method(gw_session *s, gw_conn *c, amqp_frame_t *f, const gw_s
             return;
         }
         s->chan_open[ch] = false;
-        if (ch <= GW_CH_MAX)
+        if (ch <= GW_CH_MAX) {
+            s->chan_closing[ch] = false; /* both sides closed it: no close-ok will come */
             h->on_channel_closed(h->ctx, ch, code, gw_str_from_cstr(text));
+        }
         return;
     }
+    case AMQP_CHANNEL_CLOSE_OK_METHOD:
+        /* the close-ok of a channel we retired (gw_session_channel_retire) */
+        if (c == &s->pub && ch <= GW_CH_MAX && s->chan_closing[ch]) {
+            s->chan_closing[ch] = false;
+            h->on_channel_closed(h->ctx, ch, AMQP_REPLY_SUCCESS,
+                                 gw_str_from_cstr("closed by the gateway"));
+        }
+        return;
     case AMQP_CONNECTION_CLOSE_METHOD: {
         amqp_connection_close_t *cl = f->payload.method.decoded;
         char text[300];

@@ -43,8 +43,9 @@ typedef struct gw_session_handler {
      * returned message's (valid during the call). */
     void (*on_return)(void *ctx, int ch, int reply_code, gw_str reply_text, gw_str exchange,
                       gw_str routing_key, gw_str message_id, gw_str body);
-    /* The broker closed publisher channel ch (e.g. 404); unconfirmed publishes on it
-     * are lost. The channel must be reopened (gw_session_channel_open) before reuse. */
+    /* The broker closed publisher channel ch (e.g. 404), or confirmed the close of a
+     * channel the caller retired (reply_code 200); unconfirmed publishes on it are lost.
+     * The channel must be reopened (gw_session_channel_open) before reuse. */
     void (*on_channel_closed)(void *ctx, int ch, int reply_code, gw_str reply_text);
     /* The broker cancelled our consumer (queue deleted). */
     void (*on_cancelled)(void *ctx, gw_str consumer_tag);
@@ -107,6 +108,12 @@ gw_err gw_session_nack(gw_session *s, uint64_t delivery_tag, bool multiple, bool
 
 gw_err gw_session_channel_open(gw_session *s, int ch, char *err, size_t err_len);
 bool gw_session_channel_is_open(const gw_session *s, int ch);
+/* Closes publisher channel ch without waiting (channel.close sent, nothing read). Its
+ * number cannot be opened again until the broker's close-ok arrives; then
+ * on_channel_closed reports it with reply code 200, and publishes on it that were never
+ * confirmed are lost. Confirms that arrive before the close-ok are reported as usual.
+ * GW_ERR_INVALID when ch is not open; GW_ERR_BROKER when the session is (now) dead. */
+gw_err gw_session_channel_retire(gw_session *s, int ch);
 bool gw_session_blocked(const gw_session *s);
 
 /* Publishes m's body, mandatory, on ch to (exchange, routing_key), with m's properties and
