@@ -7,9 +7,14 @@ import pika.exceptions
 
 
 class Connection:
-    def __init__(self, url):
+    def __init__(self, url, heartbeat=None):
+        """heartbeat 0 turns heartbeats off: for a control connection that may sit idle (no
+        pika call to service it) for longer than the broker's heartbeat timeout."""
         self.url = url
-        self.conn = pika.BlockingConnection(pika.URLParameters(url))
+        params = pika.URLParameters(url)
+        if heartbeat is not None:
+            params.heartbeat = heartbeat
+        self.conn = pika.BlockingConnection(params)
         self.ch = self.conn.channel()
 
     def channel(self):
