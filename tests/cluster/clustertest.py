@@ -22,17 +22,7 @@ class ResilientBatchPublisher(gwtest.BatchPublisher):
     transaction whose messages a quorum queue could not take fails its commit with
     `partial tx completion`): duplicates possible, never a loss."""
 
-    def publish_batch(self, routing_key, items, exchange="", deadline_s=120):
-        deadline = time.monotonic() + deadline_s
-        while True:
-            try:
-                return super().publish_batch(routing_key, items, exchange, max(1.0, deadline - time.monotonic()))
-            except AMQPChannelError:
-                self.reconnects += 1
-                self.close()
-                if time.monotonic() >= deadline:
-                    raise
-                time.sleep(0.2)
+    RETRY_ERRORS = gwtest.CONNECTION_ERRORS + (AMQPChannelError,)
 
 
 class ClusterPublisher(gwtest.BackgroundPublisher):

@@ -41,10 +41,7 @@ def pytest_collection_modifyitems(config, items):
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield
-    report = outcome.get_result()
-    if report.failed and gwtest.ACTIVE:
-        for gw in list(gwtest.ACTIVE):
-            report.sections.append((f"amqp-gw log ({gw.dir.name}, run {gw.runs}, last 60 lines)", gw.log_tail(60) or "(empty)"))
+    gwtest.add_gateway_logs(outcome.get_result())
 
 
 BROKER_SCRIPT = Path(os.environ.get("AMQP_GW_BROKER") or gwtest.REPO / "scripts" / "broker")
@@ -215,8 +212,7 @@ def gateways(cluster, gw_binary, tmp_path, tid):
         return gw
 
     yield make
-    for gw in made:
-        gw.close()
+    gwtest.close_gateways(made)
     try:
         cluster.restore()
         cluster.any_broker().cleanup([tid])

@@ -14,24 +14,12 @@ every test.
 
 
 from clustertest import ClusterPublisher, Collector, account, dlq_ids, port_of
-from gwtest import event_props, wait_for
+from gwtest import event_props, simple_routes, wait_for
 
 
 def routes(tid):
     """order.* -> topic exchange <tid>.orders -> quorum queue <tid>.orders.q (bound with #)."""
-    return {
-        "version": 1,
-        "exchanges": [{"name": f"{tid}.orders", "type": "topic", "durable": True}],
-        "queues": [
-            {
-                "name": f"{tid}.orders.q",
-                "durable": True,
-                "type": "quorum",
-                "bindings": [{"exchange": f"{tid}.orders", "routing_key": "#"}],
-            }
-        ],
-        "routes": [{"event": "order.*", "to": [{"exchange": f"{tid}.orders"}]}],
-    }
+    return simple_routes(tid, queue_type="quorum")
 
 
 def make_event(tid, type="order.flow"):

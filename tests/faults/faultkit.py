@@ -9,28 +9,15 @@ import urllib.error
 import urllib.request
 from collections import Counter
 
-from gwtest import event_props, wait_for
+from gwtest import event_props, simple_routes, wait_for
 
 # The gateway's own queues and the destination queue are quorum queues.
 QUORUM = {"queue_type": "quorum"}
 
 
 def quorum_routes(tid):
-    """One topic exchange <tid>.orders, one quorum queue <tid>.orders.q bound with `#`, and
-    one route order.* -> <tid>.orders."""
-    return {
-        "version": 1,
-        "exchanges": [{"name": f"{tid}.orders", "type": "topic", "durable": True}],
-        "queues": [
-            {
-                "name": f"{tid}.orders.q",
-                "durable": True,
-                "type": "quorum",
-                "bindings": [{"exchange": f"{tid}.orders", "routing_key": "#"}],
-            }
-        ],
-        "routes": [{"event": "order.*", "to": [{"exchange": f"{tid}.orders"}]}],
-    }
+    """gwtest.simple_routes with a quorum destination queue <tid>.orders.q."""
+    return simple_routes(tid, queue_type="quorum")
 
 
 def make_event(tid):

@@ -20,7 +20,6 @@ import signal
 import time
 import uuid
 
-import pytest
 from faultkit import (
     QUORUM,
     account,
@@ -94,55 +93,52 @@ def finish(broker, gw, pub, tid, dest, name, resumed, fault_report):
 # --- 1. broker kill -9, restart -------------------------------------------------------------
 
 
-def test_broker_kill_9_and_restart_mid_flow_loses_nothing(gateway, tid, broker, fault_report):
+def broker_outage_mid_flow(gateway, tid, broker, fault_report, name, what, stop, start):
+    """Events flow; stop() takes the broker away; while no node answers /healthz is 503, a
+    failed attempt is logged and the gateway stays up; start() brings it back; the gateway
+    resumes by itself and every event is accounted for."""
     gw, port = start_gateway(gateway, tid)
     dest = f"{tid}.orders.q"
     pub = start_flow(broker, gw, tid, dest)
     try:
         before = metric(port, RECONNECTS)
-        kill_broker(broker)
-        # while no node answers: 503, failed attempts logged, the process stays up
-        wait_healthz(port, 503, 30, "while the broker is dead")
+        stop()
+        wait_healthz(port, 503, 30, f"while {what}")
         wait_for(lambda: log_lines(gw, CANNOT_CONNECT), 30, f"a '{CANNOT_CONNECT}' line")
-        assert gw.alive(), f"the gateway exited while the broker was dead:\n{gw.log_tail()}"
-        start_broker(broker)
+        assert gw.alive(), f"the gateway exited while {what}:\n{gw.log_tail()}"
+        start()
         t_end = time.monotonic()
         pub.release()
         resumed = wait_resumed(broker, dest, t_end)
         wait_healthz(port, 200, 60, "once the broker is back")
-        finish(broker, gw, pub, tid, dest, "broker kill -9 + restart", resumed, fault_report)
+        finish(broker, gw, pub, tid, dest, name, resumed, fault_report)
     finally:
         pub.stop()
     assert gw.alive(), f"the gateway exited:\n{gw.log_tail()}"
     assert metric(port, RECONNECTS) > before
     assert_reconnect_logged(gw)
+
+
+def test_broker_kill_9_and_restart_mid_flow_loses_nothing(gateway, tid, broker, fault_report):
+    broker_outage_mid_flow(
+        gateway, tid, broker, fault_report, "broker kill -9 + restart", "the broker is dead",
+        lambda: kill_broker(broker), lambda: start_broker(broker),
+    )
 
 
 # --- 2. broker stop_app, start_app ----------------------------------------------------------
 
 
+def stop_app(broker):
+    broker.ctl("stop_app", timeout=120)
+    broker.close()
+
+
 def test_broker_stop_app_start_app_mid_flow_loses_nothing(gateway, tid, broker, fault_report):
-    gw, port = start_gateway(gateway, tid)
-    dest = f"{tid}.orders.q"
-    pub = start_flow(broker, gw, tid, dest)
-    try:
-        before = metric(port, RECONNECTS)
-        broker.ctl("stop_app", timeout=120)
-        broker.close()
-        wait_healthz(port, 503, 30, "while the broker app is stopped")
-        wait_for(lambda: log_lines(gw, CANNOT_CONNECT), 30, f"a '{CANNOT_CONNECT}' line")
-        assert gw.alive(), f"the gateway exited while the broker app was stopped:\n{gw.log_tail()}"
-        broker.ctl("start_app", timeout=120)
-        t_end = time.monotonic()
-        pub.release()
-        resumed = wait_resumed(broker, dest, t_end)
-        wait_healthz(port, 200, 60, "once the broker app runs again")
-        finish(broker, gw, pub, tid, dest, "broker stop_app + start_app", resumed, fault_report)
-    finally:
-        pub.stop()
-    assert gw.alive(), f"the gateway exited:\n{gw.log_tail()}"
-    assert metric(port, RECONNECTS) > before
-    assert_reconnect_logged(gw)
+    broker_outage_mid_flow(
+        gateway, tid, broker, fault_report, "broker stop_app + start_app", "the broker app is stopped",
+        lambda: stop_app(broker), lambda: broker.ctl("start_app", timeout=120),
+    )
 
 
 # --- 3. gateway SIGKILL, a new gateway on the same config -----------------------------------

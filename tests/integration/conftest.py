@@ -71,12 +71,7 @@ class _AlarmTimeout:
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield
-    report = outcome.get_result()
-    if report.failed and gwtest.ACTIVE:
-        for gw in list(gwtest.ACTIVE):
-            report.sections.append(
-                (f"amqp-gw log ({gw.tid}, run {gw.runs}, last 60 lines)", gw.log_tail(60) or "(empty)")
-            )
+    gwtest.add_gateway_logs(outcome.get_result())
 
 
 def _binary():

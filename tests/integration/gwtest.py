@@ -368,6 +368,8 @@ class BatchPublisher:
     published again (an uncommitted transaction is discarded by the broker, so duplicates
     arise only when the loss hit between commit and commit-ok). One thread only."""
 
+    RETRY_ERRORS = CONNECTION_ERRORS  # what makes it publish the batch again
+
     def __init__(self, broker, name="itest-batch"):
         self.broker = broker
         self.name = name
@@ -393,7 +395,7 @@ class BatchPublisher:
                     self.ch.basic_publish(exchange, routing_key, body, props)
                 self.ch.tx_commit()
                 return
-            except CONNECTION_ERRORS:
+            except self.RETRY_ERRORS:
                 self.reconnects += 1
                 self.close()
                 if time.monotonic() >= deadline:
@@ -617,9 +619,10 @@ def default_config(tid):
     }
 
 
-def simple_routes(tid, route_event="order.*", dest_rk=None):
-    """One topic exchange <tid>.orders, one queue <tid>.orders.q bound with `#`, and one route
-    route_event -> <tid>.orders (routing key = the event type unless dest_rk)."""
+def simple_routes(tid, route_event="order.*", dest_rk=None, queue_type="classic"):
+    """One topic exchange <tid>.orders, one queue <tid>.orders.q (of queue_type) bound with
+    `#`, and one route route_event -> <tid>.orders (routing key = the event type unless
+    dest_rk)."""
     to = {"exchange": f"{tid}.orders"}
     if dest_rk is not None:
         to["routing_key"] = dest_rk
@@ -630,7 +633,7 @@ def simple_routes(tid, route_event="order.*", dest_rk=None):
             {
                 "name": f"{tid}.orders.q",
                 "durable": True,
-                "type": "classic",
+                "type": queue_type,
                 "bindings": [{"exchange": f"{tid}.orders", "routing_key": "#"}],
             }
         ],
@@ -814,3 +817,19 @@ def is_uuid4(s):
 
 def random_body(n, seed=1234):
     return random.Random(seed).randbytes(n)
+
+
+def add_gateway_logs(report):
+    """Appends the log tail of every gateway still open to a failed test's report (for the
+    conftests' pytest_runtest_makereport)."""
+    if report.failed and ACTIVE:
+        for gw in list(ACTIVE):
+            report.sections.append(
+                (f"amqp-gw log ({gw.tid}, run {gw.runs}, last 60 lines)", gw.log_tail(60) or "(empty)")
+            )
+
+
+def close_gateways(made):
+    """Kills every gateway of a fixture's list that a test left running."""
+    for gw in made:
+        gw.close()

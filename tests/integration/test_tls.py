@@ -160,8 +160,7 @@ def tls_gateway(tls_node, gw_binary, tmp_path, tid):
         return gw
 
     yield make
-    for gw in made:
-        gw.close()
+    gwtest.close_gateways(made)
     try:
         for gw in made:
             queues, exchanges = gw.known_names()
