@@ -80,14 +80,13 @@ typedef struct gw {
     /* per publisher channel number: the destination exchange it carries, SLOT_OWN (the
      * gateway's own copies), SLOT_RETIRING (closed, close-ok awaited) or NULL (free) */
     char **dest_exchange;
-    gw_chanhealth *health;  /* per channel number: its nack streak (chanhealth.h) */
-    size_t n_chans;         /* channel numbers in use are below this */
-    int own_ch;             /* the channel of the gateway's own copies (GW_CH_OWN at first) */
-    bool settling_replaced; /* settling what a replaced channel left unconfirmed */
-    uint64_t ready_ms;      /* when the current or last session became ready (0: never) */
-    uint64_t flap_ms;       /* wait before reconnecting after a short-lived session */
-    gw_ledger *ledger;      /* jobs awaiting ack, and their publishes */
-    bool settling;          /* settle_all is running */
+    gw_chanhealth *health; /* per channel number: its nack streak (chanhealth.h) */
+    size_t n_chans;        /* channel numbers in use are below this */
+    int own_ch;            /* the channel of the gateway's own copies (GW_CH_OWN at first) */
+    uint64_t ready_ms;     /* when the current or last session became ready (0: never) */
+    uint64_t flap_ms;      /* wait before reconnecting after a short-lived session */
+    gw_ledger *ledger;     /* jobs awaiting ack, and their publishes */
+    bool settling;         /* settle_all is running */
     job *backlog_head, *backlog_tail; /* deliveries held while publishing is blocked */
     uint64_t rng[2];
     gw_topology *topo; /* what we declare, for topo_routes */
@@ -164,21 +163,20 @@ static bool slot_is_marker(const char *p)
     return p == SLOT_OWN || p == SLOT_RETIRING;
 }
 
-static void chans_alloc(gw *g)
+/* The slot table, allocated once for the run: every channel number a session can use. */
+static void chans_init(gw *g)
 {
-    if (!g->dest_exchange) {
-        g->dest_exchange = gw_xcalloc(GW_CH_MAX + 1, sizeof *g->dest_exchange);
-        g->health = gw_xcalloc(GW_CH_MAX + 1, sizeof *g->health);
-        g->own_ch = GW_CH_OWN; /* opened by gw_session_connect */
-        g->dest_exchange[GW_CH_OWN] = SLOT_OWN;
-    }
+    g->dest_exchange = gw_xcalloc(GW_CH_MAX + 1, sizeof *g->dest_exchange);
+    g->health = gw_xcalloc(GW_CH_MAX + 1, sizeof *g->health);
+    g->own_ch = GW_CH_OWN; /* opened by gw_session_connect */
+    g->dest_exchange[GW_CH_OWN] = SLOT_OWN;
+    g->n_chans = GW_CH_OWN + 1;
 }
 
 /* A free destination channel number for what (an exchange name or SLOT_OWN), or 0
  * when all are taken. */
 static int slot_take(gw *g, char *what)
 {
-    chans_alloc(g);
     size_t ch = g->n_chans < GW_CH_DEST_BASE ? GW_CH_DEST_BASE : g->n_chans;
     for (size_t i = GW_CH_DEST_BASE; i < g->n_chans; i++)
         if (!g->dest_exchange[i]) {
@@ -197,7 +195,6 @@ static int slot_take(gw *g, char *what)
 /* The destination channel for an exchange (opened on first use). */
 static int dest_channel(gw *g, const char *exchange)
 {
-    chans_alloc(g);
     for (size_t i = GW_CH_DEST_BASE; i < g->n_chans; i++)
         if (g->dest_exchange[i] && !slot_is_marker(g->dest_exchange[i]) &&
             strcmp(g->dest_exchange[i], exchange) == 0)
@@ -209,17 +206,26 @@ static int dest_channel(gw *g, const char *exchange)
     return ch;
 }
 
+/* The session ended: every channel number is free again but the own channel's. */
 static void chans_reset(gw *g)
 {
     for (size_t i = 0; i < g->n_chans; i++)
         if (!slot_is_marker(g->dest_exchange[i]))
             free(g->dest_exchange[i]);
+    memset(g->dest_exchange, 0, (GW_CH_MAX + 1) * sizeof *g->dest_exchange);
+    memset(g->health, 0, (GW_CH_MAX + 1) * sizeof *g->health);
+    g->own_ch = GW_CH_OWN;
+    g->dest_exchange[GW_CH_OWN] = SLOT_OWN;
+    g->n_chans = GW_CH_OWN + 1;
+}
+
+static void chans_free(gw *g)
+{
+    chans_reset(g);
     free(g->dest_exchange);
     free(g->health);
     g->dest_exchange = NULL;
     g->health = NULL;
-    g->n_chans = 0;
-    g->own_ch = GW_CH_OWN;
 }
 
 /* Replaces channel ch, whose publishes the broker keeps nacking (chanhealth.h): closes it
@@ -448,7 +454,6 @@ static void own_publish(gw *g, job *j, const char *exchange, const char *rk, con
         return;
     }
     char err[ERR_TEXT];
-    chans_alloc(g);
     int ch = g->own_ch;
     if (!gw_session_channel_is_open(g->s, ch) &&
         gw_session_channel_open(g->s, ch, err, sizeof err) != GW_OK) {
@@ -561,6 +566,8 @@ static const char *settle_why(gw_ledger_result r, const char *closed_why)
         return "the broker nacked the publish";
     case GW_LEDGER_CLOSED:
         return closed_why ? closed_why : "the channel was closed before the broker confirmed it";
+    case GW_LEDGER_REPLACED:
+        return "the channel was replaced before the broker confirmed it (it nacked every publish)";
     case GW_LEDGER_RESTARTED:
         return "the channel was reopened before the broker confirmed it";
     case GW_LEDGER_TIMED_OUT:
@@ -580,7 +587,7 @@ static void settle_pend(gw *g, const gw_ledger_settled *s, const char *closed_wh
     const char *why_in = settle_why(s->result, closed_why);
     gw_metrics_confirm_latency(g->metrics, gw_clock_mono_ms() - s->pub.sent_ms);
     if (s->pub.kind == PUB_OWN) {
-        if (s->result == GW_LEDGER_CLOSED && g->settling_replaced) {
+        if (s->result == GW_LEDGER_REPLACED) {
             /* not a failure of the own queues: the channel was replaced under the copy */
             GW_LOG(GW_LOG_WARN,
                    "gateway copy unconfirmed on a replaced channel; the event will be redelivered",
@@ -671,7 +678,6 @@ static void record_pend(gw *g, job *j, int ch, uint64_t seq, const char *exchang
 static void on_confirm(void *ctx, int ch, uint64_t seq, bool multiple, bool ack)
 {
     gw *g = ctx;
-    chans_alloc(g);
     /* a retiring channel's late confirms count for nothing: it is being replaced */
     if (ch > 0 && ch <= GW_CH_MAX && g->dest_exchange[ch] &&
         g->dest_exchange[ch] != SLOT_RETIRING &&
@@ -700,17 +706,13 @@ static void on_return(void *ctx, int ch, int code, gw_str text, gw_str exchange,
 static void on_channel_closed(void *ctx, int ch, int code, gw_str text)
 {
     gw *g = ctx;
-    chans_alloc(g);
     if (ch > 0 && ch <= GW_CH_MAX && g->dest_exchange[ch] == SLOT_RETIRING && code == 200) {
         /* the close-ok of a channel chan_replace closed: free its number; what was
          * unconfirmed on it is retried (a destination's copies) or redelivered (own) */
         g->dest_exchange[ch] = NULL;
         GW_LOG(GW_LOG_INFO, "replaced publisher channel closed", GW_I("channel", ch));
-        gw_ledger_channel_lost(g->ledger, ch);
-        g->settling_replaced = true;
-        settle_all(g, "the channel was replaced before the broker confirmed it (it nacked every "
-                      "publish)");
-        g->settling_replaced = false;
+        gw_ledger_channel_replaced(g->ledger, ch);
+        settle_all(g, NULL);
         return;
     }
     /* Otherwise the broker closed it, possibly a retiring one before our close arrived:
@@ -1172,6 +1174,7 @@ int gw_gateway_run(const char *config_path)
     }
     gw_breakers_init(&g.breakers, &cfg->breaker);
     g.ledger = gw_ledger_new();
+    chans_init(&g);
     plan_topology(&g);
     gw_setup_signals(&stop_requested, &reload_requested);
     signal(SIGPIPE, SIG_IGN); /* a reader gone from a pipe or socket must not stop the daemon */
@@ -1234,6 +1237,7 @@ int gw_gateway_run(const char *config_path)
         shutdown_gracefully(&g);
 out:
     drop_all_jobs(&g);
+    chans_free(&g);
     gw_ledger_free(g.ledger);
     gw_session_free(g.s);
     gw_metrics_free(g.metrics);

@@ -398,6 +398,13 @@ void gw_ledger_channel_lost(gw_ledger *l, int ch)
         chan_fail_all(l, c, GW_LEDGER_CLOSED, 1);
 }
 
+void gw_ledger_channel_replaced(gw_ledger *l, int ch)
+{
+    chan *c = chan_at(l, ch, false);
+    if (c)
+        chan_fail_all(l, c, GW_LEDGER_REPLACED, 1);
+}
+
 void gw_ledger_expire(gw_ledger *l, uint64_t now_ms, uint64_t timeout_ms)
 {
     for (size_t i = 0; i < l->n_chans; i++) {

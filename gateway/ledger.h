@@ -66,6 +66,8 @@ typedef enum gw_ledger_result {
     GW_LEDGER_ACKED,     /* the broker confirmed it (basic.ack) */
     GW_LEDGER_NACKED,    /* the broker nacked it */
     GW_LEDGER_CLOSED,    /* its channel closed before a confirm (gw_ledger_channel_lost) */
+    GW_LEDGER_REPLACED,  /* its channel was closed by the caller to replace it, before a
+                            confirm (gw_ledger_channel_replaced) */
     GW_LEDGER_RESTARTED, /* a later publish on its channel restarted the sequence
                             (the channel was reopened) before a confirm */
     GW_LEDGER_TIMED_OUT, /* no confirm within the timeout (gw_ledger_expire) */
@@ -172,6 +174,10 @@ size_t gw_ledger_return(gw_ledger *l, int ch, int reply_code, gw_str routing_key
  * its next publish may start a new sequence (1 after confirm.select) without that
  * counting as a restart. */
 void gw_ledger_channel_lost(gw_ledger *l, int ch);
+
+/* Channel ch, which the caller closed to replace it, has closed: as gw_ledger_channel_lost,
+ * but what was outstanding on it settles as GW_LEDGER_REPLACED. */
+void gw_ledger_channel_replaced(gw_ledger *l, int ch);
 
 /* Settles as GW_LEDGER_TIMED_OUT every outstanding publish sent timeout_ms or more
  * before now_ms (exactly timeout_ms counts). Costs one look per channel plus one per

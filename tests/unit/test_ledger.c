@@ -53,7 +53,7 @@ static gw_str S(const char *s)
  * by r when the publish was returned. "" expects none. */
 static void expect_settled(gw_ledger *l, const char *want)
 {
-    static const char results[] = "ANCRTD"; /* in gw_ledger_result order */
+    static const char results[] = "ANCPRTD"; /* in gw_ledger_result order; P: replaced */
     const char *p = want;
     gw_ledger_settled s;
     while (gw_ledger_take_settled(l, &s)) {
@@ -328,6 +328,20 @@ Test(ledger, a_closed_channel_fails_its_outstanding_publishes_and_starts_again_a
     expect_settled(l, "1C 2C");
     publish(l, d, 2, 1, 3);
     expect_settled(l, ""); /* sequence 1 after a close is no restart */
+    cr_assert_eq(gw_ledger_outstanding(l), 2);
+    gw_ledger_free(l);
+}
+
+Test(ledger, a_replaced_channel_settles_its_outstanding_publishes_as_replaced)
+{
+    uint64_t d;
+    gw_ledger *l = ledger_with(2, 2, &d);
+    publish(l, d, 4, 1, 41);
+    gw_ledger_confirm(l, 2, 1, false, false); /* the nack that made it be replaced */
+    gw_ledger_channel_replaced(l, 2);
+    expect_settled(l, "1N 2P"); /* channel 4 untouched */
+    publish(l, d, 2, 1, 3);
+    expect_settled(l, ""); /* the number may be used again from sequence 1 */
     cr_assert_eq(gw_ledger_outstanding(l), 2);
     gw_ledger_free(l);
 }
@@ -842,12 +856,16 @@ static void m_step(model *m)
                                       with_id ? S(P_KEYS[k].id) : GW_STR_NULL, S(P_KEYS[k].body)),
                      hits);
     } else if (r < 85) {
+        bool replaced = r >= 83; /* closed by the caller, to replace it */
         for (int i = 0; i < m->n_p; i++)
             if (m->p[i].out && m->p[i].ch == ch)
-                m_settle(&m->p[i], GW_LEDGER_CLOSED);
+                m_settle(&m->p[i], replaced ? GW_LEDGER_REPLACED : GW_LEDGER_CLOSED);
         m->next_seq[ch] = 1;
         m->reopened[ch] = false;
-        gw_ledger_channel_lost(m->l, ch);
+        if (replaced)
+            gw_ledger_channel_replaced(m->l, ch);
+        else
+            gw_ledger_channel_lost(m->l, ch);
     } else if (r < 88) {
         /* reopened without a close being reported: found at the next publish */
         for (int i = 0; i < m->n_p; i++)
