@@ -64,7 +64,7 @@ struct option {
 };
 
 static opt_handler set_urls, set_heartbeat, set_type_from, set_backoff, set_listen, set_log_format,
-    set_log_level, set_queue_type;
+    set_log_level, set_queue_type, set_forward_headers;
 
 #define F(field) offsetof(gw_config, field)
 
@@ -94,6 +94,7 @@ static const option options[] = {
     {"circuit_breaker",  "max_deferral",       OPT_MS,       1,  7 * MS_DAY,        "1h",                               false,  F(breaker.max_deferral_ms),    NULL},
     {"",                 "prefix",             OPT_NAME,     1,  PREFIX_MAX_BYTES,  "gw",                               false,  F(prefix),                     NULL},
     {"",                 "queue_type",         OPT_HANDLER,  0,  0,                 "classic",                          false,  0,                             set_queue_type},
+    {"",                 "forward_headers",    OPT_HANDLER,  0,  0,                 "lean",                             false,  0,                             set_forward_headers},
     {"",                 "shutdown_timeout",   OPT_MS,       0,  MS_HOUR,           "10s",                              false,  F(shutdown_timeout_ms),        NULL},
     {"metrics",          "listen",             OPT_HANDLER,  0,  0,                 "\"127.0.0.1:9464\"",               false,  0,                             set_listen},
     {"log",              "format",             OPT_HANDLER,  0,  0,                 "json",                             false,  0,                             set_log_format},
@@ -341,6 +342,16 @@ static void set_queue_type(cfg_ctx *c, const option *o, const gw_yaml_node *n, c
     int v;
     if (gw_yamldoc_get_enum(c->doc, n, what, gw_queue_type_names, &v))
         c->cfg->queue_type = (gw_queue_type)v;
+}
+
+/* Whether first copies carry the gateway's x-gw-* headers too (copy.h, SPEC §6). */
+static void set_forward_headers(cfg_ctx *c, const option *o, const gw_yaml_node *n,
+                                const char *what)
+{
+    (void)o;
+    int v;
+    if (gw_yamldoc_get_enum(c->doc, n, what, gw_forward_headers_names, &v))
+        c->cfg->forward_headers = (gw_forward_headers)v;
 }
 
 static void apply(cfg_ctx *c, const option *o, const gw_yaml_node *n, const char *what)

@@ -12,6 +12,7 @@
 
 #include "breaker.h"
 #include "classify.h"
+#include "copy.h"
 #include "err.h"
 #include "retry.h"
 #include "routes.h"
@@ -51,12 +52,13 @@ typedef struct gw_config {
     char *dlx_exchange;    /* default gw.dlx */
     char *dlq_queue;       /* default gw.dlq */
     gw_breaker_config breaker;
-    char *prefix;                 /* default gw */
-    gw_queue_type queue_type;     /* default classic: the type of the gateway's own queues */
-    uint64_t shutdown_timeout_ms; /* default 10s */
-    char *metrics_listen;         /* default 127.0.0.1:9464; "" disables */
-    bool log_json;                /* log.format: json (default) | text */
-    int log_level;                /* gw_log_level; default info */
+    char *prefix;                       /* default gw */
+    gw_queue_type queue_type;           /* default classic: the type of the gateway's own queues */
+    gw_forward_headers forward_headers; /* default lean: x-gw-* headers on first copies too? */
+    uint64_t shutdown_timeout_ms;       /* default 10s */
+    char *metrics_listen;               /* default 127.0.0.1:9464; "" disables */
+    bool log_json;                      /* log.format: json (default) | text */
+    int log_level;                      /* gw_log_level; default info */
 
     struct gw_config_pos *positions; /* where the file set each option: gw_config_key_pos */
     size_t n_positions;

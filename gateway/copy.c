@@ -24,6 +24,24 @@ static const char *const drop_forward_new[] = {GW_H_LAST_ERROR,        GW_H_RETR
                                                GW_H_DEAD_LETTERED_AT,  NULL};
 static const char *const *const drop_forward = drop_forward_new + 1;
 
+/* A lean first copy sets no header; of the event's it leaves out what drop_forward_new
+ * does and the forwarding headers but x-correlation-id (a producer's own): a first copy never
+ * carries an x-gw-* header with a value the gateway did not give it this time (a missing
+ * x-gw-retry-count says attempt 0). The replay headers stay: replay's guard counts on them. */
+static const char *const drop_forward_lean[] = {GW_H_LAST_ERROR,
+                                                GW_H_RETRY_DESTINATION,
+                                                GW_H_RETRY_ROUTING_KEY,
+                                                GW_H_DEAD_LETTER_REASON,
+                                                GW_H_ORIGINAL_EXCHANGE,
+                                                GW_H_ORIGINAL_ROUTING_KEY,
+                                                GW_H_DEAD_LETTERED_AT,
+                                                GW_H_ROUTE,
+                                                GW_H_RETRY_COUNT,
+                                                GW_H_FIRST_SEEN_AT,
+                                                NULL};
+
+const char *const gw_forward_headers_names[] = {"lean", "full", NULL};
+
 /* A dead-letter copy is not on its way to one destination any more. */
 static const char *const drop_dead_letter[] = {GW_H_RETRY_DESTINATION, GW_H_RETRY_ROUTING_KEY,
                                                NULL};
@@ -152,10 +170,17 @@ static void set_error(gw_copy *c, const gw_delivery *ev, const char *const *drop
     lay_out(c, ev, drop, NULL, false);
 }
 
-void gw_copy_forward(const gw_delivery *ev, const gw_copy_meta *m, gw_copy *out)
+void gw_copy_forward(const gw_delivery *ev, const gw_copy_meta *m, gw_forward_headers mode,
+                     gw_copy *out)
 {
     copy_init(out);
     set_props(out, ev, m);
+    /* a replayed event (scripts/replay --to inbound) is forwarded as a replayed copy */
+    bool replayed = ev->h[GW_DH_REPLAYED_AT].present;
+    if (!m->from_tier && !replayed && mode == GW_FORWARD_LEAN) {
+        lay_out(out, ev, drop_forward_lean, NULL, false);
+        return;
+    }
     add_forwarding(out, m);
     out->n_wanted = out->n_hdrs;
     lay_out(out, ev, m->from_tier ? drop_forward : drop_forward_new, NULL, false);

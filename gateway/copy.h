@@ -32,6 +32,17 @@
  * largest first, before it leaves out all of them. */
 #define GW_COPY_MAX_SHED 32
 
+/* Whether an event's first copy to a destination carries the forwarding headers
+ * (x-correlation-id, x-gw-route, x-gw-retry-count, x-gw-first-seen-at): config
+ * forward_headers, SPEC §6. Retried, parked, dead-letter and replayed copies always do. */
+typedef enum gw_forward_headers {
+    GW_FORWARD_LEAN, /* the default: a first copy carries the event's own headers only */
+    GW_FORWARD_FULL,
+} gw_forward_headers;
+
+/* "lean", "full", NULL: for the config's enum parser. */
+extern const char *const gw_forward_headers_names[];
+
 /* --- what the gateway knows about the event (the same for each of its copies) --- */
 
 typedef struct gw_copy_meta {
@@ -82,12 +93,17 @@ typedef struct gw_copy {
 } gw_copy;
 
 /* A forwarded copy to a destination: the ids and type set, the event's per-message TTL
- * restored (from_tier), the forwarding headers x-correlation-id, x-gw-route, x-gw-retry-count
- * and x-gw-first-seen-at set; the event's x-gw-retry-destination/-routing-key,
+ * restored (from_tier); the event's x-gw-retry-destination/-routing-key,
  * x-gw-dead-letter-reason, x-gw-dead-lettered-at and x-gw-original-* headers dropped, and
- * its x-gw-last-error too unless from_tier. No size limit is applied (a copy that does not
- * fit fails, see gw_copy_fits). */
-void gw_copy_forward(const gw_delivery *ev, const gw_copy_meta *m, gw_copy *out);
+ * its x-gw-last-error too unless from_tier. A retry (from_tier), a replayed event (it
+ * carries x-gw-replayed-at) or, with GW_FORWARD_FULL, any copy gets the forwarding headers
+ * x-correlation-id, x-gw-route, x-gw-retry-count and x-gw-first-seen-at; a first copy with
+ * GW_FORWARD_LEAN gets none and leaves out the event's own x-gw-route, x-gw-retry-count and
+ * x-gw-first-seen-at too (a copy without a count is attempt 0): an event without x-gw-* headers
+ * keeps its header table as it came. No size limit is applied (a copy that does not fit fails, see
+ * gw_copy_fits). */
+void gw_copy_forward(const gw_delivery *ev, const gw_copy_meta *m, gw_forward_headers mode,
+                     gw_copy *out);
 
 /* A parked copy for a delay tier, addressed back to (exchange, routing_key): persistent, the
  * forwarding headers with m->retry_count, x-gw-retry-destination, x-gw-retry-routing-key and

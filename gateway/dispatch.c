@@ -40,7 +40,9 @@ static const gw_route *route_by_event(const gw_routes *r, gw_str name)
 static void decide_rejected(const gw_intake_event *ev, const gw_routes *routes,
                             const gw_retry_policy *default_retry, gw_dispatch_intent *out)
 {
-    out->route = route_by_event(routes, ev->route);
+    /* a lean first copy carries no x-gw-route: then its type property names the route */
+    out->route = ev->route.ptr ? route_by_event(routes, ev->route)
+                               : gw_routes_lookup(routes, ev->type, ev->type_len);
     const gw_retry_policy *policy = gw_route_policy(out->route, default_retry);
     out->retry_count = gw_retry_clamp_count(policy, ev->retry_count_raw);
     gw_str q = ev->rejected_queue;

@@ -534,7 +534,7 @@ static void forward(gw *g, job *j, const char *exchange, const char *rk)
     }
     gw_copy_meta meta = copy_meta(j);
     gw_copy c;
-    gw_copy_forward(gw_msg_delivery(j->msg), &meta, &c);
+    gw_copy_forward(gw_msg_delivery(j->msg), &meta, g->cfg->forward_headers, &c);
     uint64_t seq;
     gw_err rc = gw_session_publish(g->s, ch, exchange, rk, j->msg, &c, &seq);
     gw_copy_cleanup(&c);

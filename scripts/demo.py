@@ -225,9 +225,11 @@ def run(b, gw):
         say(f"     {h.get('x-gw-dead-letter-reason'):14} {h.get('x-gw-last-error')}")
     sample = got["billing.orders"][0][0]
     say()
-    say("   headers the gateway set on a forwarded event (billing.orders):")
-    for k in ("x-correlation-id", "x-gw-route", "x-gw-retry-count", "x-gw-first-seen-at"):
-        say(f"     {k:20} {sample.headers.get(k)}")
+    say("   what the gateway set on a forwarded event (billing.orders): properties only")
+    for k in ("correlation_id", "message_id", "type"):
+        say(f"     {k:20} {getattr(sample, k)}")
+    gw_headers = sorted(k for k in (sample.headers or {}) if k.startswith("x-gw-"))
+    say(f"     x-gw-* headers       {', '.join(gw_headers) or 'none: a first copy is lean (forward_headers: lean)'}")
 
     # ------------------------------------------------------------------ a retry
     step("a retry: notifications.email loses its binding, then gets it back")
@@ -245,7 +247,8 @@ def run(b, gw):
     for props, _ in b.drain("notifications.email"):
         h = where(props)
         say(f"   arrived: {props.message_id}  x-gw-retry-count={h.get('x-gw-retry-count')}  "
-            f"x-gw-last-error={h.get('x-gw-last-error')!r}")
+            f"x-gw-route={h.get('x-gw-route')}  x-gw-first-seen-at={h.get('x-gw-first-seen-at')}")
+        say(f"            x-gw-last-error={h.get('x-gw-last-error')!r}")
 
     # ------------------------------------------------------------------ the breaker
     step("a circuit breaker: exchange `audit` is deleted, then restored")

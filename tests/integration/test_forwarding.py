@@ -125,6 +125,19 @@ def env(fwd):
     assert fwd.alive(), "the gateway exited during the test"
 
 
+# the forwarding headers: on every copy with forward_headers: full, on retried, dead-lettered,
+# parked and replayed copies only by default (lean; SPEC section 6)
+FORWARDING_HEADERS = ("x-gw-route", "x-gw-retry-count", "x-gw-first-seen-at")
+
+
+def check_lean(m, sent_headers):
+    """A lean first copy: the event's own headers, exactly, and none of the gateway's."""
+    assert m.props.correlation_id and m.props.message_id, m
+    assert dict(m.headers) == dict(sent_headers), f"sent {sent_headers!r}, got {m.headers!r}"
+    for k in FORWARDING_HEADERS:
+        assert k not in m.headers, m
+
+
 def check_gateway_headers(m, route, t0, t1):
     h = m.headers
     assert m.props.correlation_id, m
@@ -172,10 +185,8 @@ def test_ids_kept_when_set_and_every_other_property_and_header_kept(env):
         expiration="600000",
         reply_to="someone.replies",
     )
-    t0 = now_ms()
     env.publish(body, props)
     m = env.expect(env.q("billing"), seq)
-    t1 = now_ms()
     p = m.props
     assert m.body == body
     assert m.exchange == env.q("orders") and m.routing_key == "order.created"
@@ -194,8 +205,34 @@ def test_ids_kept_when_set_and_every_other_property_and_header_kept(env):
         assert m.headers.get(k) == v, f"header {k}: sent {v!r}, got {m.headers.get(k)!r}"
     assert type(m.headers["yes"]) is bool and type(m.headers["i"]) is int
     assert m.headers.get("x-test-seq") == seq
+    check_lean(m, props.headers)
+
+
+def test_forward_headers_full_puts_the_forwarding_headers_on_first_copies_too(gateway, tid):
+    gw = gateway(routes_orders(tid), {"forward_headers": "full"}).start()
+    e = Env(gw)
+    t0 = now_ms()
+    e.publish(b"{}", event_props(1, type="order.created", correlation_id="corr-full", headers={"app": "kept"}))
+    m = e.expect(e.q("billing"), 1)
+    t1 = now_ms()
     check_gateway_headers(m, "order.*", t0, t1)
-    assert m.headers["x-correlation-id"] == "corr-kept"
+    assert m.headers["x-correlation-id"] == "corr-full" and m.headers["app"] == "kept"
+    # a fan-out's copies carry one correlation id and one first-seen time
+    e.publish(b"fan", event_props(2, type="audit.login"))
+    m1, m2 = e.expect(e.q("billing"), 2), e.expect(e.q("audit.q"), 2)
+    assert m1.headers["x-correlation-id"] == m2.headers["x-correlation-id"] == m1.props.correlation_id
+    assert m1.headers["x-gw-route"] == m2.headers["x-gw-route"] == "audit.*"
+    assert m1.headers["x-gw-first-seen-at"] == m2.headers["x-gw-first-seen-at"]
+
+
+def test_a_lean_first_copy_leaves_out_x_gw_headers_a_producer_wrote(env):
+    """A lean first copy never carries an x-gw-* header with a value the gateway did not give it
+    (a missing x-gw-retry-count says attempt 0); the producer's own headers stay."""
+    seq = env.next_seq()
+    sent = {"app": "kept", "x-gw-retry-count": 4, "x-gw-route": "forged.*", "x-gw-first-seen-at": 5}
+    env.publish(b"{}", event_props(seq, type="order.created", headers=sent))
+    m = env.expect(env.q("billing"), seq)
+    check_lean(m, {"app": "kept", "x-test-seq": seq})
 
 
 def test_correlation_id_taken_from_header_when_property_unset(env):
@@ -208,14 +245,12 @@ def test_correlation_id_taken_from_header_when_property_unset(env):
 
 def test_correlation_id_and_message_id_are_new_uuid4_when_nothing_gives_them(env):
     seq = env.next_seq()
-    t0 = now_ms()
     env.publish(b"opaque", event_props(seq, type="order.shipped"))
     m = env.expect(env.q("billing"), seq)
-    t1 = now_ms()
     assert is_uuid4(m.props.correlation_id), m.props.correlation_id
     assert is_uuid4(m.props.message_id), m.props.message_id
     assert m.props.correlation_id != m.props.message_id
-    check_gateway_headers(m, "order.*", t0, t1)
+    check_lean(m, {"x-test-seq": seq})
     assert m.body == b"opaque"
 
 
@@ -291,9 +326,8 @@ def test_fan_out_to_two_exchanges_with_one_correlation_id(env):
     assert is_uuid4(m1.props.correlation_id)
     assert m1.props.correlation_id == m2.props.correlation_id
     assert m1.props.message_id == m2.props.message_id
-    assert m1.headers["x-correlation-id"] == m2.headers["x-correlation-id"] == m1.props.correlation_id
-    assert m1.headers["x-gw-route"] == m2.headers["x-gw-route"] == "audit.*"
-    assert m1.headers["x-gw-first-seen-at"] == m2.headers["x-gw-first-seen-at"]
+    check_lean(m1, {"x-test-seq": seq})
+    check_lean(m2, {"x-test-seq": seq})
     assert m1.body == m2.body == b"fan"
     assert not drain(env.broker, env.q("billing"), 1, 0.3), "a fan-out destination got two copies"
 
@@ -359,7 +393,6 @@ def test_utf8_event_types_route_like_any_other(gateway, tid, broker):
     m = e.expect(e.q("billing"), 1)
     assert m.routing_key == "commande.créée"
     assert m.props.type == "commande.créée"
-    assert m.headers["x-gw-route"] == "commande.*"
     e.publish(b"x", event_props(2, type="commande.\u00a0"))  # a no-break space is no word
     (dead,) = drain(broker, gw.dlq, 1, 10)
     assert dead.headers["x-gw-dead-letter-reason"] == "invalid_event"

@@ -254,6 +254,18 @@ Test(config, queue_type_is_classic_or_quorum_and_nothing_else)
                      "mem.yaml:2:13: queue_type: expected one of classic|quorum, got a mapping");
 }
 
+Test(config, forward_headers_is_lean_unless_full_is_asked)
+{
+    gw_config *cfg = parse_ok("routes_file: r.yaml\n");
+    cr_assert_eq(cfg->forward_headers, GW_FORWARD_LEAN);
+    gw_config_free(cfg);
+    cfg = parse_ok("routes_file: r.yaml\nforward_headers: full\n");
+    cr_assert_eq(cfg->forward_headers, GW_FORWARD_FULL);
+    gw_config_free(cfg);
+    parse_fails_with("routes_file: r.yaml\nforward_headers: always\n",
+                     "mem.yaml:2:18: forward_headers: expected one of lean|full, got \"always\"");
+}
+
 Test(config, heartbeat_of_zero_turns_it_off)
 {
     gw_config *cfg = parse_ok("routes_file: r.yaml\nbroker: {heartbeat: 0s}\n");

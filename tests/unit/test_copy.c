@@ -145,7 +145,7 @@ static void assert_hdr_int(const char *key, int64_t want)
 
 Test(copy, forward_sets_ids_type_and_the_forwarding_headers)
 {
-    gw_copy_forward(&e.ev, &m, &c);
+    gw_copy_forward(&e.ev, &m, GW_FORWARD_FULL, &c);
     assert_str(c.correlation_id, "c-1");
     assert_str(c.message_id, "m-1");
     assert_str(c.type, "order.created");
@@ -164,7 +164,7 @@ Test(copy, size_is_the_encoded_content_header)
 {
     m.type = "t.x";
     m.route = "t.*";
-    gw_copy_forward(&e.ev, &m, &c);
+    gw_copy_forward(&e.ev, &m, GW_FORWARD_FULL, &c);
     size_t props = (1 + 3) + (1 + 3) + (1 + 3); /* correlation_id, message_id, type */
     size_t table = 4 + (1 + 16 + 1 + 4 + 3)     /* x-correlation-id */
                    + (1 + 10 + 1 + 4 + 3)       /* x-gw-route */
@@ -181,7 +181,7 @@ Test(copy, forward_keeps_the_events_own_type_and_expiration_properties)
     e.ev.expiration = gw_str_from_cstr("60000");
     m.from_tier = true;
     m.expiration = gw_str_from_cstr("5000");
-    gw_copy_forward(&e.ev, &m, &c);
+    gw_copy_forward(&e.ev, &m, GW_FORWARD_FULL, &c);
     cr_assert_null(c.type.ptr);
     cr_assert_null(c.expiration.ptr);
 }
@@ -190,11 +190,11 @@ Test(copy, forward_from_a_tier_restores_the_ttl_the_tier_removed)
 {
     m.from_tier = true;
     m.expiration = gw_str_from_cstr("5000");
-    gw_copy_forward(&e.ev, &m, &c);
+    gw_copy_forward(&e.ev, &m, GW_FORWARD_FULL, &c);
     assert_str(c.expiration, "5000");
     gw_copy_cleanup(&c);
     m.from_tier = false; /* a new event's expiration is never the gateway's to set */
-    gw_copy_forward(&e.ev, &m, &c);
+    gw_copy_forward(&e.ev, &m, GW_FORWARD_FULL, &c);
     cr_assert_null(c.expiration.ptr);
 }
 
@@ -213,7 +213,7 @@ Test(copy, forward_replaces_a_producers_gateway_headers_instead_of_duplicating_t
     add_text(GW_H_ORIGINAL_ROUTING_KEY, "rk");
     add_long(GW_H_DEAD_LETTERED_AT);
     add_long(GW_H_REPLAY_COUNT);
-    gw_copy_forward(&e.ev, &m, &c);
+    gw_copy_forward(&e.ev, &m, GW_FORWARD_FULL, &c);
     cr_assert_not(dropped(0), "the event's own header is kept");
     for (size_t i = 1; i < 12; i++)
         cr_assert(dropped(i), "%.*s kept", (int)e.h[i].key.len, e.h[i].key.ptr);
@@ -231,7 +231,7 @@ Test(copy, forward_from_a_tier_keeps_its_last_error_and_drops_the_retry_address)
     add_text(GW_H_RETRY_DESTINATION, "orders");
     add_text(GW_H_RETRY_ROUTING_KEY, "order.created");
     m.from_tier = true;
-    gw_copy_forward(&e.ev, &m, &c);
+    gw_copy_forward(&e.ev, &m, GW_FORWARD_FULL, &c);
     cr_assert_not(dropped(0));
     cr_assert(dropped(1));
     cr_assert(dropped(2));
@@ -241,10 +241,70 @@ Test(copy, forward_without_a_route_sets_no_route_header)
 {
     add_text(GW_H_ROUTE, "from.before.*");
     m.route = NULL;
-    gw_copy_forward(&e.ev, &m, &c);
+    gw_copy_forward(&e.ev, &m, GW_FORWARD_FULL, &c);
     cr_assert_eq(c.n_hdrs, 3);
     cr_assert_null(hdr(GW_H_ROUTE));
     cr_assert_eq(occurrences(GW_H_ROUTE), 1, "the event's own is left as it is");
+}
+
+Test(copy, a_lean_first_copy_sets_the_ids_and_type_and_no_header)
+{
+    add_text("app", "kept");
+    gw_copy_forward(&e.ev, &m, GW_FORWARD_LEAN, &c);
+    assert_str(c.correlation_id, "c-1");
+    assert_str(c.message_id, "m-1");
+    assert_str(c.type, "order.created");
+    cr_assert_eq(c.n_hdrs, 0);
+    cr_assert_null(c.drop, "the event's header table goes out as it came");
+    size_t props = (1 + 3) + (1 + 3) + (1 + 13);
+    cr_assert_eq(c.bytes, OTHER_BYTES + props + 4 + e.h[0].bytes, "bytes %zu", c.bytes);
+}
+
+Test(copy, a_lean_first_copy_of_an_event_without_headers_has_no_header_table)
+{
+    gw_copy_forward(&e.ev, &m, GW_FORWARD_LEAN, &c);
+    cr_assert_eq(c.n_hdrs, 0);
+    cr_assert_eq(c.bytes, OTHER_BYTES + (1 + 3) + (1 + 3) + (1 + 13), "bytes %zu", c.bytes);
+}
+
+Test(copy, a_lean_first_copy_drops_the_x_gw_headers_a_producer_wrote_but_the_replay_ones)
+{
+    add_text(GW_H_CORRELATION_ID, "theirs");
+    add_long(GW_H_RETRY_COUNT);
+    add_text(GW_H_ROUTE, "their.*");
+    add_long(GW_H_FIRST_SEEN_AT);
+    add_text(GW_H_LAST_ERROR, "stale");
+    add_text(GW_H_DEAD_LETTER_REASON, "no_route");
+    add_text(GW_H_RETRY_DESTINATION, "elsewhere");
+    add_long(GW_H_REPLAY_COUNT);
+    gw_copy_forward(&e.ev, &m, GW_FORWARD_LEAN, &c);
+    cr_assert_eq(c.n_hdrs, 0);
+    cr_assert_not(dropped(0), "x-correlation-id is the event's own: kept");
+    for (size_t i = 1; i < 7; i++)
+        cr_assert(dropped(i), "%.*s kept", (int)e.h[i].key.len, e.h[i].key.ptr);
+    cr_assert_not(dropped(7), "x-gw-replay-count is kept: replay's guard counts on it");
+}
+
+Test(copy, a_retry_carries_the_forwarding_headers_whatever_the_mode)
+{
+    m.from_tier = true;
+    gw_copy_forward(&e.ev, &m, GW_FORWARD_LEAN, &c);
+    cr_assert_eq(c.n_hdrs, 4);
+    assert_hdr_int(GW_H_RETRY_COUNT, 2);
+    assert_hdr_str(GW_H_ROUTE, "order.*");
+}
+
+Test(copy, a_replayed_event_is_forwarded_with_the_forwarding_headers_whatever_the_mode)
+{
+    add_long(GW_H_REPLAYED_AT);
+    add_long(GW_H_REPLAY_COUNT);
+    add_long(GW_H_RETRY_COUNT);
+    m.retry_count = 0;
+    gw_copy_forward(&e.ev, &m, GW_FORWARD_LEAN, &c);
+    cr_assert_eq(c.n_hdrs, 4);
+    assert_hdr_int(GW_H_RETRY_COUNT, 0);
+    cr_assert_eq(occurrences(GW_H_RETRY_COUNT), 1);
+    cr_assert_not(dropped(0) || dropped(1), "the replay headers stay");
 }
 
 /* --- parked copies --- */

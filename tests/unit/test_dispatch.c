@@ -351,12 +351,24 @@ Test(dispatch, a_rejection_whose_x_death_names_no_queue_is_dead_lettered_rejecte
     cr_assert_str_eq(in.why, "rejected; x-death names no queue");
 }
 
-Test(dispatch, a_rejection_is_never_routed_by_its_type)
+Test(dispatch, a_rejection_goes_back_to_its_queue_never_to_its_routes_destinations)
 {
     gw_intake_event ev = rejection(NULL, "work.q", 0);
     gw_dispatch_intent in = decide(&ev);
-    cr_assert_null(in.route, "order.created has a route, but a rejection goes back to its queue");
     cr_assert_eq(in.kind, GW_DISPATCH_PARK);
+    cr_assert_str_eq(in.exchange, "");
+    cr_assert_str_eq(in.routing_key, "work.q");
+}
+
+Test(dispatch, a_rejected_lean_copy_without_x_gw_route_follows_the_route_its_type_matches)
+{
+    gw_intake_event ev = rejection(NULL, "work.q", 1);
+    memcpy(ev.type, "payment.card.taken", sizeof "payment.card.taken");
+    ev.type_len = strlen(ev.type);
+    gw_dispatch_intent in = decide(&ev);
+    cr_assert_not_null(in.route);
+    cr_assert_str_eq(in.route->event, "payment.#");
+    cr_assert_eq(in.kind, GW_DISPATCH_DEAD_LETTER, "payment.# allows one retry: %d", in.kind);
 }
 
 Test(dispatch, only_forward_intents_have_destinations_to_iterate)
