@@ -1,11 +1,16 @@
 /* bench_load.c — the fast client side of bench/forward: preload and latency probe.
  *
  * Two jobs the Python driver is too slow for:
- *   bench_load preload URL QUEUE COUNT SIZE
- *       publishes COUNT persistent events of SIZE bytes (type property bench.event, a JSON-ish
- *       body) to QUEUE through the default exchange, with publisher confirms pipelined
- *       (a window of unconfirmed publishes rather than a wait per message), and returns once the
- *       broker has confirmed every one. Prints one line: `preload count=N seconds=S rate=R`.
+ *   bench_load preload URL QUEUE COUNT SIZE [STYLE]
+ *       publishes COUNT persistent events of SIZE bytes (a JSON body with "type" and "id") to
+ *       QUEUE through the default exchange, with publisher confirms pipelined (a window of
+ *       unconfirmed publishes rather than a wait per message), and returns once the broker has
+ *       confirmed every one. STYLE says what else an event carries: `typed` (the default: type
+ *       property bench.event, content_type application/json), `ids` (typed, plus a message_id
+ *       and a correlation_id, UUID-shaped: a well-behaved producer) or `cloudevents` (no type
+ *       property, content_type application/cloudevents+json: an id-less structured CloudEvent
+ *       whose type and id are in the body). Prints one line: `preload count=N seconds=S
+ *       rate=R`.
  *   bench_load latency URL SRC_QUEUE DST_QUEUE RATE SECONDS SIZE
  *       a consumer thread on DST_QUEUE (its own connection, auto-ack) and a publisher that sends
  *       RATE persistent events a second for SECONDS seconds to SRC_QUEUE, each stamped with
@@ -254,7 +259,10 @@ static bool read_confirm(amqp_connection_state_t c, confirm_state *cs, int timeo
     return true;
 }
 
-static int cmd_preload(const char *url, const char *queue, uint64_t count, size_t size)
+/* What a preloaded event carries besides its body (see the top of the file). */
+typedef enum { STYLE_TYPED, STYLE_IDS, STYLE_CLOUDEVENTS } style;
+
+static int cmd_preload(const char *url, const char *queue, uint64_t count, size_t size, style st)
 {
     amqp_connection_state_t c = open_conn(url, "bench_load preload");
     amqp_confirm_select(c, LOAD_CHANNEL);
@@ -263,6 +271,13 @@ static int cmd_preload(const char *url, const char *queue, uint64_t count, size_
     confirm_state cs = {.acked = gw_xcalloc(count + 1, sizeof(bool)), .count = count};
     char *body = make_body(size);
     amqp_basic_properties_t p = event_props(NULL);
+    char message_id[40], correlation_id[40];
+    if (st == STYLE_IDS)
+        p._flags |= AMQP_BASIC_MESSAGE_ID_FLAG | AMQP_BASIC_CORRELATION_ID_FLAG;
+    if (st == STYLE_CLOUDEVENTS) {
+        p._flags &= (amqp_flags_t)~AMQP_BASIC_TYPE_FLAG;
+        p.content_type = amqp_cstring_bytes("application/cloudevents+json");
+    }
     amqp_bytes_t q = amqp_cstring_bytes(queue);
     int64_t t0 = now_ns();
 
@@ -275,6 +290,13 @@ static int cmd_preload(const char *url, const char *queue, uint64_t count, size_
                     LOAD_STALL_SECONDS, i - 1, count);
         }
         body_set_id(body, i);
+        if (st == STYLE_IDS) {
+            snprintf(message_id, sizeof message_id, "00000000-0000-4000-8000-%012" PRIu64, i);
+            snprintf(correlation_id, sizeof correlation_id, "00000000-0000-4000-9000-%012" PRIu64,
+                     i);
+            p.message_id = amqp_cstring_bytes(message_id);
+            p.correlation_id = amqp_cstring_bytes(correlation_id);
+        }
         int rc = amqp_basic_publish(c, LOAD_CHANNEL, amqp_empty_bytes, q, 0, 0, &p,
                                     (amqp_bytes_t){.len = size, .bytes = body});
         if (rc != AMQP_STATUS_OK)
@@ -481,7 +503,7 @@ static int cmd_latency(const char *url, const char *src, const char *dst, long r
 static void usage(void)
 {
     fprintf(stderr,
-            "usage: %s preload URL QUEUE COUNT SIZE\n"
+            "usage: %s preload URL QUEUE COUNT SIZE [typed|ids|cloudevents]\n"
             "       %s latency URL SRC_QUEUE DST_QUEUE RATE SECONDS SIZE\n",
             g_prog, g_prog);
     exit(2);
@@ -491,10 +513,16 @@ int main(int argc, char **argv)
 {
     if (argc < 2)
         usage();
-    if (strcmp(argv[1], "preload") == 0 && argc == 6) {
+    if (strcmp(argv[1], "preload") == 0 && (argc == 6 || argc == 7)) {
         uint64_t count = (uint64_t)parse_long(argv[4], "COUNT", 1, 50000000);
         size_t size = (size_t)parse_long(argv[5], "SIZE", 64, 64 * 1024 * 1024);
-        return cmd_preload(argv[2], argv[3], count, size);
+        static const char *const styles[] = {"typed", "ids", "cloudevents"};
+        for (int i = 0; i < 3; i++)
+            if (argc == 6 || strcmp(argv[6], styles[i]) == 0)
+                return cmd_preload(argv[2], argv[3], count, size, (style)(argc == 6 ? 0 : i));
+        fprintf(stderr, "%s: STYLE must be typed, ids or cloudevents, not \"%s\"\n", g_prog,
+                argv[6]);
+        return 2;
     }
     if (strcmp(argv[1], "latency") == 0 && argc == 8) {
         long rate = parse_long(argv[5], "RATE", 1, 1000000);

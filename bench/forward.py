@@ -1,25 +1,36 @@
 #!/usr/bin/python3
-"""forward.py — amqp-gw against RabbitMQ's shovel, moving the same preload on the same broker.
+"""forward.py — amqp-gw against RabbitMQ's shovel and against an ideal mover, moving the same
+preload on the same broker, in interleaved rounds of one run.
 
 Driven by bench/forward, which builds the Release binaries and starts the private broker (and,
-with --cluster, a private 3-node cluster); this script only talks to those. Phases, all in one
-run, once per topology (1 node; 3 nodes with --cluster) and per --queue-type (classic, quorum):
+with --cluster, a private 3-node cluster); this script only talks to those.
 
-  1. gateway throughput: COUNT persistent events preloaded into a durable inbound queue, then
-     amqp-gw started with one route (bench.event -> durable direct exchange -> durable classic
-     queue); timed until the destination holds COUNT. Once per --prefetch value.
-  2. shovel throughput: the identical preload moved by a dynamic shovel (amqp091 both ends,
-     ack-mode on-confirm, src-prefetch-count = the first --prefetch) to the same kind of exchange
-     and queue.
-  3. latency through each at a steady offered load (bench_load latency).
+Movers (each moves COUNT persistent events preloaded into a durable queue to a durable exchange
+bound to one durable queue, timed until that queue holds them all):
+  amqp-gw                 the gateway, one route, forward_headers: lean (the default)
+  amqp-gw, full headers   the same with forward_headers: full
+  ideal mover             bench_mover ids: the same client library and connection shape, copies
+                          carrying exactly what amqp-gw's lean copy carries, pipelined confirms,
+                          `multiple` acks, nothing else (the ceiling amqp-gw is measured against)
+  ideal mover + headers   bench_mover headers: the four forwarding headers too (vs full headers)
+  shovel                  a dynamic shovel (amqp091 both ends, ack-mode on-confirm)
+  shovel + fwd headers    the same with dest-add-forward-headers (it stamps an x-shovelled table)
 
-Throughput is reported two ways: `msg/s` over the steady part (first message at the destination
-to the last), and `incl. start` from the moment the gateway process / the rabbitmqctl call
-starts. The latter charges the shovel with rabbitmqctl's own Erlang VM start-up, which is why it
-is not the headline. CPU seconds come from /proc/PID/stat (utime+stime): the gateway's own at
-the end of its move, the broker VM's (beam.smp) over the whole move. The shovel runs inside the
-broker, so its CPU is part of the broker's figure. The broker's work is also counted in Erlang
-reductions (rabbitmqctl eval before and after each move), which a busy host does not inflate.
+Cases: the main comparison is 256-byte events of two workloads — `ids` (a well-behaved producer:
+message_id, correlation_id and type already set, so a lean copy adds nothing) and `cloudevents`
+(id-less structured CloudEvents: the mover adds the ids and the type) — then, unless
+--no-growth, how the cost grows: 4 KiB and 64 KiB bodies, a route fanning out to three
+exchanges (against the ideal mover publishing three copies) and quorum queues (against the
+shovel on quorum queues). Every round runs every case's movers once, in the same order; each
+row shows the median round.
+
+Per row: msg/s (first message at the destination to the last, the median round) and every
+round's; the ratio to the shovel and to the ideal mover of the same round, median over rounds;
+broker CPU µs per event (beam.smp utime+stime from /proc over the move, every node); mover CPU
+µs per event (the gateway's or bench_mover's process; the shovel runs inside the broker); and
+the host's load during the move: the cores busy (from /proc/stat) beyond the broker and the
+mover. Latency: p50/p99 end to end through amqp-gw and through the shovel at 1 000 msg/s and at
+50 % and 75 % of the shovel's median rate.
 """
 
 import argparse
@@ -27,6 +38,7 @@ import collections
 import json
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -36,11 +48,13 @@ import pika
 import pika.exceptions
 
 import benchlib
+import benchplot
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 POLL_S = 0.05
 
 EXCHANGE = "bench.x"
+FANOUT_EXCHANGES = ["bench.x", "bench.x2", "bench.x3"]
 GW_IN = "bench.gw.in"
 GW_OUT = "bench.gw.out"
 GW_PREFIX = "bench.gw"
@@ -51,8 +65,11 @@ ROUTING_KEY = "bench.event"
 # Everything the benchmark or the gateway (for prefix bench.gw, backoff [1s]) declares.
 ALL_QUEUES = [GW_IN, GW_OUT, SH_IN, SH_OUT, "bench.gw.dlq", "bench.gw.rejected",
               "bench.gw.retry.1s"]
-ALL_EXCHANGES = [EXCHANGE, "bench.gw.dlx", "bench.gw.rejected"]
+ALL_EXCHANGES = FANOUT_EXCHANGES + ["bench.gw.dlx", "bench.gw.rejected"]
 QUEUE_TYPES = ("classic", "quorum")
+WORKLOADS = ("ids", "cloudevents")
+# Bodies above this many bytes in all are not preloaded whole: big-body cases move fewer events.
+MAX_PRELOAD_BYTES = 256 * 1024 * 1024
 
 
 class BenchError(Exception):
@@ -71,10 +88,38 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def host_busy_seconds():
+    """CPU seconds every core of the host spent busy so far (/proc/stat: all but idle and
+    iowait)."""
+    with open("/proc/stat", encoding="ascii") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return (sum(v[:8]) - v[3] - v[4]) / CLK_TCK
+
+
 def queue_args(qt):
     """Arguments that declare a queue of type qt (none for classic, the broker's default: the
     gateway declares its classic queues without x-queue-type, and a redeclare must match)."""
     return {"x-queue-type": "quorum"} if qt == "quorum" else None
+
+
+class Case:
+    """What one group of rows moves: on which broker, queue type, workload, body size, how
+    many events, and to how many exchanges each is copied."""
+
+    def __init__(self, broker, qt, workload, size, count, fanout, title):
+        self.broker, self.qt, self.workload = broker, qt, workload
+        self.size, self.count, self.fanout, self.title = size, count, fanout, title
+
+    @property
+    def key(self):
+        return (self.broker.label, self.qt, self.workload, self.size, self.fanout)
+
+    @property
+    def arrivals(self):
+        return self.count * self.fanout
+
+    def exchanges(self):
+        return FANOUT_EXCHANGES[:self.fanout]
 
 
 class Broker(benchlib.Connection):
@@ -149,85 +194,77 @@ class Broker(benchlib.Connection):
                              f"count ({bad} did not): is every node running?")
         return total
 
-    def placement(self, queues):
-        """Where each queue's process (a quorum queue's leader) and the shovel run, as one line:
-        'QUEUE on node 1' when on the node this connection goes to, else the node's name."""
-        names = ", ".join(f'<<"{q}">>' for q in queues)
-        expr = ('Me = node(), Where = fun(Nd) when Nd =:= Me -> "node 1"; '
-                '(Nd) -> atom_to_list(Nd) end, '
-                'Qs = [begin {ok, Q} = rabbit_amqqueue:lookup(rabbit_misc:r(<<"/">>, queue, N)), '
-                'L = case amqqueue:get_pid(Q) of {_, Nd} -> Nd; P -> node(P) end, '
-                'io_lib:format("~s on ~s", [N, Where(L)]) end || N <- [' + names + ']], '
-                'Sh = [io_lib:format("shovel on ~s", [Where(Nd)]) || Nd <- '
-                'rabbit_nodes:all_running(), '
-                'rpc:call(Nd, rabbit_shovel_status, status, []) =/= []], '
-                'lists:flatten(lists:join(", ", Qs ++ Sh)).')
-        return self.eval(expr, "where the queues are").strip('"')
-
     def ctl(self, *args):
         return subprocess.Popen([*self.ctl_prefix, "-q", *args],
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-def preload(opts, broker, queue):
-    out = subprocess.run([opts.loader, "preload", broker.url, queue, str(opts.count),
-                          str(opts.size)], capture_output=True, text=True, check=False)
+def preload(opts, case, queue):
+    out = subprocess.run([opts.loader, "preload", case.broker.url, queue, str(case.count),
+                          str(case.size), case.workload], capture_output=True, text=True,
+                         check=False)
     if out.returncode != 0:
         raise BenchError(f"preload of {queue} failed: {out.stderr.strip() or out.stdout.strip()}")
     rate = float(out.stdout.split("rate=")[1].split()[0])
     deadline = time.monotonic() + 60
-    while broker.count(queue) < opts.count:
+    while case.broker.count(queue) < case.count:
         if time.monotonic() > deadline:
-            raise BenchError(f"queue {queue} holds {broker.count(queue)} of {opts.count} "
+            raise BenchError(f"queue {queue} holds {case.broker.count(queue)} of {case.count} "
                              "after the preload")
         time.sleep(POLL_S)
-    broker.quiesce()
+    case.broker.quiesce()
     return rate
 
 
-def watch_move(opts, broker, dest, alive):
-    """Polls dest until it holds COUNT. Returns (t_first, n_first, t_done, broker CPU at first
-    arrival); alive() is asked every poll and raises BenchError when the mover died."""
-    t_first = n_first = cpu_first = None
-    deadline = time.monotonic() + max(120.0, opts.count / 200.0)
+def watch_move(case, dest, alive):
+    """Polls dest until it holds every arrival. Returns (t_first, n_first, t_done); alive() is
+    asked every poll and raises BenchError when the mover died."""
+    t_first = n_first = None
+    deadline = time.monotonic() + max(120.0, case.arrivals / 200.0)
     while True:
-        n = broker.count(dest)
+        n = case.broker.count(dest)
         t = time.monotonic()
         if n and t_first is None:
-            t_first, n_first, cpu_first = t, n, broker.cpu()
-        if n >= opts.count:
-            return t_first, n_first, t, cpu_first
+            t_first, n_first = t, n
+        if n >= case.arrivals:
+            return t_first, n_first, t
         if t > deadline:
-            raise BenchError(f"{dest} holds {n} of {opts.count} after {deadline:.0f}s")
+            raise BenchError(f"{dest} holds {n} of {case.arrivals} after {deadline:.0f}s")
         alive()
         time.sleep(POLL_S)
 
 
-def gateway_config(opts, broker, tmp, prefetch, qt):
-    """The gateway's config for one phase: connects to broker's URL only (node 1 of a cluster),
-    its own queues and the destination queue of type qt. queue_type is left out for classic, the
-    default, so an --also-gw build from before queue_type existed still runs the classic phases."""
-    routes = os.path.join(tmp, f"routes-{qt}.yaml")
+def declare_destination(case):
+    """The destination queue GW_OUT of the case's type, bound from each of its exchanges."""
+    ch = case.broker.channel()
+    case.broker.declare_queue(GW_OUT, case.qt)
+    for x in case.exchanges():
+        ch.exchange_declare(x, exchange_type="direct", durable=True)
+        ch.queue_bind(GW_OUT, x, routing_key=ROUTING_KEY)
+
+
+def gateway_config(case, tmp, prefetch, headers):
+    """The gateway's config for one phase: connects to the case's broker URL only (node 1 of a
+    cluster), its own queues and the destination queue of the case's type, one route to the
+    case's exchanges. queue_type and forward_headers are left out at their defaults, so an
+    --also-gw build from before they existed still runs the default cases."""
+    routes = os.path.join(tmp, "routes.yaml")
+    exchanges = "".join(f"  - {{name: {x}, type: direct, durable: true}}\n"
+                        for x in case.exchanges())
+    bindings = "".join(f"      - {{exchange: {x}, routing_key: {ROUTING_KEY}}}\n"
+                       for x in case.exchanges())
+    to = "".join(f"      - {{exchange: {x}}}\n" for x in case.exchanges())
     with open(routes, "w", encoding="utf-8") as f:
-        f.write(f"""version: 1
-exchanges:
-  - {{name: {EXCHANGE}, type: direct, durable: true}}
-queues:
-  - name: {GW_OUT}
-    durable: true
-    type: {qt}
-    bindings:
-      - {{exchange: {EXCHANGE}, routing_key: {ROUTING_KEY}}}
-routes:
-  - event: {ROUTING_KEY}
-    to:
-      - {{exchange: {EXCHANGE}}}
-""")
-    cfg = os.path.join(tmp, f"gw-{qt}-{prefetch}.yaml")
-    queue_type = "queue_type: quorum\n" if qt == "quorum" else ""
+        f.write(f"version: 1\nexchanges:\n{exchanges}queues:\n  - name: {GW_OUT}\n"
+                f"    durable: true\n    type: {case.qt}\n    bindings:\n{bindings}"
+                f"routes:\n  - event: {ROUTING_KEY}\n    to:\n{to}")
+    cfg = os.path.join(tmp, "gw.yaml")
+    extra = "queue_type: quorum\n" if case.qt == "quorum" else ""
+    if headers == "full":
+        extra += "forward_headers: full\n"
     with open(cfg, "w", encoding="utf-8") as f:
-        f.write(f"""{queue_type}broker:
-  urls: ["{broker.url}"]
+        f.write(f"""{extra}broker:
+  urls: ["{case.broker.url}"]
   heartbeat: 30s
 inbound:
   queue: {GW_IN}
@@ -244,16 +281,18 @@ log: {{format: json, level: warn}}
     return cfg
 
 
-class Gateway:
-    """An amqp-gw run process; stderr goes to a file shown when something fails."""
+class Process:
+    """A mover process (amqp-gw run, bench_mover); its output goes to a file shown when
+    something fails."""
 
-    def __init__(self, binary, cfg, tmp, index=0):
-        self.log_path = os.path.join(tmp, f"gw{index}.log")
+    def __init__(self, argv, tmp, name):
+        self.name = name
+        self.log_path = os.path.join(tmp, f"{name.replace(' ', '_')}.log")
         self.log_file = open(self.log_path, "w", encoding="utf-8")
         env = dict(os.environ)
         env.pop("AMQP_GW_URL", None)
-        self.proc = subprocess.Popen([binary, "run", "-c", cfg], stdin=subprocess.DEVNULL,
-                                     stdout=self.log_file, stderr=subprocess.STDOUT, env=env)
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self.log_file,
+                                     stderr=subprocess.STDOUT, env=env)
 
     def tail(self):
         self.log_file.flush()
@@ -264,7 +303,7 @@ class Gateway:
     def alive(self):
         rc = self.proc.poll()
         if rc is not None:
-            raise BenchError(f"amqp-gw exited with status {rc}: {self.tail()}")
+            raise BenchError(f"{self.name} exited with status {rc}: {self.tail()}")
 
     def cpu(self):
         return cpu_seconds(self.proc.pid)
@@ -277,80 +316,71 @@ class Gateway:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-                raise BenchError("amqp-gw did not exit within 20 s of SIGTERM")
+                raise BenchError(f"{self.name} did not exit within 20 s of SIGTERM")
         self.log_file.close()
         if self.proc.returncode != 0:
-            raise BenchError(f"amqp-gw exited with status {self.proc.returncode}: {self.tail()}")
+            raise BenchError(f"{self.name} exited with status {self.proc.returncode}: "
+                             f"{self.tail()}")
 
 
-def result(name, broker, qt, opts, t0, t_first, n_first, t_done, mover_cpu, cpu0, cpu_first, cpu_done,
-           reductions):
-    steady_s = t_done - t_first
-    return {
-        "name": name,
-        "group": (broker.label, qt),
-        "rate": (opts.count - n_first) / steady_s if steady_s > 0 else float("inf"),
-        "rate_incl_start": opts.count / (t_done - t0),
-        "start_s": t_first - t0,
-        "seconds": t_done - t0,
-        "mover_cpu": mover_cpu,
-        "broker_cpu": cpu_done - cpu0,
-        "broker_cpu_steady": cpu_done - cpu_first,
-        "reductions": reductions,
-    }
+class Meter:
+    """Broker, host and wall clock at the start of a move; done() turns them into a result."""
+
+    def __init__(self, case):
+        self.case = case
+        self.cpu0 = case.broker.cpu()
+        self.host0 = host_busy_seconds()
+        self.t0 = time.monotonic()
+
+    def done(self, name, t_first, n_first, t_done, mover_cpu):
+        case = self.case
+        broker_cpu = case.broker.cpu() - self.cpu0
+        host = host_busy_seconds() - self.host0
+        wall = t_done - self.t0
+        steady_s = t_done - t_first
+        return {
+            "name": name,
+            "rate": (case.arrivals - n_first) / steady_s if steady_s > 0 else float("inf"),
+            "seconds": wall,
+            "start_s": t_first - self.t0,
+            "broker_us": broker_cpu / case.count * 1e6,
+            "mover_us": None if mover_cpu is None else mover_cpu / case.count * 1e6,
+            # cores busy with anything but the broker and the mover during the move
+            "other_load": max(0.0, host - broker_cpu - (mover_cpu or 0.0)) / wall,
+        }
 
 
-def phase_gateway(opts, broker, qt, tmp, prefetch, binary, label, where):
-    broker.reset()
-    broker.declare_queue(GW_IN, qt)
-    log(f"{broker.label}, {qt}: {label} (prefetch {prefetch}): preloading {opts.count} events "
-        f"into {GW_IN}")
-    rate = preload(opts, broker, GW_IN)
-    log(f"  preloaded at {rate:.0f} msg/s; starting amqp-gw")
-    cfg = gateway_config(opts, broker, tmp, prefetch, qt)
-    red0 = broker.reductions()
-    cpu0 = broker.cpu()
-    t0 = time.monotonic()
-    gws = []
+def phase_process(opts, case, tmp, name, argv):
+    """Moves the case's preload from GW_IN to GW_OUT with the process argv (a gateway or the
+    ideal mover)."""
+    case.broker.reset()
+    case.broker.declare_queue(GW_IN, case.qt)
+    declare_destination(case)
+    preload(opts, case, GW_IN)
+    meter = Meter(case)
+    proc = Process(argv, tmp, name)
     try:
-        for i in range(opts.instances):
-            gws.append(Gateway(binary, cfg, tmp, i))
-
-        def alive():
-            for gw in gws:
-                gw.alive()
-
-        t_first, n_first, t_done, cpu_first = watch_move(opts, broker, GW_OUT, alive)
-        cpu_done = broker.cpu()
-        gw_cpu = sum(gw.cpu() for gw in gws)
-        red = broker.reductions() - red0
-        if where is not None and (broker.label, qt, "gateway") not in where:
-            where[(broker.label, qt, "gateway")] = broker.placement([GW_IN, GW_OUT])
+        t_first, n_first, t_done = watch_move(case, GW_OUT, proc.alive)
+        mover_cpu = proc.cpu()
+        r = meter.done(name, t_first, n_first, t_done, mover_cpu)
     finally:
-        for gw in gws:
-            gw.stop()
-    left, dlq = broker.count(GW_IN), broker.count("bench.gw.dlq")
+        proc.stop()
+    left, dlq = case.broker.count(GW_IN), case.broker.count("bench.gw.dlq")
     if left or dlq:
-        log(f"  after the move: {left} left in {GW_IN}, {dlq} in the DLQ")
-    name = f"{label} (prefetch {prefetch})"
-    if opts.instances > 1:
-        name = f"{label} x{opts.instances} (prefetch {prefetch})"
-    r = result(name, broker, qt, opts, t0, t_first, n_first, t_done, gw_cpu, cpu0, cpu_first,
-               cpu_done, red)
-    log(f"  moved in {r['seconds']:.2f}s: {r['rate']:.0f} msg/s steady")
+        raise BenchError(f"{name}: after the move {left} left in {GW_IN}, {dlq} in the DLQ")
     return r
 
 
-def median_run(runs):
-    """The run with the median steady msg/s (the lower middle one for an even count), with
-    every round's msg/s attached for the notes under the table."""
-    ordered = sorted(runs, key=lambda r: r["rate"])
-    r = dict(ordered[(len(ordered) - 1) // 2])
-    r["all_rates"] = [x["rate"] for x in runs]
-    return r
+def gateway_argv(case, tmp, prefetch, headers, binary):
+    return [binary, "run", "-c", gateway_config(case, tmp, prefetch, headers)]
 
 
-def shovel_definition(broker, prefetch):
+def mover_argv(opts, case, prefetch, mode):
+    return [opts.mover, case.broker.url, GW_IN, str(prefetch), mode, ",".join(case.exchanges()),
+            ROUTING_KEY]
+
+
+def shovel_definition(broker, prefetch, forward_headers):
     src = broker.url.rsplit("/", 1)[0]
     d = {
         "src-protocol": "amqp091", "src-uri": src, "src-queue": SH_IN,
@@ -359,14 +389,14 @@ def shovel_definition(broker, prefetch):
         "dest-exchange-key": ROUTING_KEY,
         "ack-mode": "on-confirm",
     }
-    # BENCH_SHOVEL_EXTRA='{"dest-add-forward-headers": true}' makes the shovel stamp headers
-    # on its copies too (an x-shovelled table), for a comparison at similar message sizes.
-    d.update(json.loads(os.environ.get("BENCH_SHOVEL_EXTRA", "{}")))
+    if forward_headers:
+        d["dest-add-forward-headers"] = True  # an x-shovelled header table on every copy
     return json.dumps(d)
 
 
-def set_shovel(broker, prefetch):
-    return broker.ctl("set_parameter", "shovel", SHOVEL, shovel_definition(broker, prefetch))
+def set_shovel(broker, prefetch, forward_headers=False):
+    return broker.ctl("set_parameter", "shovel", SHOVEL,
+                      shovel_definition(broker, prefetch, forward_headers))
 
 
 def finish_ctl(proc, what):
@@ -382,40 +412,32 @@ def clear_shovel(broker):
         raise BenchError(f"rabbitmqctl clear_parameter failed: {out.strip()}")
 
 
-def phase_shovel(opts, broker, qt, prefetch, where):
+def phase_shovel(opts, case, name, prefetch, forward_headers):
+    broker = case.broker
     broker.reset()
-    broker.declare_shovel_topology(qt)
-    log(f"{broker.label}, {qt}: shovel: preloading {opts.count} events into {SH_IN}")
-    rate = preload(opts, broker, SH_IN)
-    log(f"  preloaded at {rate:.0f} msg/s; creating the shovel")
-    red0 = broker.reductions()
-    cpu0 = broker.cpu()
-    t0 = time.monotonic()
-    ctl = set_shovel(broker, prefetch)
+    broker.declare_shovel_topology(case.qt)
+    preload(opts, case, SH_IN)
+    meter = Meter(case)
+    ctl = set_shovel(broker, prefetch, forward_headers)
 
     def alive():
         if ctl.poll() not in (None, 0):
             finish_ctl(ctl, "set_parameter")
 
     try:
-        t_first, n_first, t_done, cpu_first = watch_move(opts, broker, SH_OUT, alive)
-        cpu_done = broker.cpu()
+        t_first, n_first, t_done = watch_move(case, SH_OUT, alive)
+        r = meter.done(name, t_first, n_first, t_done, None)
         finish_ctl(ctl, "set_parameter")
-        red = broker.reductions() - red0
-        if where is not None and (broker.label, qt, "shovel") not in where:
-            where[(broker.label, qt, "shovel")] = broker.placement([SH_IN, SH_OUT])
     finally:
         clear_shovel(broker)
-    r = result(f"shovel (on-confirm, {prefetch})", broker, qt, opts, t0, t_first, n_first, t_done, None, cpu0,
-               cpu_first, cpu_done, red)
-    log(f"  moved in {r['seconds']:.2f}s: {r['rate']:.0f} msg/s steady "
-        f"(first message after {r['start_s']:.2f}s)")
     return r
 
 
-def run_latency(opts, broker, src, dst):
-    out = subprocess.run([opts.loader, "latency", broker.url, src, dst, str(opts.rate),
-                          str(opts.seconds), str(opts.size)], capture_output=True, text=True,
+# ---------------------------------------------------------------- latency
+
+def run_latency(opts, case, src, dst, rate):
+    out = subprocess.run([opts.loader, "latency", case.broker.url, src, dst, str(rate),
+                          str(opts.seconds), str(case.size)], capture_output=True, text=True,
                          check=False, timeout=opts.seconds + 180)
     line = out.stdout.strip()
     if not line.startswith("latency "):
@@ -428,39 +450,126 @@ def run_latency(opts, broker, src, dst):
     return lat
 
 
-def phase_latency_gateway(opts, broker, qt, tmp, prefetch):
-    broker.reset()
-    log(f"{broker.label}, {qt}: latency through amqp-gw: {opts.rate} msg/s for {opts.seconds}s")
-    gw = Gateway(opts.gw, gateway_config(opts, broker, tmp, prefetch, qt), tmp)
+def latency_gateway(opts, case, tmp, prefetch, rate):
+    case.broker.reset()
+    log(f"latency through amqp-gw: {rate} msg/s for {opts.seconds}s")
+    gw = Process(gateway_argv(case, tmp, prefetch, "lean", opts.gw), tmp, "amqp-gw")
     try:
         deadline = time.monotonic() + 30
-        # The gateway declares both queues; wait for the destination before consuming from it.
+        # The gateway declares both queues; wait for them before consuming.
         while True:
             gw.alive()
             try:
-                broker.channel().queue_declare(GW_OUT, passive=True)
-                broker.channel().queue_declare(GW_IN, passive=True)
+                case.broker.channel().queue_declare(GW_OUT, passive=True)
+                case.broker.channel().queue_declare(GW_IN, passive=True)
                 break
             except pika.exceptions.ChannelClosedByBroker:
                 if time.monotonic() > deadline:
                     raise BenchError("amqp-gw did not declare its queues within 30 s")
                 time.sleep(POLL_S)
-        lat = run_latency(opts, broker, GW_IN, GW_OUT)
+        return run_latency(opts, case, GW_IN, GW_OUT, rate)
     finally:
         gw.stop()
-    return lat
 
 
-def phase_latency_shovel(opts, broker, qt, prefetch):
-    broker.reset()
-    broker.declare_shovel_topology(qt)
-    log(f"{broker.label}, {qt}: latency through the shovel: {opts.rate} msg/s for "
-        f"{opts.seconds}s")
-    finish_ctl(set_shovel(broker, prefetch), "set_parameter")
+def latency_shovel(opts, case, prefetch, rate):
+    case.broker.reset()
+    case.broker.declare_shovel_topology(case.qt)
+    log(f"latency through the shovel: {rate} msg/s for {opts.seconds}s")
+    finish_ctl(set_shovel(case.broker, prefetch), "set_parameter")
     try:
-        return run_latency(opts, broker, SH_IN, SH_OUT)
+        return run_latency(opts, case, SH_IN, SH_OUT, rate)
     finally:
-        clear_shovel(broker)
+        clear_shovel(case.broker)
+
+
+# ---------------------------------------------------------------- the run
+
+def mover(name, kind, arg=None, ideal=None):
+    """A row: kind gw (arg: forward_headers, binary), mover (arg: bench_mover mode) or shovel
+    (arg: forward headers on); ideal: the name of the ideal-mover row it is measured against."""
+    return {"name": name, "kind": kind, "arg": arg, "ideal": ideal}
+
+
+def plan(opts, brokers, prefetch):
+    """[(case, [mover, ...])] in the order every round runs them."""
+    single = brokers[0]
+    gws = [mover("amqp-gw", "gw", ("lean", opts.gw), "ideal mover")]
+    if opts.also_gw:
+        gws.append(mover("amqp-gw [also-gw]", "gw", ("lean", opts.also_gw), "ideal mover"))
+    ideal = mover("ideal mover", "mover", "ids")
+    shovel = mover("shovel", "shovel", False)
+    out = []
+    for qt in opts.qtypes:
+        for wl in opts.workloads:
+            rows = gws + [ideal, shovel]
+            if wl == "ids" and not opts.no_full:
+                rows = gws + [mover("amqp-gw, full headers", "gw", ("full", opts.gw),
+                                    "ideal mover + headers"),
+                              ideal, mover("ideal mover + headers", "mover", "headers"),
+                              shovel, mover("shovel + fwd headers", "shovel", True)]
+            what = ("events that carry their ids" if wl == "ids"
+                    else "id-less structured CloudEvents")
+            out.append((Case(single, qt, wl, opts.size, opts.count, 1,
+                             f"{opts.size} B {what}, {single.label}, {qt} queues"), rows))
+    if not opts.no_growth:
+        for size in (4096, 65536):
+            count = max(1000, min(opts.count, MAX_PRELOAD_BYTES // size))
+            out.append((Case(single, "classic", "ids", size, count, 1,
+                             f"{size // 1024} KiB bodies, {single.label}, classic queues"),
+                        gws[:1] + [ideal, shovel]))
+        out.append((Case(single, "classic", "ids", opts.size, opts.count, 3,
+                         f"{opts.size} B, a route fanning out to 3 exchanges, {single.label}"),
+                    gws[:1] + [ideal]))
+        if "quorum" not in opts.qtypes:
+            out.append((Case(single, "quorum", "ids", opts.size, opts.count, 1,
+                             f"{opts.size} B events that carry their ids, {single.label}, "
+                             "quorum queues"), gws[:1] + [ideal, shovel]))
+    for b in brokers[1:]:
+        for qt in opts.qtypes:
+            out.append((Case(b, qt, "ids", opts.size, opts.count, 1,
+                             f"{opts.size} B events that carry their ids, {b.label}, {qt} queues"),
+                        gws[:1] + [ideal, shovel]))
+    return out
+
+
+def run_row(opts, case, m, tmp, prefetch):
+    if m["kind"] == "gw":
+        headers, binary = m["arg"]
+        return phase_process(opts, case, tmp, m["name"],
+                             gateway_argv(case, tmp, prefetch, headers, binary))
+    if m["kind"] == "mover":
+        return phase_process(opts, case, tmp, m["name"], mover_argv(opts, case, prefetch, m["arg"]))
+    return phase_shovel(opts, case, m["name"], prefetch, m["arg"])
+
+
+def summarise(cases, runs):
+    """Per case and row: the median round's figures plus every round's msg/s, and the median
+    over rounds of the per-round ratios to the shovel and to the ideal mover."""
+    table = []
+    for case, rows in cases:
+        out = []
+        for m in rows:
+            rs = runs[(case.key, m["name"])]
+            med = dict(sorted(rs, key=lambda r: r["rate"])[(len(rs) - 1) // 2])
+            med["rates"] = [r["rate"] for r in rs]
+            med["broker_us"] = statistics.median(r["broker_us"] for r in rs)
+            if rs[0]["mover_us"] is not None:
+                med["mover_us"] = statistics.median(r["mover_us"] for r in rs)
+            med["other_load"] = statistics.median(r["other_load"] for r in rs)
+
+            def ratio(ref, field="rate"):
+                refs = runs.get((case.key, ref))
+                if not refs or ref == m["name"]:
+                    return None
+                return statistics.median(a[field] / b[field] for a, b in zip(rs, refs))
+
+            med["vs_shovel"] = ratio("shovel")
+            med["vs_ideal"] = ratio(m["ideal"]) if m["ideal"] else None
+            med["cpu_vs_shovel"] = ratio("shovel", "broker_us")
+            out.append(med)
+        table.append((case, out))
+    return table
 
 
 def fmt(v, spec):
@@ -471,135 +580,124 @@ def fmt(v, spec):
     return format(v, spec)
 
 
-def group_name(group):
-    label, qt = group
-    return f"{label}, {qt} queues"
-
-
-def print_table(opts, brokers, rows, lat, where):
-    groups = list(dict.fromkeys(r["group"] for r in rows))
-    shovels = {g: next((r for r in rows if r["group"] == g and r["name"].startswith("shovel")),
-                       None) for g in groups}
-    by_key = {(r["group"], r["name"]): r for r in rows}
+def print_report(opts, brokers, prefetch, table, lat, plots):
     versions = ", ".join(dict.fromkeys(b.version for b in brokers))
-    load = os.getloadavg()
     print()
-    print(f"amqp-gw bench/forward  ({opts.count} x {opts.size} B persistent, RabbitMQ {versions}, "
-          f"{os.cpu_count()} cores)")
-    width = max(len(r["name"]) for r in rows) + 2
-    width = max(width, max(len(group_name(g)) for g in groups))
-    print(f"{'':{width}} {'msg/s':>7} {'vs shovel':>9} {'vs classic':>10} {'incl.start':>10} "
-          f"{'ratio':>6} {'gw CPU s':>9} {'broker CPU s':>12} {'CPU us/msg':>10} "
-          f"{'broker kred/msg':>15} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7}")
-    for g in groups:
-        print(group_name(g))
-        shovel = shovels[g]
-        first_gw = next((r for r in rows if r["group"] == g and r["name"].startswith("amqp-gw")),
-                        None)
-        for r in (r for r in rows if r["group"] == g):
-            lt = None
-            if r is first_gw:
-                lt = lat.get((g, "amqp-gw"))
-            elif r is shovel:
-                lt = lat.get((g, "shovel"))
-            classic = by_key.get(((g[0], "classic"), r["name"])) if g[1] != "classic" else None
-            print(f"{'  ' + r['name']:{width}} {r['rate']:7.0f} "
-                  f"{fmt(shovel and r['rate'] / shovel['rate'], '9.2f')} "
-                  f"{fmt(classic and r['rate'] / classic['rate'], '10.2f')} "
-                  f"{r['rate_incl_start']:10.0f} "
-                  f"{fmt(shovel and r['rate_incl_start'] / shovel['rate_incl_start'], '6.2f')} "
-                  f"{fmt(r['mover_cpu'], '9.2f')} {r['broker_cpu']:12.2f} "
-                  f"{(r['broker_cpu'] + (r['mover_cpu'] or 0)) / opts.count * 1e6:10.0f} "
-                  f"{r['reductions'] / opts.count / 1e3:15.2f} "
-                  f"{fmt(lt and lt['p50_ms'], '7.2f')} {fmt(lt and lt['p99_ms'], '7.2f')} "
-                  f"{fmt(lt and lt['max_ms'], '7.1f')}")
+    print(f"amqp-gw bench/forward: persistent events, prefetch {prefetch}, {opts.repeat} "
+          f"interleaved rounds, RabbitMQ {versions}, {os.cpu_count()} cores")
+    for case, rows in table:
+        print()
+        print(f"{case.title}: {case.count} events a move"
+              + (f", {case.arrivals} copies" if case.fanout > 1 else ""))
+        print(f"  {'mover':24} {'msg/s':>7} {'vs shovel':>9} {'vs ideal':>8} "
+              f"{'broker us/ev':>12} {'mover us/ev':>11} {'other load':>10}  msg/s per round")
+        for r in rows:
+            print(f"  {r['name']:24} {r['rate']:7.0f} {fmt(r['vs_shovel'], '9.2f')} "
+                  f"{fmt(r['vs_ideal'], '8.2f')} {r['broker_us']:12.0f} "
+                  f"{fmt(r['mover_us'], '11.1f')} {r['other_load']:10.2f}  "
+                  + " ".join(f"{x:.0f}" for x in r["rates"]))
+    if lat:
+        print()
+        print("end-to-end latency, ms (bench_load latency: offered rate for "
+              f"{opts.seconds} s, {opts.size} B, 1 node, classic queues)")
+        print(f"  {'offered msg/s':>13} {'mover':10} {'p50':>7} {'p99':>7} {'p99.9':>7} {'max':>7}")
+        for (rate, name), lt in lat.items():
+            print(f"  {rate:13d} {name:10} {lt['p50_ms']:7.2f} {lt['p99_ms']:7.2f} "
+                  f"{lt['p999_ms']:7.2f} {lt['max_ms']:7.1f}")
+    print_targets(table, lat)
     print()
-    print(f"The host's {os.cpu_count()} cores were shared by the broker node(s), the gateway, the "
-          "load generator and")
-    print(f"whatever else ran (load avg {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} at the end): "
-          "compare the ratios within this run,")
-    print("not absolute msg/s across runs.")
-    print("msg/s: first message at the destination to the last; incl.start: from starting amqp-gw /")
-    print("calling rabbitmqctl set_parameter (the latter pays for the CLI's own VM start-up).")
-    print("vs shovel: against the shovel on the same queue type and topology; vs classic: against")
-    print("the same mover on classic queues on the same topology. broker CPU s: beam.smp")
-    print("utime+stime over the whole move, summed over every node of the topology.")
-    print("CPU us/msg: (gateway + broker) CPU per message moved. broker kred/msg: thousands of")
-    print("Erlang reductions (the broker's work, every node) per message moved; unlike CPU time,")
-    print("host load does not inflate it.")
-    for b in brokers:
-        if b.nodes > 1:
-            print(f"{b.label}: amqp-gw and the shovel (both URIs) connect to node 1, and every "
-                  "queue was declared")
-            print("through node 1, so the classic queues and the quorum queues' leaders are on "
-                  "node 1 (quorum")
-            print("followers on the other nodes). Found (asked of node 1 after each first move):")
-            for (label, qt, mover), w in where.items():
-                if label == b.label:
-                    print(f"  {label}, {qt} queues, {mover}: {w}")
-    for r in rows:
-        share = f", gw/broker CPU {r['mover_cpu'] / r['broker_cpu']:.2f}" if r["mover_cpu"] else ""
-        rounds = ""
-        if len(r["all_rates"]) > 1:
-            rounds = "; msg/s per round " + " ".join(f"{x:.0f}" for x in r["all_rates"])
-        print(f"  {group_name(r['group'])}, {r['name']}: {r['seconds']:.2f}s total, first message "
-              f"after {r['start_s']:.2f}s{share}{rounds}")
-    for (g, name), lt in lat.items():
-        print(f"  latency {group_name(g)}, {name}: {lt['received']:.0f}/{lt['sent']:.0f} received "
-              f"at {lt['offered_rate']:.0f} msg/s offered; p50 {lt['p50_ms']:.2f} p90 "
-              f"{lt['p90_ms']:.2f} p99 {lt['p99_ms']:.2f} p99.9 {lt['p999_ms']:.2f} max "
-              f"{lt['max_ms']:.1f} ms")
+    print("msg/s: first message at the destination to the last, the median round. vs shovel, vs "
+          "ideal: the")
+    print("median over rounds of each round's ratio to the shovel / the ideal mover of that same "
+          "round (the")
+    print("ideal mover + headers for the full-headers row). broker us/ev: beam.smp CPU (every "
+          "node) per event")
+    print("moved; mover us/ev: the gateway's or bench_mover's own CPU (the shovel runs inside "
+          "the broker).")
+    print("other load: cores busy with anything but the broker and the mover during the move "
+          "(the loader")
+    print("is idle then); compare ratios within one run, not absolute msg/s across runs.")
+    if plots:
+        print(f"plots: {', '.join(plots)}")
 
 
-def print_only(opts, rows, lat):
-    for r in rows:
-        print(f"{group_name(r['group'])}, {r['name']}: {r['rate']:.0f} msg/s steady, "
-              f"{r['rate_incl_start']:.0f} incl. start, mover CPU {fmt(r['mover_cpu'], '.2f')} s, "
-              f"broker CPU {r['broker_cpu']:.2f} s, broker "
-              f"{r['reductions'] / opts.count / 1e3:.2f} kred/msg")
-    for (g, name), lt in lat.items():
-        print(f"latency {group_name(g)}, {name}: p50 {lt['p50_ms']:.2f} p99 {lt['p99_ms']:.2f} max "
-              f"{lt['max_ms']:.1f} ms")
+def main_row(table, name, workload):
+    """The row name of the main case of workload (first broker, first queue type, one exchange,
+    the main body size), or None."""
+    first = table[0][0]
+    for case, rows in table:
+        if (case.broker is first.broker and case.qt == first.qt and case.size == first.size
+                and case.fanout == 1 and case.workload == workload):
+            return next((r for r in rows if r["name"] == name), None)
+    return None
 
 
-def parse_list(ap, opt, text, conv, what):
+def print_targets(table, lat):
+    def check(what, v, op, target):
+        if v is None:
+            return
+        ok = v >= target if op == ">=" else v <= target
+        print(f"  {what}: {v:.2f} (target {op} {target}) {'met' if ok else 'MISSED'}")
+
+    print()
+    print("targets (issue 11), from the medians above:")
+    gw, gwce = main_row(table, "amqp-gw", "ids"), main_row(table, "amqp-gw", "cloudevents")
+    full = main_row(table, "amqp-gw, full headers", "ids")
+    if gw:
+        check("events with ids: amqp-gw / shovel", gw["vs_shovel"], ">=", 1.15)
+        check("events with ids: amqp-gw / ideal mover", gw["vs_ideal"], ">=", 0.95)
+        check("events with ids: broker CPU per event, amqp-gw / shovel", gw["cpu_vs_shovel"], "<=",
+              0.85)
+    if gwce:
+        check("id-less CloudEvents: amqp-gw / ideal mover adding the same", gwce["vs_ideal"], ">=",
+              0.95)
+    if full:
+        check("forward_headers full: amqp-gw / ideal mover + headers", full["vs_ideal"], ">=", 0.95)
+    for rate in dict.fromkeys(r for r, _ in lat):
+        g, s = lat.get((rate, "amqp-gw")), lat.get((rate, "shovel"))
+        if g and s:
+            ok = g["p99_ms"] <= s["p99_ms"]
+            print(f"  p99 latency at {rate} msg/s: amqp-gw {g['p99_ms']:.2f} ms, shovel "
+                  f"{s['p99_ms']:.2f} ms: {'met' if ok else 'MISSED'}")
+
+
+def parse_list(ap, opt, text, conv, what, allowed=None):
     try:
         items = [conv(x.strip()) for x in text.split(",") if x.strip()]
     except ValueError:
         ap.error(f"{opt} must be {what}, not {text!r}")
-    if not items or len(set(items)) != len(items):
+    if not items or len(set(items)) != len(items) or (allowed and set(items) - set(allowed)):
         ap.error(f"{opt} must be {what} without repeats, not {text!r}")
     return items
 
 
 def main():
     ap = argparse.ArgumentParser(prog="bench/forward",
-                                 description="amqp-gw vs RabbitMQ's shovel on one broker, or on a "
-                                             "private 3-node cluster too")
-    ap.add_argument("--count", type=int, default=100000, help="events per throughput phase")
-    ap.add_argument("--size", type=int, default=256, help="body bytes (default 256)")
-    ap.add_argument("--rate", type=int, default=2000, help="offered msg/s in the latency phase")
-    ap.add_argument("--seconds", type=int, default=10, help="length of the latency phase")
-    ap.add_argument("--prefetch", default="1000,500",
-                    help="gateway prefetch values, comma-separated; the first is also the "
-                         "shovel's and the latency phase's (default 1000,500)")
+                                 description="amqp-gw vs RabbitMQ's shovel and an ideal mover")
+    ap.add_argument("--count", type=int, default=50000, help="events per move (default 50 000)")
+    ap.add_argument("--size", type=int, default=256, help="body bytes of the main cases (256)")
+    ap.add_argument("--prefetch", type=int, default=1000, help="every mover's prefetch (1000)")
+    ap.add_argument("--repeat", type=int, default=3, help="interleaved rounds (default 3)")
+    ap.add_argument("--workload", default="ids,cloudevents",
+                    help="main cases: ids (events carry message_id, correlation_id, type), "
+                         "cloudevents (id-less structured CloudEvents), or both (default)")
     ap.add_argument("--queue-type", default="classic",
-                    help="queue types to measure, comma-separated: classic, quorum (default "
-                         "classic). For each, the gateway runs with that queue_type, and the "
-                         "inbound, destination and shovel queues are of that type")
+                    help="queue types of the main cases: classic, quorum or both (default "
+                         "classic; quorum is also a growth case)")
+    ap.add_argument("--no-full", action="store_true",
+                    help="leave out the forward_headers: full, ideal + headers and shovel + "
+                         "forward headers rows")
+    ap.add_argument("--no-growth", action="store_true",
+                    help="leave out the 4 KiB, 64 KiB, fan-out and quorum cases")
     ap.add_argument("--cluster", action="store_true",
-                    help="also measure on a private 3-node cluster (scripts/broker cluster; "
-                         "node 1 takes the connections and leads the queues)")
-    ap.add_argument("--no-latency", action="store_true", help="skip the latency phase")
-    ap.add_argument("--repeat", type=int, default=1,
-                    help="rounds of the throughput phases, interleaved; each row shows the "
-                         "round with the median msg/s (default 1)")
+                    help="also the ids case on a private 3-node cluster (node 1 takes the "
+                         "connections and leads the queues)")
+    ap.add_argument("--no-latency", action="store_true", help="skip the latency phases")
+    ap.add_argument("--seconds", type=int, default=10, help="length of each latency phase (10)")
     ap.add_argument("--also-gw", metavar="BINARY",
-                    help="a second amqp-gw binary (another build) to measure alongside")
-    ap.add_argument("--instances", type=int, default=1,
-                    help="amqp-gw processes sharing the inbound queue (default 1; SPEC section 6 "
-                         "keeps a route's order only within one instance)")
-    ap.add_argument("--only", choices=["gateway", "shovel"], help="run one mover only")
+                    help="a second amqp-gw binary (another build) measured alongside")
+    ap.add_argument("--plots", metavar="DIR",
+                    help="write throughput.svg and latency.svg into DIR")
     ap.add_argument("--url", required=True, help=argparse.SUPPRESS)
     ap.add_argument("--broker-pid", type=int, required=True, help=argparse.SUPPRESS)
     ap.add_argument("--broker-script", required=True, help=argparse.SUPPRESS)
@@ -607,71 +705,64 @@ def main():
     ap.add_argument("--cluster-pids", help=argparse.SUPPRESS)
     ap.add_argument("--gw", required=True, help=argparse.SUPPRESS)
     ap.add_argument("--loader", required=True, help=argparse.SUPPRESS)
+    ap.add_argument("--mover", required=True, help=argparse.SUPPRESS)
     opts = ap.parse_args()
-    prefetches = parse_list(ap, "--prefetch", opts.prefetch, int, "comma-separated integers")
-    if any(p < 1 or p > 65535 for p in prefetches):
-        ap.error("--prefetch values must be in 1..65535")
-    qtypes = parse_list(ap, "--queue-type", opts.queue_type, str, "classic, quorum or both")
-    if any(qt not in QUEUE_TYPES for qt in qtypes):
-        ap.error(f"--queue-type {opts.queue_type}: each must be classic or quorum "
-                 "(e.g. --queue-type classic,quorum)")
-    if opts.count < 1 or opts.rate < 1 or opts.seconds < 1 or opts.repeat < 1 or opts.instances < 1:
-        ap.error("--count, --rate, --seconds, --repeat and --instances must be positive")
+    opts.workloads = parse_list(ap, "--workload", opts.workload, str, "ids, cloudevents or both",
+                                WORKLOADS)
+    opts.qtypes = parse_list(ap, "--queue-type", opts.queue_type, str,
+                             "classic, quorum or both", QUEUE_TYPES)
+    if opts.count < 1 or opts.seconds < 1 or opts.repeat < 1 or not 1 <= opts.prefetch <= 65535:
+        ap.error("--count, --seconds and --repeat must be positive, --prefetch in 1..65535")
     if opts.cluster and not (opts.cluster_url and opts.cluster_pids):
-        ap.error("--cluster needs the cluster bench/forward starts: run bench/forward, not "
-                 "forward.py")
-    gateways = [(opts.gw, "amqp-gw")]
+        ap.error("--cluster needs the cluster bench/forward starts: run bench/forward")
     if opts.also_gw:
         if not os.access(opts.also_gw, os.X_OK):
             ap.error(f"--also-gw {opts.also_gw}: not an executable file")
-        gateways.append((os.path.abspath(opts.also_gw), "amqp-gw [also-gw]"))
+        opts.also_gw = os.path.abspath(opts.also_gw)
 
     brokers = [Broker(opts.url, [opts.broker_pid], [opts.broker_script, "ctl"], "1 node")]
     if opts.cluster:
         pids = [int(p) for p in opts.cluster_pids.split(",")]
         brokers.append(Broker(opts.cluster_url, pids,
                               [opts.broker_script, "cluster", "ctl", "1"], f"{len(pids)} nodes"))
-    rows, lat, where = [], {}, {}
+    cases = plan(opts, brokers, opts.prefetch)
+    runs = collections.defaultdict(list)
+    lat = {}
     with tempfile.TemporaryDirectory(prefix="bench-forward-") as tmp:
         try:
-            for broker in brokers:
-                clear_shovel(broker)
-            runs = collections.OrderedDict()
+            for b in brokers:
+                clear_shovel(b)
             for rep in range(opts.repeat):
-                if opts.repeat > 1:
-                    log(f"round {rep + 1} of {opts.repeat}")
-                for broker in brokers:
-                    w = where if broker.nodes > 1 else None
-                    for qt in qtypes:
-                        if opts.only != "shovel":
-                            for binary, label in gateways:
-                                for p in prefetches:
-                                    r = phase_gateway(opts, broker, qt, tmp, p, binary, label, w)
-                                    runs.setdefault((r["group"], r["name"]), []).append(r)
-                        if opts.only != "gateway":
-                            r = phase_shovel(opts, broker, qt, prefetches[0], w)
-                            runs.setdefault((r["group"], r["name"]), []).append(r)
-            rows = [median_run(rs) for rs in runs.values()]
+                for case, rows in cases:
+                    for m in rows:
+                        log(f"round {rep + 1}/{opts.repeat}: {case.title}: {m['name']}")
+                        r = run_row(opts, case, m, tmp, opts.prefetch)
+                        log(f"  {r['rate']:.0f} msg/s, broker {r['broker_us']:.0f} us/event")
+                        runs[(case.key, m["name"])].append(r)
+            table = summarise(cases, runs)
             if not opts.no_latency:
-                for broker in brokers:
-                    for qt in qtypes:
-                        g = (broker.label, qt)
-                        if opts.only != "shovel":
-                            lat[(g, "amqp-gw")] = phase_latency_gateway(opts, broker, qt, tmp,
-                                                                        prefetches[0])
-                        if opts.only != "gateway":
-                            lat[(g, "shovel")] = phase_latency_shovel(opts, broker, qt,
-                                                                      prefetches[0])
+                main_case = cases[0][0]
+                shovel = next((r for r in table[0][1] if r["name"] == "shovel"), None)
+                rates = [1000]
+                if shovel:
+                    rates += [int(shovel["rate"] * f) // 100 * 100 for f in (0.5, 0.75)]
+                for rate in rates:
+                    lat[(rate, "amqp-gw")] = latency_gateway(opts, main_case, tmp, opts.prefetch,
+                                                             rate)
+                    lat[(rate, "shovel")] = latency_shovel(opts, main_case, opts.prefetch, rate)
         except BenchError as e:
             log(str(e))
             return 1
         finally:
-            for broker in brokers:
-                broker.reset()
-    if opts.only:
-        print_only(opts, rows, lat)
-    else:
-        print_table(opts, brokers, rows, lat, where)
+            for b in brokers:
+                b.reset()
+    plots = []
+    if opts.plots:
+        os.makedirs(opts.plots, exist_ok=True)
+        plots.append(benchplot.throughput(os.path.join(opts.plots, "throughput.svg"), table))
+        if lat:
+            plots.append(benchplot.latency(os.path.join(opts.plots, "latency.svg"), lat))
+    print_report(opts, brokers, opts.prefetch, table, lat, plots)
     return 0
 
 
