@@ -22,9 +22,9 @@
  * Heartbeats are off: both jobs are short and keep their sockets busy.
  */
 #include "alloc.h"
+#include "common/benchamqp.h"
 
 #include <amqp.h>
-#include <amqp_tcp_socket.h>
 
 #include <errno.h>
 #include <inttypes.h>
@@ -38,24 +38,10 @@
 #include <string.h>
 #include <time.h>
 
-#define LOAD_CHANNEL        1
 #define LOAD_CONFIRM_WINDOW 4000
 #define LOAD_STALL_SECONDS  60
 #define LOAD_PROBE_SECONDS  60
 #define LOAD_DRAIN_SECONDS  30
-
-static const char *g_prog = "bench_load";
-
-__attribute__((format(printf, 1, 2), noreturn)) static void die(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "%s: ", g_prog);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    exit(1);
-}
 
 static int64_t now_ns(void)
 {
@@ -77,85 +63,11 @@ static long parse_long(const char *s, const char *what, long lo, long hi)
     errno = 0;
     long v = strtol(s, &end, 10);
     if (errno || end == s || *end || v < lo || v > hi) {
-        fprintf(stderr, "%s: %s must be an integer in %ld..%ld, not \"%s\"\n", g_prog, what, lo, hi,
-                s);
+        fprintf(stderr, "%s: %s must be an integer in %ld..%ld, not \"%s\"\n", bench_prog, what, lo,
+                hi, s);
         exit(2);
     }
     return v;
-}
-
-/* Says why an RPC failed, in one line. */
-static const char *reply_text(amqp_rpc_reply_t r, char *buf, size_t len)
-{
-    switch (r.reply_type) {
-    case AMQP_RESPONSE_NORMAL:
-        return "ok";
-    case AMQP_RESPONSE_NONE:
-        return "no reply";
-    case AMQP_RESPONSE_LIBRARY_EXCEPTION:
-        return amqp_error_string2(r.library_error);
-    case AMQP_RESPONSE_SERVER_EXCEPTION:
-        if (r.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
-            amqp_connection_close_t *c = r.reply.decoded;
-            snprintf(buf, len, "connection closed by broker: %u %.*s", c->reply_code,
-                     (int)c->reply_text.len, (const char *)c->reply_text.bytes);
-        } else if (r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
-            amqp_channel_close_t *c = r.reply.decoded;
-            snprintf(buf, len, "channel closed by broker: %u %.*s", c->reply_code,
-                     (int)c->reply_text.len, (const char *)c->reply_text.bytes);
-        } else {
-            snprintf(buf, len, "unexpected broker method 0x%08x", r.reply.id);
-        }
-        return buf;
-    }
-    return "unknown reply";
-}
-
-static void check_rpc(amqp_connection_state_t c, const char *what)
-{
-    amqp_rpc_reply_t r = amqp_get_rpc_reply(c);
-    if (r.reply_type != AMQP_RESPONSE_NORMAL) {
-        char buf[512];
-        die("%s: %s", what, reply_text(r, buf, sizeof buf));
-    }
-}
-
-static amqp_connection_state_t open_conn(const char *url_in, const char *name)
-{
-    struct amqp_connection_info ci;
-    char *url = gw_xstrdup(url_in);
-    if (amqp_parse_url(url, &ci) != AMQP_STATUS_OK)
-        die("cannot parse broker URL \"%s\"", url_in);
-    if (ci.ssl)
-        die("amqps:// is not supported by the benchmark loader");
-    amqp_connection_state_t c = amqp_new_connection();
-    amqp_socket_t *sock = amqp_tcp_socket_new(c);
-    if (!sock)
-        die("cannot create a TCP socket");
-    int rc = amqp_socket_open(sock, ci.host, ci.port);
-    if (rc != AMQP_STATUS_OK)
-        die("cannot connect to %s:%d: %s", ci.host, ci.port, amqp_error_string2(rc));
-    amqp_table_entry_t prop = {
-        .key = amqp_cstring_bytes("connection_name"),
-        .value = {.kind = AMQP_FIELD_KIND_UTF8, .value.bytes = amqp_cstring_bytes(name)}};
-    amqp_table_t props = {.num_entries = 1, .entries = &prop};
-    amqp_rpc_reply_t r = amqp_login_with_properties(c, ci.vhost, 0, 131072, 0, &props,
-                                                    AMQP_SASL_METHOD_PLAIN, ci.user, ci.password);
-    if (r.reply_type != AMQP_RESPONSE_NORMAL) {
-        char buf[512];
-        die("login to %s:%d failed: %s", ci.host, ci.port, reply_text(r, buf, sizeof buf));
-    }
-    amqp_channel_open(c, LOAD_CHANNEL);
-    check_rpc(c, "channel.open");
-    free(url);
-    return c;
-}
-
-static void close_conn(amqp_connection_state_t c)
-{
-    amqp_channel_close(c, LOAD_CHANNEL, AMQP_REPLY_SUCCESS);
-    amqp_connection_close(c, AMQP_REPLY_SUCCESS);
-    amqp_destroy_connection(c);
 }
 
 /* A JSON-ish event body of exactly size bytes: {"type":"bench.event","id":N,"data":"xx..."}. */
@@ -165,7 +77,7 @@ static char *make_body(size_t size)
     static const char tail[] = "\"}";
     size_t fixed = sizeof head - 1 + sizeof tail - 1;
     if (size < fixed)
-        die("body size %zu is below the %zu bytes of the event envelope", size, fixed);
+        bench_die("body size %zu is below the %zu bytes of the event envelope", size, fixed);
     char *b = gw_xmalloc(size + 1);
     memcpy(b, head, sizeof head - 1);
     memset(b + sizeof head - 1, 'x', size - fixed);
@@ -208,8 +120,8 @@ typedef struct confirm_state {
 static void confirm_mark(confirm_state *cs, uint64_t tag, bool multiple)
 {
     if (tag > cs->count)
-        die("broker confirmed delivery tag %" PRIu64 " but only %" PRIu64 " were published", tag,
-            cs->count);
+        bench_die("broker confirmed delivery tag %" PRIu64 " but only %" PRIu64 " were published",
+                  tag, cs->count);
     if (multiple) {
         for (uint64_t t = cs->low + 1; t <= tag; t++)
             cs->acked[t] = true;
@@ -229,7 +141,7 @@ static bool read_confirm(amqp_connection_state_t c, confirm_state *cs, int timeo
     if (rc == AMQP_STATUS_TIMEOUT)
         return false;
     if (rc != AMQP_STATUS_OK)
-        die("reading confirms: %s", amqp_error_string2(rc));
+        bench_die("reading confirms: %s", amqp_error_string2(rc));
     if (f.frame_type != AMQP_FRAME_METHOD)
         return true;
     switch (f.payload.method.id) {
@@ -240,17 +152,17 @@ static bool read_confirm(amqp_connection_state_t c, confirm_state *cs, int timeo
     }
     case AMQP_BASIC_NACK_METHOD: {
         amqp_basic_nack_t *n = f.payload.method.decoded;
-        die("broker nacked publish %" PRIu64 " (disk or memory alarm?)", n->delivery_tag);
+        bench_die("broker nacked publish %" PRIu64 " (disk or memory alarm?)", n->delivery_tag);
     }
     case AMQP_CHANNEL_CLOSE_METHOD: {
         amqp_channel_close_t *cc = f.payload.method.decoded;
-        die("channel closed by broker: %u %.*s", cc->reply_code, (int)cc->reply_text.len,
-            (const char *)cc->reply_text.bytes);
+        bench_die("channel closed by broker: %u %.*s", cc->reply_code, (int)cc->reply_text.len,
+                  (const char *)cc->reply_text.bytes);
     }
     case AMQP_CONNECTION_CLOSE_METHOD: {
         amqp_connection_close_t *cc = f.payload.method.decoded;
-        die("connection closed by broker: %u %.*s", cc->reply_code, (int)cc->reply_text.len,
-            (const char *)cc->reply_text.bytes);
+        bench_die("connection closed by broker: %u %.*s", cc->reply_code, (int)cc->reply_text.len,
+                  (const char *)cc->reply_text.bytes);
     }
     default:
         break;
@@ -264,9 +176,9 @@ typedef enum { STYLE_TYPED, STYLE_IDS, STYLE_CLOUDEVENTS } style;
 
 static int cmd_preload(const char *url, const char *queue, uint64_t count, size_t size, style st)
 {
-    amqp_connection_state_t c = open_conn(url, "bench_load preload");
-    amqp_confirm_select(c, LOAD_CHANNEL);
-    check_rpc(c, "confirm.select");
+    amqp_connection_state_t c = bench_open(url, "bench_load preload");
+    amqp_confirm_select(c, BENCH_CHANNEL);
+    bench_check_rpc(c, "confirm.select");
 
     confirm_state cs = {.acked = gw_xcalloc(count + 1, sizeof(bool)), .count = count};
     char *body = make_body(size);
@@ -286,8 +198,8 @@ static int cmd_preload(const char *url, const char *queue, uint64_t count, size_
         while (i - 1 - cs.low >= LOAD_CONFIRM_WINDOW) {
             if (!read_confirm(c, &cs, 1000) &&
                 now_ns() - waited_from > (int64_t)LOAD_STALL_SECONDS * 1000000000)
-                die("no confirm for %d s after %" PRIu64 " of %" PRIu64 " publishes",
-                    LOAD_STALL_SECONDS, i - 1, count);
+                bench_die("no confirm for %d s after %" PRIu64 " of %" PRIu64 " publishes",
+                          LOAD_STALL_SECONDS, i - 1, count);
         }
         body_set_id(body, i);
         if (st == STYLE_IDS) {
@@ -297,10 +209,10 @@ static int cmd_preload(const char *url, const char *queue, uint64_t count, size_
             p.message_id = amqp_cstring_bytes(message_id);
             p.correlation_id = amqp_cstring_bytes(correlation_id);
         }
-        int rc = amqp_basic_publish(c, LOAD_CHANNEL, amqp_empty_bytes, q, 0, 0, &p,
+        int rc = amqp_basic_publish(c, BENCH_CHANNEL, amqp_empty_bytes, q, 0, 0, &p,
                                     (amqp_bytes_t){.len = size, .bytes = body});
         if (rc != AMQP_STATUS_OK)
-            die("publish %" PRIu64 " to queue \"%s\": %s", i, queue, amqp_error_string2(rc));
+            bench_die("publish %" PRIu64 " to queue \"%s\": %s", i, queue, amqp_error_string2(rc));
         while (read_confirm(c, &cs, 0))
             ;
     }
@@ -308,14 +220,14 @@ static int cmd_preload(const char *url, const char *queue, uint64_t count, size_
     while (cs.low < count) {
         if (!read_confirm(c, &cs, 1000) &&
             now_ns() - waited_from > (int64_t)LOAD_STALL_SECONDS * 1000000000)
-            die("only %" PRIu64 " of %" PRIu64 " publishes confirmed after %d s", cs.low, count,
-                LOAD_STALL_SECONDS);
+            bench_die("only %" PRIu64 " of %" PRIu64 " publishes confirmed after %d s", cs.low,
+                      count, LOAD_STALL_SECONDS);
     }
     double s = (double)(now_ns() - t0) / 1e9;
     printf("preload count=%" PRIu64 " seconds=%.3f rate=%.0f\n", count, s, (double)count / s);
     free(body);
     free(cs.acked);
-    close_conn(c);
+    bench_close(c);
     return 0;
 }
 
@@ -361,10 +273,10 @@ static bool header_i64(const amqp_table_t *t, const char *key, int64_t *out)
 static void *consumer_main(void *arg)
 {
     lat_consumer *lc = arg;
-    amqp_connection_state_t c = open_conn(lc->url, "bench_load latency consumer");
-    amqp_basic_consume(c, LOAD_CHANNEL, amqp_cstring_bytes(lc->queue), amqp_empty_bytes, 0, 1, 0,
+    amqp_connection_state_t c = bench_open(lc->url, "bench_load latency consumer");
+    amqp_basic_consume(c, BENCH_CHANNEL, amqp_cstring_bytes(lc->queue), amqp_empty_bytes, 0, 1, 0,
                        amqp_empty_table);
-    check_rpc(c, "basic.consume");
+    bench_check_rpc(c, "basic.consume");
     atomic_store(&lc->ready, true);
 
     while (lc->received < lc->expect) {
@@ -381,7 +293,7 @@ static void *consumer_main(void *arg)
             continue;
         if (r.reply_type != AMQP_RESPONSE_NORMAL) {
             char buf[512];
-            die("consuming from \"%s\": %s", lc->queue, reply_text(r, buf, sizeof buf));
+            bench_die("consuming from \"%s\": %s", lc->queue, bench_reply_text(r, buf, sizeof buf));
         }
         const amqp_basic_properties_t *p = &env.message.properties;
         int64_t sent, probe;
@@ -396,7 +308,7 @@ static void *consumer_main(void *arg)
         }
         amqp_destroy_envelope(&env);
     }
-    close_conn(c);
+    bench_close(c);
     return NULL;
 }
 
@@ -422,12 +334,12 @@ static int cmd_latency(const char *url, const char *src, const char *dst, long r
         .url = url, .queue = dst, .expect = total, .lat_ns = gw_xcalloc(total, sizeof(int64_t))};
     pthread_t th;
     if (pthread_create(&th, NULL, consumer_main, &lc) != 0)
-        die("cannot start the consumer thread");
-    amqp_connection_state_t c = open_conn(url, "bench_load latency publisher");
+        bench_die("cannot start the consumer thread");
+    amqp_connection_state_t c = bench_open(url, "bench_load latency publisher");
     int64_t deadline = now_ns() + 30LL * 1000000000;
     while (!atomic_load(&lc.ready)) {
         if (now_ns() > deadline)
-            die("the consumer on \"%s\" did not start within 30 s", dst);
+            bench_die("the consumer on \"%s\" did not start within 30 s", dst);
         sleep_until_ns(now_ns() + 5000000);
     }
 
@@ -444,13 +356,13 @@ static int cmd_latency(const char *url, const char *src, const char *dst, long r
     deadline = now_ns() + (int64_t)LOAD_PROBE_SECONDS * 1000000000;
     while (!atomic_load(&lc.probe_seen)) {
         if (now_ns() > deadline)
-            die("no probe reached \"%s\" from \"%s\" within %d s: is the gateway or shovel "
-                "running?",
-                dst, src, LOAD_PROBE_SECONDS);
-        int rc = amqp_basic_publish(c, LOAD_CHANNEL, amqp_empty_bytes, q, 0, 0, &pp,
+            bench_die("no probe reached \"%s\" from \"%s\" within %d s: is the gateway or shovel "
+                      "running?",
+                      dst, src, LOAD_PROBE_SECONDS);
+        int rc = amqp_basic_publish(c, BENCH_CHANNEL, amqp_empty_bytes, q, 0, 0, &pp,
                                     (amqp_bytes_t){.len = size, .bytes = body});
         if (rc != AMQP_STATUS_OK)
-            die("probe publish to \"%s\": %s", src, amqp_error_string2(rc));
+            bench_die("probe publish to \"%s\": %s", src, amqp_error_string2(rc));
         sleep_until_ns(now_ns() + 100000000);
     }
     sleep_until_ns(now_ns() + 200000000); /* let straggling probes drain */
@@ -472,16 +384,16 @@ static int cmd_latency(const char *url, const char *src, const char *dst, long r
             max_behind = t - due;
         body_set_id(body, i + 1);
         sent->value.value.i64 = now_ns();
-        int rc = amqp_basic_publish(c, LOAD_CHANNEL, amqp_empty_bytes, q, 0, 0, &p,
+        int rc = amqp_basic_publish(c, BENCH_CHANNEL, amqp_empty_bytes, q, 0, 0, &p,
                                     (amqp_bytes_t){.len = size, .bytes = body});
         if (rc != AMQP_STATUS_OK)
-            die("publish %" PRIu64 " to \"%s\": %s", i + 1, src, amqp_error_string2(rc));
+            bench_die("publish %" PRIu64 " to \"%s\": %s", i + 1, src, amqp_error_string2(rc));
         atomic_store(&lc.last_sent_ns, (long long)now_ns());
     }
     double pub_s = (double)(now_ns() - t0) / 1e9;
     atomic_store(&lc.publishing_done, true);
     pthread_join(th, NULL);
-    close_conn(c);
+    bench_close(c);
 
     qsort(lc.lat_ns, lc.received, sizeof(int64_t), cmp_i64);
     double sum = 0;
@@ -505,12 +417,13 @@ static void usage(void)
     fprintf(stderr,
             "usage: %s preload URL QUEUE COUNT SIZE [typed|ids|cloudevents]\n"
             "       %s latency URL SRC_QUEUE DST_QUEUE RATE SECONDS SIZE\n",
-            g_prog, g_prog);
+            bench_prog, bench_prog);
     exit(2);
 }
 
 int main(int argc, char **argv)
 {
+    bench_prog = "bench_load";
     if (argc < 2)
         usage();
     if (strcmp(argv[1], "preload") == 0 && (argc == 6 || argc == 7)) {
@@ -520,7 +433,7 @@ int main(int argc, char **argv)
         for (int i = 0; i < 3; i++)
             if (argc == 6 || strcmp(argv[6], styles[i]) == 0)
                 return cmd_preload(argv[2], argv[3], count, size, (style)(argc == 6 ? 0 : i));
-        fprintf(stderr, "%s: STYLE must be typed, ids or cloudevents, not \"%s\"\n", g_prog,
+        fprintf(stderr, "%s: STYLE must be typed, ids or cloudevents, not \"%s\"\n", bench_prog,
                 argv[6]);
         return 2;
     }

@@ -19,9 +19,9 @@
  * exit 2.
  */
 #include "alloc.h"
+#include "common/benchamqp.h"
 
 #include <amqp.h>
-#include <amqp_tcp_socket.h>
 
 #include <errno.h>
 #include <inttypes.h>
@@ -36,66 +36,17 @@
 #include <sys/random.h>
 #include <time.h>
 
-#define CH           1
+#define CH           BENCH_CHANNEL
 #define MAX_EXCHANGE 8
 
-static const char *g_prog = "bench_mover";
 static volatile sig_atomic_t g_stop;
 
 typedef enum { MODE_PLAIN, MODE_IDS, MODE_HEADERS } mode;
-
-__attribute__((format(printf, 1, 2), noreturn)) static void die(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "%s: ", g_prog);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    exit(1);
-}
 
 static void on_signal(int sig)
 {
     (void)sig;
     g_stop = 1;
-}
-
-static void check_rpc(amqp_connection_state_t c, const char *what)
-{
-    amqp_rpc_reply_t r = amqp_get_rpc_reply(c);
-    if (r.reply_type == AMQP_RESPONSE_NORMAL)
-        return;
-    if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION)
-        die("%s: %s", what, amqp_error_string2(r.library_error));
-    die("%s: refused by the broker (method 0x%08x)", what, r.reply.id);
-}
-
-static amqp_connection_state_t open_conn(const char *url_in, const char *name)
-{
-    struct amqp_connection_info ci;
-    char *url = gw_xstrdup(url_in);
-    if (amqp_parse_url(url, &ci) != AMQP_STATUS_OK || ci.ssl)
-        die("cannot use broker URL \"%s\" (amqp:// only)", url_in);
-    amqp_connection_state_t c = amqp_new_connection();
-    amqp_socket_t *sock = amqp_tcp_socket_new(c);
-    if (!sock)
-        die("cannot create a TCP socket");
-    int rc = amqp_socket_open(sock, ci.host, ci.port);
-    if (rc != AMQP_STATUS_OK)
-        die("cannot connect to %s:%d: %s", ci.host, ci.port, amqp_error_string2(rc));
-    amqp_table_entry_t prop = {
-        .key = amqp_cstring_bytes("connection_name"),
-        .value = {.kind = AMQP_FIELD_KIND_UTF8, .value.bytes = amqp_cstring_bytes(name)}};
-    amqp_table_t props = {.num_entries = 1, .entries = &prop};
-    amqp_rpc_reply_t r = amqp_login_with_properties(c, ci.vhost, 0, 131072, 0, &props,
-                                                    AMQP_SASL_METHOD_PLAIN, ci.user, ci.password);
-    if (r.reply_type != AMQP_RESPONSE_NORMAL)
-        die("login to %s:%d failed", ci.host, ci.port);
-    amqp_channel_open(c, CH);
-    check_rpc(c, "channel.open");
-    free(url);
-    return c;
 }
 
 /* ---------------------------------------------------------------- what a copy carries */
@@ -235,7 +186,7 @@ static void confirm(mover *mv, uint64_t seq, bool multiple)
         mv->acked++;
     }
     if (ack_tag && amqp_basic_ack(mv->in, CH, ack_tag, 1) != AMQP_STATUS_OK)
-        die("basic.ack failed");
+        bench_die("basic.ack failed");
 }
 
 /* Reads what the publisher connection has (confirms); false when nothing was there. */
@@ -247,17 +198,17 @@ static bool read_out(mover *mv)
     if (rc == AMQP_STATUS_TIMEOUT)
         return false;
     if (rc != AMQP_STATUS_OK)
-        die("publisher connection: %s", amqp_error_string2(rc));
+        bench_die("publisher connection: %s", amqp_error_string2(rc));
     if (f.frame_type == AMQP_FRAME_METHOD) {
         if (f.payload.method.id == AMQP_BASIC_ACK_METHOD) {
             amqp_basic_ack_t *a = f.payload.method.decoded;
             confirm(mv, a->delivery_tag, a->multiple);
         } else if (f.payload.method.id == AMQP_BASIC_NACK_METHOD) {
-            die("the broker nacked publish %" PRIu64,
-                ((amqp_basic_nack_t *)f.payload.method.decoded)->delivery_tag);
+            bench_die("the broker nacked publish %" PRIu64,
+                      ((amqp_basic_nack_t *)f.payload.method.decoded)->delivery_tag);
         } else if (f.payload.method.id == AMQP_CHANNEL_CLOSE_METHOD ||
                    f.payload.method.id == AMQP_CONNECTION_CLOSE_METHOD) {
-            die("the broker closed the publisher channel (does the exchange exist?)");
+            bench_die("the broker closed the publisher channel (does the exchange exist?)");
         }
     }
     amqp_maybe_release_buffers(mv->out);
@@ -274,29 +225,29 @@ static bool read_in(mover *mv, mode md, amqp_bytes_t *exchanges, int n_ex, amqp_
     if (rc == AMQP_STATUS_TIMEOUT)
         return false;
     if (rc != AMQP_STATUS_OK)
-        die("consumer connection: %s", amqp_error_string2(rc));
+        bench_die("consumer connection: %s", amqp_error_string2(rc));
     if (f.frame_type != AMQP_FRAME_METHOD || f.payload.method.id != AMQP_BASIC_DELIVER_METHOD) {
         if (f.frame_type == AMQP_FRAME_METHOD &&
             (f.payload.method.id == AMQP_CHANNEL_CLOSE_METHOD ||
              f.payload.method.id == AMQP_CONNECTION_CLOSE_METHOD))
-            die("the broker closed the consumer channel");
+            bench_die("the broker closed the consumer channel");
         return true;
     }
     uint64_t tag = ((amqp_basic_deliver_t *)f.payload.method.decoded)->delivery_tag;
     amqp_message_t m;
     amqp_rpc_reply_t r = amqp_read_message(mv->in, f.channel, &m, 0);
     if (r.reply_type != AMQP_RESPONSE_NORMAL)
-        die("reading a delivery failed");
+        bench_die("reading a delivery failed");
     copy c;
     make_copy(md, &m, route, &c);
     for (int i = 0; i < n_ex; i++) {
         if (amqp_basic_publish(mv->out, CH, exchanges[i], rk, 0, 0, &c.props, m.body) !=
             AMQP_STATUS_OK)
-            die("basic.publish failed");
+            bench_die("basic.publish failed");
         mv->next_seq++;
     }
     if (mv->n == mv->cap)
-        die("more deliveries in flight than the prefetch allows");
+        bench_die("more deliveries in flight than the prefetch allows");
     mv->ring[(mv->head + mv->n) % mv->cap] = (pending){tag, mv->next_seq - 1};
     mv->n++;
     mv->moved++;
@@ -313,11 +264,11 @@ static int cmd_move(const char *url, const char *queue, int prefetch, mode md, c
     for (char *save = NULL, *t = strtok_r(exchange_list, ",", &save); t;
          t = strtok_r(NULL, ",", &save)) {
         if (n_ex == MAX_EXCHANGE)
-            die("at most %d exchanges", MAX_EXCHANGE);
+            bench_die("at most %d exchanges", MAX_EXCHANGE);
         ex[n_ex++] = amqp_cstring_bytes(t);
     }
     if (!n_ex)
-        die("no exchange given");
+        bench_die("no exchange given");
     if (getrandom(g_rng, sizeof g_rng, 0) != (ssize_t)sizeof g_rng)
         g_rng[0] = (uint64_t)time(NULL), g_rng[1] = 0x9e3779b97f4a7c15u;
 
@@ -325,15 +276,15 @@ static int cmd_move(const char *url, const char *queue, int prefetch, mode md, c
     mv.ring = gw_xcalloc(mv.cap, sizeof *mv.ring);
     mv.cap2 = (size_t)prefetch * (size_t)n_ex * 2 + 2;
     mv.single = gw_xcalloc(mv.cap2, sizeof *mv.single);
-    mv.in = open_conn(url, "bench_mover consumer");
-    mv.out = open_conn(url, "bench_mover publisher");
+    mv.in = bench_open(url, "bench_mover consumer");
+    mv.out = bench_open(url, "bench_mover publisher");
     amqp_confirm_select(mv.out, CH);
-    check_rpc(mv.out, "confirm.select");
+    bench_check_rpc(mv.out, "confirm.select");
     amqp_basic_qos(mv.in, CH, 0, (uint16_t)prefetch, 0);
-    check_rpc(mv.in, "basic.qos");
+    bench_check_rpc(mv.in, "basic.qos");
     amqp_basic_consume(mv.in, CH, amqp_cstring_bytes(queue), amqp_empty_bytes, 0, 0, 0,
                        amqp_empty_table);
-    check_rpc(mv.in, "basic.consume");
+    bench_check_rpc(mv.in, "basic.consume");
 
     struct sigaction sa = {.sa_handler = on_signal};
     sigaction(SIGTERM, &sa, NULL);
@@ -350,7 +301,7 @@ static int cmd_move(const char *url, const char *queue, int prefetch, mode md, c
         struct pollfd p[2] = {{.fd = amqp_get_sockfd(mv.in), .events = POLLIN},
                               {.fd = amqp_get_sockfd(mv.out), .events = POLLIN}};
         if (poll(p, 2, 100) < 0 && errno != EINTR)
-            die("poll: %s", strerror(errno));
+            bench_die("poll: %s", strerror(errno));
     }
     printf("mover moved=%" PRIu64 " acked=%" PRIu64 "\n", mv.moved, mv.acked);
     fflush(stdout);
@@ -365,17 +316,18 @@ static int cmd_move(const char *url, const char *queue, int prefetch, mode md, c
 
 int main(int argc, char **argv)
 {
+    bench_prog = "bench_mover";
     if (argc != 7) {
         fprintf(stderr,
                 "usage: %s URL SRC_QUEUE PREFETCH plain|ids|headers EXCHANGE[,EXCHANGE...] "
                 "ROUTING_KEY\n",
-                g_prog);
+                bench_prog);
         return 2;
     }
     char *end;
     long prefetch = strtol(argv[3], &end, 10);
     if (*end || prefetch < 1 || prefetch > 65535) {
-        fprintf(stderr, "%s: PREFETCH must be an integer in 1..65535, not \"%s\"\n", g_prog,
+        fprintf(stderr, "%s: PREFETCH must be an integer in 1..65535, not \"%s\"\n", bench_prog,
                 argv[3]);
         return 2;
     }
@@ -387,7 +339,8 @@ int main(int argc, char **argv)
     else if (strcmp(argv[4], "headers") == 0)
         md = MODE_HEADERS;
     else {
-        fprintf(stderr, "%s: MODE must be plain, ids or headers, not \"%s\"\n", g_prog, argv[4]);
+        fprintf(stderr, "%s: MODE must be plain, ids or headers, not \"%s\"\n", bench_prog,
+                argv[4]);
         return 2;
     }
     return cmd_move(argv[1], argv[2], (int)prefetch, md, argv[5], argv[6]);
