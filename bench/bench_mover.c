@@ -14,7 +14,8 @@
  *            and, when missing, the message_id and type (the body's CloudEvents "id"/"type")
  *   headers  ids, plus amqp-gw's four forwarding headers (forward_headers: full):
  *            x-correlation-id, x-gw-route, x-gw-retry-count, x-gw-first-seen-at
- * Runs until SIGTERM or SIGINT, then prints `mover moved=N acked=N` and exits 0. Errors print
+ * Runs until SIGTERM or SIGINT, then acks what gets confirmed within 10 s, prints
+ * `mover moved=N acked=N` and exits 0. Errors print
  * one line on stderr and exit 1 (a nack included: an ideal mover has no retry); usage errors
  * exit 2.
  */
@@ -302,6 +303,14 @@ static int cmd_move(const char *url, const char *queue, int prefetch, mode md, c
                               {.fd = amqp_get_sockfd(mv.out), .events = POLLIN}};
         if (poll(p, 2, 100) < 0 && errno != EINTR)
             bench_die("poll: %s", strerror(errno));
+    }
+    /* as amqp-gw does on SIGTERM: what was moved is acked once confirmed (for 10 s at most),
+     * so the source queue ends empty rather than with redeliveries */
+    for (time_t give_up = time(NULL) + 10; mv.n && time(NULL) < give_up;) {
+        if (!read_out(&mv)) {
+            struct pollfd p = {.fd = amqp_get_sockfd(mv.out), .events = POLLIN};
+            poll(&p, 1, 100);
+        }
     }
     printf("mover moved=%" PRIu64 " acked=%" PRIu64 "\n", mv.moved, mv.acked);
     fflush(stdout);
