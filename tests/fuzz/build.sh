@@ -72,7 +72,7 @@ build fuzz_classify "$src/classify.c" "$src/headers.c" "$src/uuid.c" "$src/str.c
 libs=$(pkg-config --cflags --libs yaml-0.1)
 build fuzz_yaml "$src/config.c" "$src/routes.c" "$src/yamldoc.c" "$src/router.c" "$src/url.c" \
     "$src/match.c" "$src/str.c" "$src/err.c" "$src/alloc.c" "$src/log.c" "$src/clock.c" \
-    "$src/duration.c"
+    "$src/duration.c" "$src/copy.c" "$src/headers.c" "$src/delivery.c" "$src/uuid.c"
 
 failed=""
 # run NAME MAX_LEN RUNS
