@@ -69,10 +69,10 @@ libs=$(pkg-config --cflags --libs libcjson)
 build fuzz_classify "$src/classify.c" "$src/headers.c" "$src/uuid.c" "$src/str.c" \
     "$src/match.c" "$src/alloc.c"
 
-libs=$(pkg-config --cflags --libs yaml-0.1)
+libs=$(pkg-config --cflags --libs yaml-0.1 libcjson)
 build fuzz_yaml "$src/config.c" "$src/routes.c" "$src/yamldoc.c" "$src/router.c" "$src/url.c" \
     "$src/match.c" "$src/str.c" "$src/err.c" "$src/alloc.c" "$src/log.c" "$src/clock.c" \
-    "$src/duration.c"
+    "$src/duration.c" "$src/contract.c" -lm
 
 failed=""
 # run NAME MAX_LEN RUNS
