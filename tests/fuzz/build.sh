@@ -77,7 +77,8 @@ build fuzz_contract "$src/contract.c" "$src/classify.c" "$src/str.c" "$src/match
 libs=$(pkg-config --cflags --libs yaml-0.1 libcjson)
 build fuzz_yaml "$src/config.c" "$src/routes.c" "$src/yamldoc.c" "$src/router.c" "$src/url.c" \
     "$src/match.c" "$src/str.c" "$src/err.c" "$src/alloc.c" "$src/log.c" "$src/clock.c" \
-    "$src/duration.c" "$src/contract.c" -lm
+    "$src/duration.c" "$src/contract.c" "$src/copy.c" "$src/headers.c" "$src/delivery.c" \
+    "$src/uuid.c" -lm
 
 failed=""
 # run NAME MAX_LEN RUNS
