@@ -5,11 +5,14 @@ retry); an event that keeps it is forwarded byte-identical; the metric counts pe
 """
 
 import json
+import os
 import re
+import signal
+import subprocess
 
 import pytest
 
-from gwtest import Publisher, drain, drain_exact, event_props, free_port, http_get, wait_for
+from gwtest import Publisher, drain, drain_exact, event_props, free_port, http_get, publish_one, wait_for
 
 DATASCHEMA_V = "https://schemas.example.com/shipping/v{}"
 
@@ -261,3 +264,50 @@ def test_violations_are_counted_per_route_and_rule(env):
     wait_for(counted, 10.0, "the violations counted per route and rule")
     _, text = http_get(port, "/metrics")
     assert re.search(r"^# TYPE amqp_gw_contract_violations_total counter$", text, re.M)
+
+
+# --- replay once the contract has caught up ---------------------------------------------------
+
+
+def test_replay_after_the_table_accepts_the_version_forwards_the_parked_events(gateway, tid, broker):
+    """The README's story: a producer ships version 3 before billing knows it; the events wait
+    in the DLQ; once version 3 is accepted (table changed, SIGHUP), `replay --reason
+    invalid_event --type` puts them back through the gateway and they are forwarded as sent.
+    An event that breaks a field rule comes back to the DLQ (counted), not forwarded."""
+    routes = contract_routes(tid)
+    gw = gateway(routes).start()
+    dest = f"{tid}.events.q"
+    v3 = order_body()
+    no_id = order_body(order_id=None)
+    publish_one(broker, gw.inbound, v3, event_props(1, type="order.created", headers={"x-event-version": 3}))
+    publish_one(broker, gw.inbound, no_id, event_props(2, type="order.created", headers={"x-event-version": 2}))
+    wait_for(lambda: broker.count(gw.dlq) == 2, 10.0, "both events in the DLQ")
+
+    routes["routes"][0]["contract"]["versions"] = [1, 2, 3]
+    gw.routes = routes
+    gw.write_files()
+    gw.send_signal(signal.SIGHUP)
+    wait_for(
+        lambda: any(str(o.get("msg", "")).startswith("routing table reloaded") for o in gw.logs()),
+        10.0,
+        "the reload",
+    )
+
+    env = dict(os.environ, AMQP_GW_URL=broker.url)
+    p = subprocess.run(
+        [gw.binary, "replay", "-c", str(gw.config_path), "--reason", "invalid_event", "--type", "order.*"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "matched 2, moved 2" in p.stdout + p.stderr, p.stdout + p.stderr
+
+    m = drain_exact(broker, dest, 1)[0]
+    assert m.seq == 1 and m.body == v3, m
+    assert m.headers.get("x-gw-replay-count") == 1, m
+    back = drain_exact(broker, gw.dlq, 1)[0]
+    assert back.seq == 2 and back.body == no_id, back
+    assert back.headers.get("x-gw-last-error") == "contract: /data/order_id is missing", back
+    assert back.headers.get("x-gw-replay-count") == 1, back
