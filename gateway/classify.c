@@ -44,38 +44,6 @@ static void why_to(char why[GW_CLASSIFY_WHY_CAP], const char *fmt, ...)
     va_end(ap);
 }
 
-/* Message bytes may be anything: escape all but printable ASCII so a why text is
- * one safe line in logs and in the x-gw-last-error header. */
-static void quote(char *dst, size_t cap, const char *s, size_t len)
-{
-    static const char hex[] = "0123456789abcdef";
-    size_t o = 0;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        char esc[5];
-        size_t k = 0;
-        if (c == '"' || c == '\\') {
-            esc[k++] = '\\';
-            esc[k++] = (char)c;
-        } else if (c >= 0x20 && c < 0x7f) {
-            esc[k++] = (char)c;
-        } else {
-            esc[k++] = '\\';
-            esc[k++] = 'x';
-            esc[k++] = hex[c >> 4];
-            esc[k++] = hex[c & 0xf];
-        }
-        if (o + k > CLASSIFY_QUOTE_MAX || o + k + 4 > cap) {
-            memcpy(dst + o, "...", 3);
-            o += 3;
-            break;
-        }
-        memcpy(dst + o, esc, k);
-        o += k;
-    }
-    dst[o] = '\0';
-}
-
 /* An id worth keeping as message_id: 1..255 bytes, well-formed UTF-8, no NUL. */
 static bool id_usable(const char *p, size_t len)
 {
@@ -333,7 +301,7 @@ gw_err gw_classify(const gw_type_source *order, size_t n_order, const gw_classif
         goto out;
     }
     if (!gw_match_type_valid(type, type_len)) {
-        quote(q, sizeof q, type, type_len);
+        gw_str_escape(q, sizeof q, type, type_len, CLASSIFY_QUOTE_MAX);
         why_to(out->why, "type \"%s\" is not a dot-separated name", q);
         goto out;
     }

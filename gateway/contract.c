@@ -241,33 +241,10 @@ static void why_set(gw_contract_violation *out, const char *fmt, ...)
     va_end(ap);
 }
 
-/* Message (or table) bytes as one safe line: printable ASCII as is, the rest as \xNN, cut
- * after QUOTE_MAX bytes of output with "...". */
+/* Message (or table) bytes as one safe line, cut after QUOTE_MAX bytes of output. */
 static void escape(char *dst, size_t cap, const char *s, size_t len)
 {
-    static const char hex[] = "0123456789abcdef";
-    size_t o = 0;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        char e[4];
-        size_t k = 0;
-        if (ch >= 0x20 && ch < 0x7f && ch != '\\') {
-            e[k++] = (char)ch;
-        } else {
-            e[k++] = '\\';
-            e[k++] = 'x';
-            e[k++] = hex[ch >> 4];
-            e[k++] = hex[ch & 0xf];
-        }
-        if (o + k > QUOTE_MAX || o + k + 4 > cap) {
-            memcpy(dst + o, "...", 3);
-            o += 3;
-            break;
-        }
-        memcpy(dst + o, e, k);
-        o += k;
-    }
-    dst[o] = '\0';
+    gw_str_escape(dst, cap, s, len, QUOTE_MAX);
 }
 
 static const char *json_type_of(const cJSON *v)

@@ -374,7 +374,7 @@ Test(contract, message_bytes_in_a_version_are_escaped)
     new_contract();
     versions("header:v", "1", NULL);
     header_str("v", "2\n\"x\"");
-    expect_violation("{}", "contract: version 2\\x0a\"x\" not accepted (1)", "version");
+    expect_violation("{}", "contract: version 2\\x0a\\\"x\\\" not accepted (1)", "version");
 }
 
 Test(contract, version_from_refuses_other_spellings)
