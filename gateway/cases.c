@@ -10,7 +10,9 @@
 #include "cases.h"
 
 #include "alloc.h"
+#include "contract.h"
 #include "dispatch.h"
+#include "intake.h"
 #include "match.h"
 #include "yamldoc.h"
 
@@ -22,8 +24,8 @@
 #define CASES_MAX_NAME_BYTES 255
 
 static const char *const file_keys[] = {"cases", NULL};
-static const char *const case_keys[] = {"name", "event",        "type",  "headers", "expect",
-                                        "to",   "destinations", "route", NULL};
+static const char *const case_keys[] = {"name", "event", "type",  "headers",      "body", "expect",
+                                        "to",   "error", "route", "destinations", NULL};
 /* Spellings a case may use for the same field: the routing table's own words (`event`,
  * `to`) and the obvious others. */
 static const char *const event_keys[] = {"event", "type", NULL};
@@ -45,6 +47,8 @@ static void case_cleanup(gw_case *c)
     }
     free(c->dests);
     free(c->route);
+    free(c->body);
+    free(c->error);
 }
 
 void gw_cases_free(gw_cases *cases)
@@ -231,9 +235,38 @@ static void load_case(gw_yamldoc *doc, const gw_yaml_node *item, size_t index, g
         }
         free(what);
     }
+    n = gw_yamldoc_map_get(item, "body");
+    if (n) {
+        what = gw_xasprintf("%s: body", label);
+        /* the body as published; a scalar's bytes as they are (a "\0" escape too) */
+        if (n->kind != GW_YAML_SCALAR || gw_yamldoc_is_null(n)) {
+            gw_yamldoc_error(doc, n,
+                             "%s: expected a string (the body as published, e.g. "
+                             "'{\"data\": {}}'), got %s",
+                             what, gw_yamldoc_kind_name(n));
+        } else {
+            c->body = gw_xmemdup(n->str, n->len + 1);
+            c->body_len = n->len;
+        }
+        free(what);
+    }
     const gw_yaml_node *expect = field(doc, item, label, expect_keys, &used);
     if (expect)
         load_expect(doc, expect, label, c);
+    n = gw_yamldoc_map_get(item, "error");
+    if (n) {
+        what = gw_xasprintf("%s: error", label);
+        if (gw_yamldoc_get_str(doc, n, what, &s)) {
+            if (c->expect == GW_CASE_EXPECT_NO_ROUTE || c->expect == GW_CASE_EXPECT_INVALID_EVENT)
+                c->error = gw_xstrdup(s);
+            else if (expect)
+                gw_yamldoc_error(doc, n,
+                                 "%s: only a dead-letter has one: use it with expect: "
+                                 "invalid_event or no_route",
+                                 what);
+        }
+        free(what);
+    }
     if (!expect && !gw_yamldoc_map_get(item, "route"))
         gw_yamldoc_error(doc, item,
                          "%s: needs expect: (destinations, no_route or "
@@ -337,48 +370,72 @@ static void text_add_dest(text *t, const char *exchange, const char *routing_key
 
 /* What the table does with the event: the outcome a case is compared with. */
 typedef struct outcome {
-    const gw_route *route; /* NULL: dead-lettered */
-    bool invalid;          /* invalid_event (else, with no route, no_route) */
+    const gw_route *route;         /* NULL: dead-lettered */
+    bool invalid;                  /* invalid_event (else, with no route, no_route) */
+    const gw_route *broken;        /* invalid_event: the route whose contract it broke, or NULL */
+    char why[GW_DISPATCH_WHY_CAP]; /* dead-lettered: its x-gw-last-error */
     /* route's destinations as the gateway publishes to them, in the route's order */
     const char **exchange, **routing_key;
     size_t n_dests;
 } outcome;
 
-/* Decides a new event of type `event` as the gateway does: the event intake.c makes of a
- * message whose type property is `event` (valid when it is an event type), then
- * dispatch.c's intent for it. */
-static void decide(const char *event, const gw_routes *routes, outcome *o)
+/* Decides a new event of the case as the gateway does: the event intake.c makes of a
+ * message whose type property is the case's event, with the case's headers and body,
+ * then dispatch.c's intent for it, checked against the route's contract. */
+static void decide(const gw_case *c, const gw_routes *routes, outcome *o)
 {
     /* a new event has spent no attempt: no retry policy is asked anything */
     static const gw_retry_policy no_retry = {.n_backoff = 1};
+    static const gw_type_source from_property[] = {GW_TYPE_FROM_PROPERTY};
+    static const uint8_t no_random[32];
+    const gw_intake_config cfg = {from_property, 1, "", ""};
+    gw_delivery d;
+    memset(&d, 0, sizeof d);
+    d.consumer_tag = gw_str_from_cstr("amqp-gw test");
+    d.type = gw_str_from_cstr(c->event);
+    d.body = c->body ? (gw_str){c->body, c->body_len} : gw_str_from_cstr("");
+    gw_delivery_entry *h = gw_xcalloc(c->n_headers ? c->n_headers : 1, sizeof *h);
+    for (size_t i = 0; i < c->n_headers; i++)
+        h[i] = (gw_delivery_entry){.key = gw_str_from_cstr(c->headers[i].key),
+                                   .str = gw_str_from_cstr(c->headers[i].value),
+                                   .slot = GW_DH_COUNT};
+    d.headers = h;
+    d.n_headers = c->n_headers;
+
     gw_intake_event ev;
-    memset(&ev, 0, sizeof ev);
-    ev.origin = GW_ORIGIN_NEW;
-    ev.type_len = strlen(event);
-    ev.valid = gw_match_type_valid(event, ev.type_len);
-    if (ev.valid)
-        memcpy(ev.type, event, ev.type_len + 1);
-    else
-        ev.type_len = 0;
+    gw_intake_classify(&cfg, &d, 0, no_random, &ev);
     gw_dispatch_intent in;
     gw_dispatch_decide(&ev, routes, &no_retry, &in);
-    *o = (outcome){NULL, in.kind == GW_DISPATCH_DEAD_LETTER && in.reason == GW_REASON_INVALID_EVENT,
-                   NULL, NULL, 0};
+    const gw_contract *contract = gw_dispatch_contract(&in, &ev);
+    gw_contract_violation v;
+    const gw_route *broken = NULL;
+    if (contract && !gw_intake_contract(contract, &d, &ev, &v)) {
+        broken = in.route;
+        gw_dispatch_contract_broken(&in, &ev, v.why);
+    }
+    gw_intake_release(&ev);
+    free(h);
+    *o = (outcome){
+        NULL,   in.kind == GW_DISPATCH_DEAD_LETTER && in.reason == GW_REASON_INVALID_EVENT,
+        broken, "",
+        NULL,   NULL,
+        0};
+    memcpy(o->why, in.why, sizeof o->why);
     if (in.kind != GW_DISPATCH_FORWARD)
         return;
     o->route = in.route;
     o->exchange = gw_xcalloc(in.route->n_to + 1, sizeof *o->exchange);
     o->routing_key = gw_xcalloc(in.route->n_to + 1, sizeof *o->routing_key);
     size_t pos = 0;
-    while (
-        gw_dispatch_next(&in, event, &pos, &o->exchange[o->n_dests], &o->routing_key[o->n_dests]))
+    while (gw_dispatch_next(&in, c->event, &pos, &o->exchange[o->n_dests],
+                            &o->routing_key[o->n_dests]))
         o->n_dests++;
 }
 
 static void text_add_outcome(text *t, const outcome *o)
 {
     if (o->invalid) {
-        text_addf(t, "dead-letter (invalid_event)");
+        text_addf(t, "dead-letter (invalid_event: %s)", o->why);
         return;
     }
     if (!o->route) {
@@ -480,18 +537,20 @@ static bool check_dests(const gw_case *c, const outcome *o, text *t)
 bool gw_cases_check(const gw_case *c, const gw_routes *routes, char **why)
 {
     outcome o;
-    decide(c->event, routes, &o);
+    decide(c, routes, &o);
 
     text t = {NULL, 0};
     bool ok = true;
 
     if (c->route) {
-        bool same = o.route && strcmp(o.route->event, c->route) == 0;
+        /* the route matched, even when its contract then dead-lettered the event */
+        const gw_route *matched = o.route ? o.route : o.broken;
+        bool same = matched && strcmp(matched->event, c->route) == 0;
         if (!same) {
             ok = false;
             text_addf(&t, "expected route %s, got ", c->route);
-            if (o.route)
-                text_addf(&t, "route %s", o.route->event);
+            if (matched)
+                text_addf(&t, "route %s", matched->event);
             else
                 text_addf(&t, o.invalid ? "invalid event type" : "no route");
         }
@@ -516,6 +575,9 @@ bool gw_cases_check(const gw_case *c, const gw_routes *routes, char **why)
             if (o.route)
                 text_addf(&sub, "route %s -> ", o.route->event);
             text_add_outcome(&sub, &o);
+        } else if (c->error && strcmp(c->error, o.why) != 0) {
+            sub_ok = false;
+            text_addf(&sub, "expected error \"%s\", got \"%s\"", c->error, o.why);
         }
         break;
     }

@@ -1,8 +1,9 @@
 /* cases.h — routing-table unit cases for `amqp-gw test`: YAML file -> gw_cases, and the runner.
  *
- * A case names an event type (plus optional headers, kept for forward compatibility:
- * routing is by type only in v1) and what routing it must produce: the exact set of
- * destinations, a dead-letter reason, and/or the route that must match. The loader
+ * A case names an event type (plus optional headers and body, which the route's contract
+ * reads; routing itself is by type only) and what routing it must produce: the exact set
+ * of destinations, a dead-letter reason (with, optionally, the exact x-gw-last-error),
+ * and/or the route that must match. The loader
  * reports every problem as FILE:LINE:COL: message (through yamldoc.h; it never calls
  * libyaml itself). The runner is pure: it checks one case against a compiled gw_routes
  * and describes a failure in one line. Printing is the caller's (commands.c).
@@ -19,8 +20,14 @@
  *         - {exchange: audit}             # routing_key omitted = the event type
  *     - event: nothing.here
  *       expect: no_route                  # or invalid_event: dead-lettered with that reason
+ *     - event: order.created
+ *       headers: {x-event-version: 2}     # what the route's contract reads: headers, body
+ *       body: '{"data": {}}'              # the message body as published (a string)
+ *       expect: invalid_event
+ *       error: "contract: /data/order_id is missing"   # the x-gw-last-error, exactly
  *
- * A case needs `expect:`, `route:` or both.
+ * A case needs `expect:`, `route:` or both; `error:` needs `expect: no_route` or
+ * `invalid_event`. Without `body:` the body is empty.
  */
 #ifndef GW_CASES_H
 #define GW_CASES_H
@@ -57,6 +64,9 @@ typedef struct gw_case {
     gw_case_dest *dests; /* GW_CASE_EXPECT_DESTINATIONS: >= 1 */
     size_t n_dests;
     char *route; /* owned; NULL = the matched route is not checked */
+    char *body;  /* owned; NULL = an empty body */
+    size_t body_len;
+    char *error; /* owned; NULL = the dead-letter's x-gw-last-error is not checked */
     int line, col;
 } gw_case;
 
@@ -81,7 +91,10 @@ void gw_cases_free(gw_cases *cases);
  * table produces is what the case expects. On failure, when why is not NULL, *why is a
  * new one-line description the caller frees, e.g.
  *   "expected orders/order.shipped, got orders/order.shipped + audit/order.shipped
- *    (unexpected audit/order.shipped)" */
+ *    (unexpected audit/order.shipped)"
+ * The case's event is decided as the gateway decides a new message whose type property
+ * is the case's event, with its headers (string values) and body: classified (intake.h),
+ * routed (dispatch.h) and checked against its route's contract. */
 bool gw_cases_check(const gw_case *c, const gw_routes *routes, char **why);
 
 #endif

@@ -33,47 +33,15 @@ const char *gw_classify_source_name(gw_type_source source)
     return "unknown";
 }
 
-static void why_set(gw_classify_result *out, const char *fmt, ...)
+static void why_to(char why[GW_CLASSIFY_WHY_CAP], const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
-static void why_set(gw_classify_result *out, const char *fmt, ...)
+static void why_to(char why[GW_CLASSIFY_WHY_CAP], const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(out->why, sizeof out->why, fmt, ap);
+    vsnprintf(why, GW_CLASSIFY_WHY_CAP, fmt, ap);
     va_end(ap);
-}
-
-/* Message bytes may be anything: escape all but printable ASCII so a why text is
- * one safe line in logs and in the x-gw-last-error header. */
-static void quote(char *dst, size_t cap, const char *s, size_t len)
-{
-    static const char hex[] = "0123456789abcdef";
-    size_t o = 0;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        char esc[5];
-        size_t k = 0;
-        if (c == '"' || c == '\\') {
-            esc[k++] = '\\';
-            esc[k++] = (char)c;
-        } else if (c >= 0x20 && c < 0x7f) {
-            esc[k++] = (char)c;
-        } else {
-            esc[k++] = '\\';
-            esc[k++] = 'x';
-            esc[k++] = hex[c >> 4];
-            esc[k++] = hex[c & 0xf];
-        }
-        if (o + k > CLASSIFY_QUOTE_MAX || o + k + 4 > cap) {
-            memcpy(dst + o, "...", 3);
-            o += 3;
-            break;
-        }
-        memcpy(dst + o, esc, k);
-        o += k;
-    }
-    dst[o] = '\0';
 }
 
 /* An id worth keeping as message_id: 1..255 bytes, well-formed UTF-8, no NUL. */
@@ -154,25 +122,24 @@ static bool body_may_be_object(const gw_classify_input *in)
 }
 
 /* Reads the body as strict JSON. On success *root is the parsed object (caller
- * deletes) and *type_item / *id_item the top-level "type" / "id" members or NULL. */
-static bool parse_body(const gw_classify_input *in, gw_classify_result *out, cJSON **root,
+ * deletes) and *type_item / *id_item the top-level "type" / "id" members or NULL. On
+ * failure why says why; *root may be set all the same (the caller deletes it). */
+static bool parse_body(const char *body, size_t len, char why[GW_CLASSIFY_WHY_CAP], cJSON **root,
                        const cJSON **type_item, const cJSON **id_item)
 {
-    const char *body = in->body;
-    size_t len = in->body_len;
     size_t at;
 
     if (len == 0 || body == NULL) {
-        why_set(out, "body is empty");
+        why_to(why, "body is empty");
         return false;
     }
     const char *nul = memchr(body, 0, len);
     if (nul != NULL) {
-        why_set(out, "body contains a NUL byte at byte %zu", (size_t)(nul - body));
+        why_to(why, "body contains a NUL byte at byte %zu", (size_t)(nul - body));
         return false;
     }
     if (!gw_str_utf8_valid(body, len, &at)) {
-        why_set(out, "body is not valid UTF-8 at byte %zu", at);
+        why_to(why, "body is not valid UTF-8 at byte %zu", at);
         return false;
     }
 
@@ -184,14 +151,14 @@ static bool parse_body(const gw_classify_input *in, gw_classify_result *out, cJS
         /* cJSON stops at its nesting limit the way it stops at a syntax error. */
         if (located && at < len && (body[at] == '[' || body[at] == '{') &&
             json_depth_at(body, at) >= CJSON_NESTING_LIMIT)
-            why_set(out,
-                    "body nests JSON deeper than %d levels at byte %zu (the limit of the "
-                    "gateway's JSON reader)",
-                    CJSON_NESTING_LIMIT, at);
+            why_to(why,
+                   "body nests JSON deeper than %d levels at byte %zu (the limit of the "
+                   "gateway's JSON reader)",
+                   CJSON_NESTING_LIMIT, at);
         else if (located)
-            why_set(out, "body is not valid JSON at byte %zu", at);
+            why_to(why, "body is not valid JSON at byte %zu", at);
         else
-            why_set(out, "body is not valid JSON");
+            why_to(why, "body is not valid JSON");
         return false;
     }
     *root = doc;
@@ -200,16 +167,16 @@ static bool parse_body(const gw_classify_input *in, gw_classify_result *out, cJS
     while (end < body + len && is_json_ws(*end))
         end++;
     if (end != body + len) {
-        why_set(out, "body has trailing data after JSON at byte %zu", (size_t)(end - body));
+        why_to(why, "body has trailing data after JSON at byte %zu", (size_t)(end - body));
         return false;
     }
     if (!cJSON_IsObject(doc)) {
-        why_set(out, "body is not a JSON object");
+        why_to(why, "body is not a JSON object");
         return false;
     }
     size_t u0 = find_u0000(body, (size_t)(json_end - body));
     if (u0 != SIZE_MAX) {
-        why_set(out, "JSON string contains \\u0000 at byte %zu", u0);
+        why_to(why, "JSON string contains \\u0000 at byte %zu", u0);
         return false;
     }
 
@@ -220,13 +187,13 @@ static bool parse_body(const gw_classify_input *in, gw_classify_result *out, cJS
             continue;
         if (strcmp(c->string, "type") == 0) {
             if (t != NULL) {
-                why_set(out, "duplicate key \"type\" in JSON body");
+                why_to(why, "duplicate key \"type\" in JSON body");
                 return false;
             }
             t = c;
         } else if (strcmp(c->string, "id") == 0) {
             if (id != NULL) {
-                why_set(out, "duplicate key \"id\" in JSON body");
+                why_to(why, "duplicate key \"id\" in JSON body");
                 return false;
             }
             id = c;
@@ -250,9 +217,9 @@ static void why_no_type(gw_classify_result *out, const gw_type_source *order, si
         o += (size_t)k;
     }
     if (n_order == 0)
-        why_set(out, "no event type: no source configured");
+        why_to(out->why, "no event type: no source configured");
     else
-        why_set(out, "no event type in %s", list);
+        why_to(out->why, "no event type in %s", list);
 }
 
 gw_err gw_classify(const gw_type_source *order, size_t n_order, const gw_classify_input *in,
@@ -273,6 +240,10 @@ gw_err gw_classify(const gw_type_source *order, size_t n_order, const gw_classif
     out->has_ce_id = false;
     out->body_parsed = false;
     out->why[0] = '\0';
+    out->doc = NULL;
+    out->body_read = false;
+    out->body_why[0] = '\0';
+    bool doc_ok = false; /* root holds a body that passed the strict rules */
 
     for (size_t i = 0; i < n_order && type == NULL; i++) {
         switch (order[i]) {
@@ -286,7 +257,7 @@ gw_err gw_classify(const gw_type_source *order, size_t n_order, const gw_classif
             break;
         case GW_TYPE_FROM_HEADER:
             if (in->type_header_not_string) {
-                why_set(out, "header cloudEvents_type is not a string");
+                why_to(out->why, "header cloudEvents_type is not a string");
                 goto out;
             }
             if (in->type_header.ptr == NULL || in->type_header.len == 0)
@@ -298,20 +269,21 @@ gw_err gw_classify(const gw_type_source *order, size_t n_order, const gw_classif
         case GW_TYPE_FROM_BODY:
             if (out->body_parsed)
                 break; /* listed twice; already read */
-            if (!parse_body(in, out, &root, &type_item, &id_item))
+            if (!parse_body(in->body, in->body_len, out->why, &root, &type_item, &id_item))
                 goto out;
             out->body_parsed = true;
+            doc_ok = true;
             if (type_item == NULL)
                 break;
             if (!cJSON_IsString(type_item) || type_item->valuestring == NULL) {
-                why_set(out, "field \"type\" is not a string");
+                why_to(out->why, "field \"type\" is not a string");
                 goto out;
             }
             /* strlen is exact: \u0000 escapes were refused above. */
             type = type_item->valuestring;
             type_len = strlen(type);
             if (type_len == 0) {
-                why_set(out, "field \"type\" is empty");
+                why_to(out->why, "field \"type\" is empty");
                 goto out;
             }
             out->source = GW_TYPE_FROM_BODY;
@@ -324,13 +296,13 @@ gw_err gw_classify(const gw_type_source *order, size_t n_order, const gw_classif
         goto out;
     }
     if (type_len > GW_TYPE_MAX_BYTES) {
-        why_set(out, "type longer than %d bytes (%zu bytes, from %s)", GW_TYPE_MAX_BYTES, type_len,
-                gw_classify_source_name(out->source));
+        why_to(out->why, "type longer than %d bytes (%zu bytes, from %s)", GW_TYPE_MAX_BYTES,
+               type_len, gw_classify_source_name(out->source));
         goto out;
     }
     if (!gw_match_type_valid(type, type_len)) {
-        quote(q, sizeof q, type, type_len);
-        why_set(out, "type \"%s\" is not a dot-separated name", q);
+        gw_str_escape(q, sizeof q, type, type_len, CLASSIFY_QUOTE_MAX);
+        why_to(out->why, "type \"%s\" is not a dot-separated name", q);
         goto out;
     }
     memcpy(out->type, type, type_len);
@@ -341,9 +313,10 @@ gw_err gw_classify(const gw_type_source *order, size_t n_order, const gw_classif
      * JSON: a structured-mode body may still carry the only CloudEvents id. */
     if (!out->body_parsed && !in->has_message_id && in->id_header.ptr == NULL &&
         body_may_be_object(in)) {
-        if (!parse_body(in, out, &root, &type_item, &id_item))
+        out->body_read = true;
+        doc_ok = parse_body(in->body, in->body_len, out->body_why, &root, &type_item, &id_item);
+        if (!doc_ok)
             id_item = NULL; /* root, if any, is freed below */
-        out->why[0] = '\0';
     }
     if (id_usable(in->id_header.ptr, in->id_header.len))
         set_ce_id(out, in->id_header.ptr, in->id_header.len);
@@ -351,8 +324,38 @@ gw_err gw_classify(const gw_type_source *order, size_t n_order, const gw_classif
              id_usable(id_item->valuestring, strlen(id_item->valuestring)))
         set_ce_id(out, id_item->valuestring, strlen(id_item->valuestring));
 
+    if (in->keep_doc) {
+        out->body_read |= out->body_parsed;
+        if (doc_ok) {
+            out->doc = root;
+            root = NULL;
+        }
+    } else {
+        out->body_read = false;
+        out->body_why[0] = '\0';
+    }
     err = GW_OK;
 out:
     cJSON_Delete(root);
     return err;
+}
+
+gw_err gw_classify_parse_body(const void *body, size_t len, cJSON **out,
+                              char why[GW_CLASSIFY_WHY_CAP])
+{
+    cJSON *root = NULL;
+    const cJSON *t, *id;
+    why[0] = '\0';
+    *out = NULL;
+    if (!parse_body(body, len, why, &root, &t, &id)) {
+        cJSON_Delete(root);
+        return GW_ERR_INVALID;
+    }
+    *out = root;
+    return GW_OK;
+}
+
+void gw_classify_doc_free(cJSON *doc)
+{
+    cJSON_Delete(doc);
 }

@@ -12,8 +12,9 @@
  *
  * intake.c fills gw_classify_input from a delivery view (delivery.h); this module
  * knows no rabbitmq-c type, never logs and allocates nothing itself (only cJSON
- * allocates, and only while the body is parsed; it is freed before returning).
- * Failures map to dead-letter reason invalid_event.
+ * allocates, while the body is parsed; the tree is freed before returning unless the
+ * caller asks to keep it, so that a route's contract (contract.h) reads the same tree
+ * instead of parsing the body again). Failures map to dead-letter reason invalid_event.
  */
 #ifndef GW_CLASSIFY_H
 #define GW_CLASSIFY_H
@@ -23,6 +24,8 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+
+struct cJSON;
 
 /* Where an event type may come from; inbound.type_from lists them in the order tried. */
 typedef enum gw_type_source {
@@ -46,6 +49,7 @@ typedef struct gw_classify_input {
                                     then never read just for its "id" */
     const void *body;            /* may be NULL when body_len is 0 */
     size_t body_len;
+    bool keep_doc; /* hand a body read here to the caller (result doc / body_why) */
 } gw_classify_input;
 
 typedef struct gw_classify_result {
@@ -68,6 +72,13 @@ typedef struct gw_classify_result {
      * 17` (byte offsets are 0-based). Printable ASCII only: any bytes quoted from
      * the message are escaped as \xNN. Empty on GW_OK. */
     char why[GW_CLASSIFY_WHY_CAP];
+    /* With in->keep_doc and GW_OK: when the body was read (for the type or only for the
+     * id), body_read is true and either doc is the tree (the caller owns it: free with
+     * gw_classify_doc_free) or doc is NULL and body_why says why the body is not strict
+     * JSON. Otherwise doc is NULL, body_read false and body_why "". */
+    struct cJSON *doc;
+    bool body_read;
+    char body_why[GW_CLASSIFY_WHY_CAP];
 } gw_classify_result;
 
 /* Classifies one message. order[0..n_order) is inbound.type_from (borrowed).
@@ -78,6 +89,17 @@ typedef struct gw_classify_result {
  * unreadable or whose "type" is not a string or is empty, are errors, not "absent". */
 gw_err gw_classify(const gw_type_source *order, size_t n_order, const gw_classify_input *in,
                    gw_classify_result *out);
+
+/* Reads body[0..len) by the same strict rules as the body source (a JSON object, nothing
+ * after it, well-formed UTF-8, no NUL byte or \u0000 escape, no duplicate "type" or "id",
+ * nesting within cJSON's limit), for a caller that needs the tree when classify did not
+ * read the body. Returns GW_OK with *out the tree (gw_classify_doc_free), or
+ * GW_ERR_INVALID with *out NULL and why set as gw_classify_result.why would be. */
+gw_err gw_classify_parse_body(const void *body, size_t len, struct cJSON **out,
+                              char why[GW_CLASSIFY_WHY_CAP]);
+
+/* Frees a tree gw_classify or gw_classify_parse_body handed out (NULL is a no-op). */
+void gw_classify_doc_free(struct cJSON *doc);
 
 /* "property", "header" or "body". */
 const char *gw_classify_source_name(gw_type_source source);

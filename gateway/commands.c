@@ -10,6 +10,7 @@
 
 #include "alloc.h"
 #include "cases.h"
+#include "contract.h"
 #include "duration.h"
 #include "live.h"
 #include "match.h"
@@ -146,6 +147,13 @@ void gw_commands_explain_type(const gw_settings *set, const char *type, FILE *ou
             fprintf(out, "%s\n", d->routing_key);
     }
     put_retry(r->has_retry ? &r->retry : &set->cfg->retry, r->has_retry, out);
+    if (r->contract) {
+        char *c = gw_contract_describe(r->contract);
+        fputs("  contract  ", out);
+        put_safe(out, c);
+        fputs(" (else dead-letter: invalid_event)\n", out);
+        free(c);
+    }
 }
 
 int gw_commands_explain(const char *config_path, char *const *types, size_t n_types, FILE *out,

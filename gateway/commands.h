@@ -24,9 +24,9 @@
 int gw_commands_check(const char *config_path, bool live, FILE *out, FILE *err);
 
 /* `amqp-gw explain -c FILE TYPE...`: per type, the route matched, each destination
- * exchange and routing key, and the retry policy; or "no route -> dead-letter (no_route)"
- * / "invalid event type -> dead-letter (invalid_event)". Returns 0, or 1 when the config
- * is invalid (diagnostics on err). */
+ * exchange and routing key, the retry policy and the route's contract, if any; or "no route ->
+ * dead-letter (no_route)" / "invalid event type -> dead-letter (invalid_event)". Returns 0, or 1
+ * when the config is invalid (diagnostics on err). */
 int gw_commands_explain(const char *config_path, char *const *types, size_t n_types, FILE *out,
                         FILE *err);
 

@@ -68,6 +68,8 @@ typedef struct gw_delivery_entry {
     gw_str key;
     size_t bytes; /* its encoded table entry: key length byte, key, kind byte, value */
     gw_str str;   /* its value when a string (long string or bytes); ptr NULL otherwise */
+    int64_t i;    /* its value when has_int (as gw_header_value.i) */
+    bool has_int; /* the value is an integer of any width or a timestamp */
     gw_delivery_header slot; /* gw_delivery_header_find(key): GW_DH_COUNT for a key the view
                                 keeps no slot for (every x-gw-* name the gateway writes has one) */
 } gw_delivery_entry;

@@ -153,6 +153,19 @@ void gw_dispatch_decide(const gw_intake_event *ev, const gw_routes *routes,
     out->kind = GW_DISPATCH_FORWARD;
 }
 
+const gw_contract *gw_dispatch_contract(const gw_dispatch_intent *in, const gw_intake_event *ev)
+{
+    if (in->kind != GW_DISPATCH_FORWARD || ev->origin != GW_ORIGIN_NEW || !in->route)
+        return NULL;
+    return in->route->contract;
+}
+
+void gw_dispatch_contract_broken(gw_dispatch_intent *in, const gw_intake_event *ev, const char *why)
+{
+    dead_letter(in, GW_REASON_INVALID_EVENT, ev->exchange, ev->routing_key);
+    snprintf(in->why, sizeof in->why, "%s", why);
+}
+
 bool gw_dispatch_next(const gw_dispatch_intent *in, const char *type, size_t *pos,
                       const char **exchange, const char **routing_key)
 {

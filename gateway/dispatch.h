@@ -74,6 +74,19 @@ typedef struct gw_dispatch_intent {
 void gw_dispatch_decide(const gw_intake_event *ev, const gw_routes *routes,
                         const gw_retry_policy *default_retry, gw_dispatch_intent *out);
 
+/* The contract event ev must pass before intent in is carried out: its route's, when in
+ * forwards a new event (SPEC §5; a retry or rejection copy passed it on its first way
+ * through, a replayed event comes in new and is checked again), else NULL (borrowed from
+ * the table). */
+const gw_contract *gw_dispatch_contract(const gw_dispatch_intent *in, const gw_intake_event *ev);
+
+/* Turns intent in into what a broken contract leads to: dead-letter at once with reason
+ * invalid_event, no retry, why (one line, copied) as x-gw-last-error, and the exchange and
+ * routing key the event was published with as the original ones (as for every
+ * invalid_event). The route stays set: the copy names the route whose contract it broke. */
+void gw_dispatch_contract_broken(gw_dispatch_intent *in, const gw_intake_event *ev,
+                                 const char *why);
+
 /* The destinations of a FORWARD or FORWARD_REKEYED intent, in the route's order: set
  * *pos to 0, then call until it returns false. type is the event's type, the routing
  * key of destinations that name none. *exchange and *routing_key point into the

@@ -786,6 +786,13 @@ static void process(gw *g, job *j)
 
     gw_dispatch_intent in;
     gw_dispatch_decide(&j->ev, j->set->routes, &g->cfg->retry, &in);
+    const gw_contract *contract = gw_dispatch_contract(&in, &j->ev);
+    gw_contract_violation v;
+    if (contract && !gw_intake_contract(contract, gw_msg_delivery(j->msg), &j->ev, &v)) {
+        gw_metrics_contract_violation(g->metrics, in.route->event, v.rule);
+        gw_dispatch_contract_broken(&in, &j->ev, v.why);
+    }
+    gw_intake_release(&j->ev); /* the body tree is not needed past the decision */
     j->route = in.route;
     j->retry_count = in.retry_count;
     carry_out(g, j, &in);

@@ -56,6 +56,7 @@ static void classify_input(const gw_delivery *d, gw_classify_input *in)
     in->has_message_id = d->message_id.len > 0;
     in->body = d->body.ptr;
     in->body_len = d->body.len;
+    in->keep_doc = true; /* a route's contract may read it: never parse it twice */
 }
 
 static void set_type(gw_intake_event *out, const char *p, size_t len)
@@ -100,13 +101,35 @@ void gw_intake_classify(const gw_intake_config *cfg, const gw_delivery *d, uint6
         gw_classify_input in;
         classify_input(d, &in);
         out->valid = gw_classify(cfg->type_from, cfg->n_type_from, &in, &cr) == GW_OK;
-        if (out->valid)
+        if (out->valid) {
             set_type(out, cr.type, cr.type_len);
-        else
+            out->body_doc = cr.doc;
+            out->body_read = cr.body_read;
+            if (cr.body_read && !cr.doc)
+                memcpy(out->body_why, cr.body_why, sizeof out->body_why);
+        } else {
             memcpy(out->why, cr.why, sizeof out->why);
+        }
     }
     /* An invalid event's CloudEvents id is not believed either. */
     gw_str ce_id = out->valid && cr.has_ce_id ? (gw_str){cr.ce_id, cr.ce_id_len} : GW_STR_NULL;
     gw_headers_ids(d->correlation_id, d->h[GW_DH_CORRELATION_ID].str, d->message_id, ce_id,
                    random32, &out->ids);
+}
+
+bool gw_intake_contract(const gw_contract *c, const gw_delivery *d, gw_intake_event *ev,
+                        gw_contract_violation *out)
+{
+    if (!ev->body_read && gw_contract_needs_body(c, d->headers, d->n_headers)) {
+        ev->body_read = true;
+        gw_classify_parse_body(d->body.ptr, d->body.len, &ev->body_doc, ev->body_why);
+    }
+    gw_contract_input in = {d->headers, d->n_headers, ev->body_doc, ev->body_why};
+    return gw_contract_check(c, &in, out);
+}
+
+void gw_intake_release(gw_intake_event *ev)
+{
+    gw_classify_doc_free(ev->body_doc);
+    ev->body_doc = NULL;
 }

@@ -13,14 +13,17 @@
  *   - the event type (classify.h; a rejection keeps its `type` property as it is), or
  *     why there is none;
  *   - correlation_id and message_id (SPEC §6, gw_headers_ids).
- * gateway.c calls it once per delivery. It never logs, reads no clock and no random
- * source (now_ms and the random bytes come in), and allocates nothing (classify's
- * cJSON aside).
+ * gateway.c calls it once per delivery, and gw_intake_contract when the event's route has
+ * a contract (contract.h). It never logs, reads no clock and no random source (now_ms and
+ * the random bytes come in), and allocates nothing but the body's cJSON tree: a body read
+ * by classify is kept in the event until gw_intake_release, so a contract reads that tree
+ * and the body is parsed at most once per delivery.
  */
 #ifndef GW_INTAKE_H
 #define GW_INTAKE_H
 
 #include "classify.h"
+#include "contract.h"
 #include "delivery.h"
 #include "headers.h"
 #include "str.h"
@@ -83,6 +86,12 @@ typedef struct gw_intake_event {
     /* The exchange and routing key the delivery was published with. */
     gw_str exchange;
     gw_str routing_key;
+    /* The body as a tree once it was read (by classify for the type or the id, or by
+     * gw_intake_contract), else NULL; owned, freed by gw_intake_release. body_read: it was
+     * read; when doc is NULL then body_why says why it is not (strict) JSON. */
+    struct cJSON *body_doc;
+    bool body_read;
+    char body_why[GW_CLASSIFY_WHY_CAP];
 } gw_intake_event;
 
 /* Classifies delivery d. now_ms: the wall clock (ms since the epoch); random32: fresh
@@ -90,5 +99,14 @@ typedef struct gw_intake_event {
  * *out borrow from d; everything else is copied. *out is always fully written. */
 void gw_intake_classify(const gw_intake_config *cfg, const gw_delivery *d, uint64_t now_ms,
                         const uint8_t random32[32], gw_intake_event *out);
+
+/* Checks event ev of delivery d against its route's contract c (borrowed). Reads the body
+ * only when c needs it and it was not read yet (then keeps the tree in ev). Returns true
+ * when the event passes; false with the first broken rule in *out. */
+bool gw_intake_contract(const gw_contract *c, const gw_delivery *d, gw_intake_event *ev,
+                        gw_contract_violation *out);
+
+/* Frees the body tree ev holds (if any); ev stays valid otherwise. */
+void gw_intake_release(gw_intake_event *ev);
 
 #endif

@@ -53,6 +53,7 @@ struct gw_metrics {
     struct family retried;                   /* reason */
     struct family dead;                      /* reason */
     struct family deferred;                  /* exchange */
+    struct family violations;                /* route, rule */
     struct family circuit;                   /* exchange -> state (a gauge) */
     uint64_t latency_buckets[N_BUCKETS + 1]; /* not cumulative; the last is > 10 s */
     uint64_t latency_sum_ms;
@@ -130,6 +131,15 @@ void gw_metrics_retried(gw_metrics *m, const char *reason)
         return;
     pthread_mutex_lock(&m->mu);
     family_get(&m->retried, reason, NULL)->value++;
+    pthread_mutex_unlock(&m->mu);
+}
+
+void gw_metrics_contract_violation(gw_metrics *m, const char *route, const char *rule)
+{
+    if (!m)
+        return;
+    pthread_mutex_lock(&m->mu);
+    family_get(&m->violations, route, rule ? rule : "")->value++;
     pthread_mutex_unlock(&m->mu);
 }
 
@@ -335,6 +345,11 @@ static void render_locked(const gw_metrics *m, struct buf *b)
     put_header(b, "amqp_gw_events_dead_lettered_total", "counter",
                "Events sent to the dead-letter queue, per reason.");
     put_family(b, "amqp_gw_events_dead_lettered_total", "reason", NULL, &m->dead);
+
+    put_header(b, "amqp_gw_contract_violations_total", "counter",
+               "Events that broke their route's contract (dead-lettered as invalid_event), "
+               "per route and rule: the required JSON pointer, version or body.");
+    put_family(b, "amqp_gw_contract_violations_total", "route", "rule", &m->violations);
 
     put_header(b, "amqp_gw_events_deferred_total", "counter",
                "Events deferred because the destination's circuit was open, per exchange.");
@@ -585,6 +600,7 @@ void gw_metrics_free(gw_metrics *m)
         MHD_stop_daemon(m->httpd);
     family_cleanup(&m->deliveries);
     family_cleanup(&m->routed);
+    family_cleanup(&m->violations);
     family_cleanup(&m->retried);
     family_cleanup(&m->dead);
     family_cleanup(&m->deferred);

@@ -29,6 +29,9 @@ void gw_metrics_routed(gw_metrics *m, const char *route, const char *exchange);
 void gw_metrics_retried(gw_metrics *m, const char *reason);
 void gw_metrics_dead_lettered(gw_metrics *m, const char *reason);
 void gw_metrics_deferred(gw_metrics *m, const char *exchange);
+/* An event broke its route's contract (amqp_gw_contract_violations_total{route,rule}):
+ * route is the route's event pattern, rule the broken rule (gw_contract_violation.rule). */
+void gw_metrics_contract_violation(gw_metrics *m, const char *route, const char *rule);
 /* state: 0 closed, 1 open, 2 half-open (gw_breaker_state). */
 void gw_metrics_breaker_state(gw_metrics *m, const char *exchange, int state);
 /* Adds a destination to the circuit-state family as closed (0) unless it is there:

@@ -8,6 +8,7 @@
 #ifndef GW_ROUTER_H
 #define GW_ROUTER_H
 
+#include "contract.h"
 #include "retry.h"
 
 #include <stdbool.h>
@@ -29,6 +30,7 @@ typedef struct gw_route {
     size_t n_to; /* >= 1 */
     bool has_retry;
     gw_retry_policy retry; /* valid when has_retry; unset fields inherit the default */
+    gw_contract *contract; /* owned by the table; NULL = none (the body is not read for it) */
     int line, col;
 } gw_route;
 

@@ -1,7 +1,8 @@
 /* routes.c — a routing-table file (SPEC §5) -> immutable, compiled gw_routes.
  *
  * Reads the declared topology (exchanges; queues with their bindings) and the
- * routes (event type or pattern -> destinations, optional retry override) through
+ * routes (event type or pattern -> destinations, optional retry override, optional
+ * contract compiled through contract.h) through
  * yamldoc.h, checks each key's type and bounds and the table's cross-references
  * (duplicate names, bindings to undeclared exchanges, routes without
  * destinations, malformed patterns), reports every problem located, then compiles
@@ -11,6 +12,8 @@
 #include "routes.h"
 
 #include "alloc.h"
+#include "contract.h"
+#include "headers.h"
 #include "match.h"
 #include "router.h"
 #include "yamldoc.h"
@@ -362,6 +365,7 @@ static void route_free(gw_route *rt)
         free(rt->to[i].routing_key);
     }
     free(rt->to);
+    gw_contract_free(rt->contract);
 }
 
 static bool same_key(const char *a, const char *b)
@@ -451,9 +455,177 @@ static bool parse_retry(rt_ctx *c, const gw_yaml_node *n, const char *route_what
     return ok;
 }
 
+/* contract.require[i]: "/pointer" or {pointer: /pointer, type: string}. */
+static bool parse_require(rt_ctx *c, const gw_yaml_node *n, const char *what, gw_contract *k)
+{
+    static const char *const keys[] = {"pointer", "type", NULL};
+    char sub[CTX_MAX], why[160];
+    const gw_yaml_node *pn = n;
+    int type = -1;
+    bool ok = true;
+    if (n->kind == GW_YAML_MAP) {
+        ok = gw_yamldoc_check_keys(c->doc, n, what, keys);
+        pn = gw_yamldoc_map_require(c->doc, n, what, "pointer");
+        const gw_yaml_node *t = gw_yamldoc_map_get(n, "type");
+        ctx(sub, "%s.type", what);
+        if (t && !gw_yamldoc_get_enum(c->doc, t, sub, gw_json_type_names, &type))
+            ok = false;
+        ctx(sub, "%s.pointer", what);
+    } else if (n->kind != GW_YAML_SCALAR) {
+        gw_yamldoc_error(c->doc, n,
+                         "%s: expected a JSON pointer or {pointer: /a/b, type: string}, got %s",
+                         what, gw_yamldoc_kind_name(n));
+        return false;
+    } else {
+        ctx(sub, "%s", what);
+    }
+    const char *text;
+    if (!pn || !gw_yamldoc_get_str(c->doc, pn, sub, &text))
+        return false;
+    for (size_t i = 0; i < k->n_require; i++) {
+        if (strcmp(k->require[i].ptr.text, text) == 0) {
+            gw_yamldoc_error(c->doc, pn, "%s: pointer \"%s\" is required twice", sub, text);
+            return false;
+        }
+    }
+    gw_pointer p;
+    if (!gw_pointer_parse(text, strlen(text), &p, why, sizeof why)) {
+        char q[128];
+        gw_yamldoc_quote(text, strlen(text), q, sizeof q);
+        gw_yamldoc_error(c->doc, pn, "%s: bad JSON pointer %s: %s", sub, q, why);
+        return false;
+    }
+    if (!ok) {
+        gw_pointer_cleanup(&p);
+        return false;
+    }
+    k->require = gw_xrealloc(k->require, (k->n_require + 1) * sizeof *k->require);
+    k->require[k->n_require++] =
+        (gw_contract_require){.ptr = p, .has_type = type >= 0, .type = (gw_json_type)type};
+    return true;
+}
+
+/* contract.versions[i]: an integer (read as its decimal digits) or a non-empty string. */
+static bool parse_version(rt_ctx *c, const gw_yaml_node *n, const char *what, gw_contract *k)
+{
+    const char *s;
+    char digits[24];
+    int64_t i;
+    if (n->kind != GW_YAML_SCALAR || gw_yamldoc_is_null(n)) {
+        gw_yamldoc_error(c->doc, n, "%s: expected an integer or a string, got %s", what,
+                         gw_yamldoc_kind_name(n));
+        return false;
+    }
+    if (!gw_yamldoc_get_str(c->doc, n, what, &s))
+        return false;
+    if (n->plain && gw_yamldoc_scalar_int(n, &i)) {
+        snprintf(digits, sizeof digits, "%lld", (long long)i);
+        s = digits;
+    }
+    if (s[0] == '\0' || strlen(s) > GW_HEADERS_SHORTSTR_MAX) {
+        gw_yamldoc_error(c->doc, n, "%s: a version is 1 to %d bytes", what,
+                         GW_HEADERS_SHORTSTR_MAX);
+        return false;
+    }
+    for (size_t j = 0; j < k->n_versions; j++) {
+        if (strcmp(k->versions[j], s) == 0) {
+            gw_yamldoc_error(c->doc, n, "%s: version %s is listed twice", what, s);
+            return false;
+        }
+    }
+    gw_contract_add_version(k, s);
+    return true;
+}
+
+/* contract: {require, versions, version_from} (SPEC §5). */
+static bool parse_contract(rt_ctx *c, const gw_yaml_node *n, const char *route_what,
+                           gw_contract **out)
+{
+    static const char *const keys[] = {"require", "versions", "version_from", NULL};
+    char what[CTX_MAX], sub[CTX_MAX];
+    ctx(what, "%s: contract", route_what);
+    if (!gw_yamldoc_expect_map(c->doc, n, what))
+        return false;
+    bool ok = gw_yamldoc_check_keys(c->doc, n, what, keys);
+    gw_contract *k = gw_xcalloc(1, sizeof *k);
+    const gw_yaml_node *req = gw_yamldoc_map_get(n, "require"),
+                       *vers = gw_yamldoc_map_get(n, "versions"),
+                       *from = gw_yamldoc_map_get(n, "version_from");
+    if (req) {
+        ctx(sub, "%s.require", what);
+        if (!gw_yamldoc_expect_seq(c->doc, req, sub)) {
+            ok = false;
+        } else if (req->n == 0) {
+            gw_yamldoc_error(c->doc, req, "%s: the list is empty (give JSON pointers, e.g. /id)",
+                             sub);
+            ok = false;
+        }
+        for (size_t i = 0; req->kind == GW_YAML_SEQ && i < req->n; i++) {
+            char item[CTX_MAX];
+            ctx(item, "%s[%zu]", sub, i);
+            ok &= parse_require(c, req->items[i], item, k);
+        }
+    }
+    if (vers) {
+        ctx(sub, "%s.versions", what);
+        if (!gw_yamldoc_expect_seq(c->doc, vers, sub)) {
+            ok = false;
+        } else if (vers->n == 0) {
+            gw_yamldoc_error(c->doc, vers,
+                             "%s: the list is empty: an event could never pass (list the "
+                             "accepted versions, or remove versions: and version_from:)",
+                             sub);
+            ok = false;
+        }
+        for (size_t i = 0; vers->kind == GW_YAML_SEQ && i < vers->n; i++) {
+            char item[CTX_MAX];
+            ctx(item, "%s[%zu]", sub, i);
+            ok &= parse_version(c, vers->items[i], item, k);
+        }
+        if (!from) {
+            gw_yamldoc_error(c->doc, vers,
+                             "%s: versions: needs version_from: (\"header:NAME\", "
+                             "\"body:/json/pointer\" or \"dataschema\")",
+                             what);
+            ok = false;
+        }
+    }
+    if (from) {
+        const char *text;
+        char why[200];
+        ctx(sub, "%s.version_from", what);
+        if (!gw_yamldoc_get_str(c->doc, from, sub, &text)) {
+            ok = false;
+        } else if (!gw_contract_parse_version_from(text, k, why, sizeof why)) {
+            char q[128];
+            gw_yamldoc_quote(text, strlen(text), q, sizeof q);
+            gw_yamldoc_error(c->doc, from, "%s: bad version_from %s: %s", sub, q, why);
+            ok = false;
+        }
+        if (!vers) {
+            gw_yamldoc_error(c->doc, from,
+                             "%s: version_from: needs versions: (the accepted versions)", what);
+            ok = false;
+        }
+    }
+    if (!req && !vers && !from) {
+        gw_yamldoc_error(c->doc, n,
+                         "%s: says nothing (give require:, or versions: and "
+                         "version_from:)",
+                         what);
+        ok = false;
+    }
+    if (!ok) {
+        gw_contract_free(k);
+        return false;
+    }
+    *out = k;
+    return true;
+}
+
 static void parse_route(rt_ctx *c, const gw_yaml_node *n, size_t idx)
 {
-    static const char *const keys[] = {"event", "to", "retry", NULL};
+    static const char *const keys[] = {"event", "to", "retry", "contract", NULL};
     char what[CTX_MAX], sub[CTX_MAX];
     ctx(what, "routes[%zu]", idx);
     if (!gw_yamldoc_expect_map(c->doc, n, what))
@@ -509,6 +681,9 @@ static void parse_route(rt_ctx *c, const gw_yaml_node *n, size_t idx)
         rt.has_retry = true;
         ok &= parse_retry(c, retry, what, &rt.retry);
     }
+    const gw_yaml_node *contract = gw_yamldoc_map_get(n, "contract");
+    if (contract)
+        ok &= parse_contract(c, contract, what, &rt.contract);
     if (!ok) {
         route_free(&rt);
         return;

@@ -1,10 +1,12 @@
 /* routes.h — the routing table (SPEC §5): YAML file -> immutable, compiled gw_routes.
  *
  * Declared topology (exchanges, queues with bindings) and routes (event type or
- * pattern -> destinations, optional retry override). gw_routes_load validates
- * everything (unknown keys, types, duplicate names, routes without destinations,
- * bindings to undeclared exchanges, malformed patterns) and reports every error as
- * FILE:LINE:COL: message. Lookups go through the compiled router (router.h).
+ * pattern -> destinations, optional retry override, optional event contract (contract.h)).
+ * gw_routes_load validates everything (unknown keys, types, duplicate names, routes
+ * without destinations, bindings to undeclared exchanges, malformed patterns, malformed
+ * JSON pointers, unknown JSON types, empty versions, versions without version_from and
+ * the other way round) and reports every error as FILE:LINE:COL: message. Lookups go
+ * through the compiled router (router.h).
  */
 #ifndef GW_ROUTES_H
 #define GW_ROUTES_H

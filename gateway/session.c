@@ -1259,6 +1259,7 @@ static void view_fill(gw_msg *m)
         de->key = str_of(e->key);
         de->bytes = 1 + e->key.len + field_size(&e->value);
         de->str = field_is_str(&e->value) ? str_of(e->value.value.bytes) : GW_STR_NULL;
+        de->has_int = field_int(&e->value, &de->i);
         de->slot = gw_delivery_header_find(de->key);
         if (de->slot != GW_DH_COUNT) {
             if (!d->h[de->slot].present)

@@ -104,3 +104,33 @@ bool gw_str_utf8_valid(const char *p, size_t n, size_t *bad_at)
     }
     return true;
 }
+
+void gw_str_escape(char *dst, size_t cap, const char *s, size_t len, size_t max_out)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        char esc[5];
+        size_t k = 0;
+        if (c == '"' || c == '\\') {
+            esc[k++] = '\\';
+            esc[k++] = (char)c;
+        } else if (c >= 0x20 && c < 0x7f) {
+            esc[k++] = (char)c;
+        } else {
+            esc[k++] = '\\';
+            esc[k++] = 'x';
+            esc[k++] = hex[c >> 4];
+            esc[k++] = hex[c & 0xf];
+        }
+        if (o + k > max_out || o + k + 4 > cap) {
+            memcpy(dst + o, "...", 3);
+            o += 3;
+            break;
+        }
+        memcpy(dst + o, esc, k);
+        o += k;
+    }
+    dst[o] = '\0';
+}

@@ -31,6 +31,12 @@ bool gw_str_has_prefix(gw_str s, const char *prefix);
  * absent. An embedded NUL byte is copied as is, so strlen() may be shorter. */
 char *gw_str_dup(gw_str s);
 
+/* Writes s[0..len) (message bytes: anything) as one safe line into dst: printable ASCII as
+ * it is, '"' and '\\' backslash-escaped, every other byte as \xNN; cut with "..." once the
+ * output would pass max_out bytes (or cap). dst is always NUL-terminated; cap >= 8. Used to
+ * quote bytes from a message in x-gw-last-error texts. */
+void gw_str_escape(char *dst, size_t cap, const char *s, size_t len, size_t max_out);
+
 /* Length (1..4) of the well-formed UTF-8 sequence at p[0..n), or 0 when the bytes
  * there are not one: a stray continuation byte, a truncated sequence, an overlong
  * form, a surrogate (U+D800..U+DFFF) or a code point above U+10FFFF. n must be >= 1. */

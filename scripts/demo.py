@@ -175,8 +175,9 @@ def run(b, gw):
     step("publishing sample events to gw.inbound")
     samples = [
         ("order.created", "type property, JSON body",
-         dict(body=json.dumps({"orderId": 1001, "total": 42.5}).encode(),
-              props=dict(type="order.created", message_id="evt-1", content_type="application/json"))),
+         dict(body=json.dumps({"data": {"order_id": "1001", "total": 42.5}}).encode(),
+              props=dict(type="order.created", message_id="evt-1", content_type="application/json",
+                         headers={"x-event-version": 1}))),
         ("order.paid", "CloudEvents header, binary body",
          dict(body=b"\x00\x01binary-payload",
               props=dict(message_id="evt-2", headers={"cloudEvents_type": "order.paid",
@@ -194,13 +195,17 @@ def run(b, gw):
          dict(body=b"{}", props=dict(type="inventory.adjusted", message_id="evt-6"))),
         ("(malformed JSON)", "no type property, body not JSON",
          dict(body=b'{"type": "order.created", ', props=dict(message_id="evt-7"))),
+        ("order.created", "breaks the route's contract: no data.order_id",
+         dict(body=json.dumps({"data": {"total": 9.5}}).encode(),
+              props=dict(type="order.created", message_id="evt-8", content_type="application/json",
+                         headers={"x-event-version": 1}))),
     ]
     for name, how, m in samples:
         b.publish(m["body"], **m["props"])
         say(f"   published {name:22} ({how})")
 
     expected = {"billing.orders": 2, "shipping.orders": 1, "audit.all": 2, "payments.ledger": 1,
-                "notifications.email": 1, "gw.dlq": 2}
+                "notifications.email": 1, "gw.dlq": 3}
     wait_for(lambda: all(b.count(q) >= n for q, n in expected.items()), 15,
              "every sample to land")
 
@@ -302,7 +307,8 @@ def run(b, gw):
         text = urllib.request.urlopen(f"http://127.0.0.1:{gw.metrics_port}/metrics",
                                       timeout=5).read().decode()
         for line in text.splitlines():
-            if re.match(r"amqp_gw_(events_(routed|dead_lettered|retried|deferred)_total|circuit_state)\{", line):
+            if re.match(r"amqp_gw_(events_(routed|dead_lettered|retried|deferred)_total|"
+                        r"contract_violations_total|circuit_state)\{", line):
                 say(f"   {line}")
     except OSError as e:
         say(f"   (metrics not reachable: {e})")

@@ -4,16 +4,17 @@
 # Usage: tests/fuzz/build.sh            the CI run: deterministic (see below)
 #        tests/fuzz/build.sh SECONDS    exploration: a random seed, SECONDS per target
 #
-# Targets: fuzz_classify (event-type extraction and header values) and fuzz_yaml (the
-# config and routing-table readers). Built with clang -fsanitize=fuzzer,address,undefined
+# Targets: fuzz_classify (event-type extraction and header values), fuzz_contract (JSON
+# pointers and route contracts over hostile bodies) and fuzz_yaml (the config and
+# routing-table readers). Built with clang -fsanitize=fuzzer,address,undefined
 # into build-fuzz/ at the repo root. Each target first runs every committed seed in
 # tests/fuzz/corpus_<name> (crash inputs found earlier are kept there as regression seeds),
 # then mutates from them.
 #
 # The CI run is bounded and seeded: a fixed seed (-seed=1) and a fixed number of runs per
-# target ($FUZZ_RUNS_CLASSIFY, $FUZZ_RUNS_YAML), on a fresh copy of the committed seeds, so a
-# commit is tested on (nearly: libFuzzer's scheduling is not bit-exact) the same inputs every
-# time instead of a different random walk per CI run. Finding new bugs is what exploration is
+# target ($FUZZ_RUNS_CLASSIFY, $FUZZ_RUNS_CONTRACT, $FUZZ_RUNS_YAML), on a fresh copy of the
+# committed seeds, so a commit is tested on (nearly: libFuzzer's scheduling is not bit-exact)
+# the same inputs every time instead of a different random walk per CI run. Finding new bugs is what exploration is
 # for: run it for minutes now and then, and commit each crash input it finds, with the fix,
 # to the seeds, where every later run replays it.
 #
@@ -26,6 +27,7 @@ set -eu
 root=$(cd "$(dirname "$0")/../.." && pwd)
 secs=${1:-}
 runs_classify=${FUZZ_RUNS_CLASSIFY:-300000}
+runs_contract=${FUZZ_RUNS_CONTRACT:-200000}
 runs_yaml=${FUZZ_RUNS_YAML:-30000}
 out="$root/build-fuzz"
 src="$root/gateway"
@@ -69,10 +71,14 @@ libs=$(pkg-config --cflags --libs libcjson)
 build fuzz_classify "$src/classify.c" "$src/headers.c" "$src/uuid.c" "$src/str.c" \
     "$src/match.c" "$src/alloc.c"
 
-libs=$(pkg-config --cflags --libs yaml-0.1)
+build fuzz_contract "$src/contract.c" "$src/classify.c" "$src/str.c" "$src/match.c" \
+    "$src/alloc.c" -lm
+
+libs=$(pkg-config --cflags --libs yaml-0.1 libcjson)
 build fuzz_yaml "$src/config.c" "$src/routes.c" "$src/yamldoc.c" "$src/router.c" "$src/url.c" \
     "$src/match.c" "$src/str.c" "$src/err.c" "$src/alloc.c" "$src/log.c" "$src/clock.c" \
-    "$src/duration.c" "$src/copy.c" "$src/headers.c" "$src/delivery.c" "$src/uuid.c"
+    "$src/duration.c" "$src/contract.c" "$src/copy.c" "$src/headers.c" "$src/delivery.c" \
+    "$src/uuid.c" -lm
 
 failed=""
 # run NAME MAX_LEN RUNS
@@ -108,6 +114,7 @@ run() {
 }
 
 run fuzz_classify 4096 "$runs_classify"
+run fuzz_contract 4096 "$runs_contract"
 run fuzz_yaml 65536 "$runs_yaml"
 
 if [ -n "$failed" ]; then

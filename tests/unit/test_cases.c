@@ -25,7 +25,14 @@ static const char routes_yaml[] = "version: 1\n"
                                   "      - {exchange: audit, routing_key: payments}\n"
                                   "  - event: \"payment.*.failed\"\n"
                                   "    to:\n"
-                                  "      - {exchange: orders, routing_key: payments.failed}\n";
+                                  "      - {exchange: orders, routing_key: payments.failed}\n"
+                                  "  - event: \"invoice.*\"\n"
+                                  "    to:\n"
+                                  "      - {exchange: audit}\n"
+                                  "    contract:\n"
+                                  "      require: [{pointer: /data/invoice_id, type: string}]\n"
+                                  "      versions: [1, 2]\n"
+                                  "      version_from: header:x-event-version\n";
 
 static gw_routes *routes;
 
@@ -379,8 +386,85 @@ Test(runner, treats_an_invalid_type_as_invalid_event)
     char *why = run_one("cases:\n  - {event: \"order..created\", expect: invalid_event}\n");
     cr_assert_null(why, "unexpected failure: %s", why);
     why = run_one("cases:\n  - {event: \"order.*\", expect: no_route}\n");
-    cr_assert_str_eq(why, "expected dead-letter (no_route), got dead-letter (invalid_event)");
+    cr_assert_str_eq(why, "expected dead-letter (no_route), got dead-letter (invalid_event: "
+                          "type \"order.*\" is not a dot-separated name)");
     free(why);
+}
+
+/* ---- contracts: body and headers reach the route's contract ---- */
+
+Test(runner, passes_an_event_that_keeps_the_contract)
+{
+    char *why = run_one("cases:\n"
+                        "  - event: invoice.paid\n"
+                        "    headers: {x-event-version: 2}\n"
+                        "    body: '{\"data\": {\"invoice_id\": \"i-1\"}}'\n"
+                        "    expect: [{exchange: audit}]\n");
+    cr_assert_null(why, "unexpected failure: %s", why);
+}
+
+Test(runner, expects_invalid_event_with_the_broken_rule)
+{
+    char *why = run_one("cases:\n"
+                        "  - event: invoice.paid\n"
+                        "    headers: {x-event-version: 2}\n"
+                        "    body: '{\"data\": {}}'\n"
+                        "    expect: invalid_event\n"
+                        "    error: \"contract: /data/invoice_id is missing\"\n");
+    cr_assert_null(why, "unexpected failure: %s", why);
+    why = run_one("cases:\n"
+                  "  - event: invoice.paid\n"
+                  "    headers: {x-event-version: 3}\n"
+                  "    body: '{\"data\": {\"invoice_id\": 7}}'\n"
+                  "    expect: invalid_event\n"
+                  "    error: \"contract: version 3 not accepted (1, 2)\"\n");
+    cr_assert_null(why, "unexpected failure: %s", why);
+}
+
+Test(runner, fails_when_another_rule_is_broken_than_the_one_expected)
+{
+    char *why = run_one("cases:\n"
+                        "  - event: invoice.paid\n"
+                        "    headers: {x-event-version: 1}\n"
+                        "    body: '{\"data\": {\"invoice_id\": 7}}'\n"
+                        "    expect: invalid_event\n"
+                        "    error: \"contract: /data/invoice_id is missing\"\n");
+    cr_assert_str_eq(why, "expected error \"contract: /data/invoice_id is missing\", got "
+                          "\"contract: /data/invoice_id is number, want string\"");
+    free(why);
+}
+
+Test(runner, says_which_rule_a_routed_expectation_broke)
+{
+    char *why = run_one("cases:\n"
+                        "  - event: invoice.paid\n"
+                        "    headers: {x-event-version: 1}\n"
+                        "    expect: [{exchange: audit}]\n");
+    cr_assert_str_eq(why, "expected audit/invoice.paid, got dead-letter (invalid_event: "
+                          "contract: body is not JSON: body is empty)");
+    free(why);
+}
+
+Test(runner, route_names_the_route_whose_contract_dead_lettered_the_event)
+{
+    char *why = run_one("cases:\n"
+                        "  - {event: invoice.paid, route: \"invoice.*\", expect: invalid_event}\n");
+    cr_assert_null(why, "unexpected failure: %s", why);
+}
+
+Test(cases, error_needs_a_dead_letter_expectation)
+{
+    assert_single_error(
+        "cases:\n  - {event: a.b, expect: [{exchange: x}], error: boom}\n",
+        "t.cases.yaml:2:50: case \"a.b\": error: only a dead-letter has one: use it "
+        "with expect: invalid_event or no_route");
+}
+
+Test(cases, body_must_be_a_string)
+{
+    assert_single_error("cases:\n  - {event: a.b, body: {data: 1}, expect: no_route}\n",
+                        "t.cases.yaml:2:24: case \"a.b\": body: expected a string (the body as "
+                        "published, e.g. '{\"data\": {}}'), got a mapping");
 }
 
 Test(runner, checks_the_explicit_routing_key_of_a_destination)

@@ -1597,3 +1597,74 @@ Test(classify, names_each_source)
     cr_assert_str_eq(gw_classify_source_name(H), "header");
     cr_assert_str_eq(gw_classify_source_name(B), "body");
 }
+
+/* ---- keep_doc: the tree a route's contract reads instead of parsing again ---- */
+
+Test(classify, keep_doc_hands_over_the_body_read_for_the_type)
+{
+    static const gw_type_source order[] = {B};
+    static const char body[] = "{\"type\":\"order.created\",\"data\":{\"order_id\":\"o-1\"}}";
+    gw_classify_input in = {.body = body, .body_len = sizeof body - 1, .keep_doc = true};
+    gw_classify_result res;
+    cr_assert_eq(gw_classify(order, 1, &in, &res), GW_OK);
+    cr_assert(res.body_read);
+    cr_assert_not_null(res.doc);
+    cr_assert_str_eq(res.body_why, "");
+    gw_classify_doc_free(res.doc);
+}
+
+Test(classify, keep_doc_hands_over_the_body_read_only_for_the_id)
+{
+    static const gw_type_source order[] = {P};
+    static const char body[] = "{\"id\":\"e-1\"}";
+    gw_classify_input in = {.type_property = gw_str_from_cstr("order.created"),
+                            .body = body,
+                            .body_len = sizeof body - 1,
+                            .keep_doc = true};
+    gw_classify_result res;
+    cr_assert_eq(gw_classify(order, 1, &in, &res), GW_OK);
+    cr_assert(res.body_read);
+    cr_assert_not_null(res.doc);
+    gw_classify_doc_free(res.doc);
+}
+
+Test(classify, keep_doc_says_why_a_body_read_for_the_id_is_not_json)
+{
+    static const gw_type_source order[] = {P};
+    static const char body[] = "{\"id\":\"e-1\"} trailing";
+    gw_classify_input in = {.type_property = gw_str_from_cstr("order.created"),
+                            .body = body,
+                            .body_len = sizeof body - 1,
+                            .keep_doc = true};
+    gw_classify_result res;
+    cr_assert_eq(gw_classify(order, 1, &in, &res), GW_OK);
+    cr_assert(res.body_read);
+    cr_assert_null(res.doc);
+    cr_assert_str_eq(res.body_why, "body has trailing data after JSON at byte 13");
+    cr_assert_str_eq(res.why, "");
+}
+
+Test(classify, without_keep_doc_nothing_is_handed_over)
+{
+    static const gw_type_source order[] = {B};
+    static const char body[] = "{\"type\":\"order.created\"}";
+    gw_classify_input in = {.body = body, .body_len = sizeof body - 1};
+    gw_classify_result res;
+    cr_assert_eq(gw_classify(order, 1, &in, &res), GW_OK);
+    cr_assert_null(res.doc);
+    cr_assert_not(res.body_read);
+}
+
+Test(classify, parse_body_applies_the_strict_rules)
+{
+    char why[GW_CLASSIFY_WHY_CAP];
+    struct cJSON *d = (struct cJSON *)1;
+    cr_assert_eq(gw_classify_parse_body("[1]", 3, &d, why), GW_ERR_INVALID);
+    cr_assert_null(d);
+    cr_assert_str_eq(why, "body is not a JSON object");
+    cr_assert_eq(gw_classify_parse_body("{\"a\":\"\xff\"}", 8, &d, why), GW_ERR_INVALID);
+    cr_assert_str_eq(why, "body is not valid UTF-8 at byte 6");
+    cr_assert_eq(gw_classify_parse_body("{\"a\":1}", 7, &d, why), GW_OK);
+    cr_assert_not_null(d);
+    gw_classify_doc_free(d);
+}

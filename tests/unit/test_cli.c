@@ -277,7 +277,7 @@ Test(cli, summarises_a_valid_table_and_notes_undeclared_exchanges)
     RUN(&res, "check", "--config", FIXTURE_CONFIG);
     cr_assert_eq(res.status, 0, "stderr: %s", res.err);
     cr_assert_str_eq(res.out, FIXTURE_CONFIG
-                     ": ok (" FIXTURE_ROUTES ": 2 exchanges, 1 queue, 4 routes)\n"
+                     ": ok (" FIXTURE_ROUTES ": 2 exchanges, 1 queue, 5 routes)\n"
                      "note: exchange \"legacy.payments\" (route \"payment.#\", " FIXTURE_ROUTES
                      ":25) is not declared by the table; it must already exist on the "
                      "broker\n");
@@ -357,6 +357,20 @@ Test(cli, explains_a_pattern_route_with_its_retry_override)
                               "(route override)\n");
 }
 
+Test(cli, explains_the_contract_of_the_route_that_matches)
+{
+    RUN(&res, "explain", "-c", FIXTURE_CONFIG, "invoice.paid");
+    cr_assert_eq(res.status, 0, "stderr: %s", res.err);
+    cr_assert_str_eq(res.out, "invoice.paid\n"
+                              "  route     invoice.* (pattern, " FIXTURE_ROUTES ":30)\n"
+                              "  -> audit  routing key invoice.paid (the event type)\n"
+                              "  retry     up to 3 retries, backoff 1s 30s, then dead-letter "
+                              "(default)\n"
+                              "  contract  require \"/id\", \"/data/invoice_id\" (string); "
+                              "versions 1, 2 from header:x-event-version (else dead-letter: "
+                              "invalid_event)\n");
+}
+
 Test(cli, explains_several_types_including_no_route_and_invalid_ones)
 {
     RUN(&res, "explain", "-c", FIXTURE_CONFIG, "payment.card.refunded", "nothing.here", "bad..type",
@@ -421,7 +435,9 @@ Test(cli, passes_cases_and_prints_a_line_per_case)
                               "PASS payments go to the legacy exchange\n"
                               "PASS nothing.here\n"
                               "PASS a type with an empty word is invalid\n"
-                              "6 passed, 0 failed\n");
+                              "PASS an invoice that keeps its contract\n"
+                              "PASS an invoice without its id is dead-lettered\n"
+                              "8 passed, 0 failed\n");
 }
 
 Test(cli, fails_cases_with_a_diff_and_exits_1)

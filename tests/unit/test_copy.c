@@ -65,8 +65,11 @@ static void add_entry(const char *key, char kind, gw_str v)
 {
     gw_str k = gw_str_from_cstr(key);
     gw_delivery_header slot = gw_delivery_header_find(k);
-    e.h[e.ev.n_headers++] = (gw_delivery_entry){
-        k, gw_headers_entry_size(k.len, kind, kind == 'S' ? v.len : 0), v, slot};
+    e.h[e.ev.n_headers++] =
+        (gw_delivery_entry){.key = k,
+                            .bytes = gw_headers_entry_size(k.len, kind, kind == 'S' ? v.len : 0),
+                            .str = v,
+                            .slot = slot};
     if (slot != GW_DH_COUNT && !e.ev.h[slot].present)
         e.ev.h[slot] = (gw_header_value){.present = true, .str = v, .has_int = kind == 'l'};
 }

@@ -25,6 +25,7 @@ static const char table_yaml[] = "version: 1\n"
                                  "      - {exchange: audit, routing_key: all}\n"
                                  "  - event: \"order.*\"\n"
                                  "    to: [{exchange: orders}]\n"
+                                 "    contract: {require: [/data/order_id]}\n"
                                  "  - event: \"payment.#\"\n"
                                  "    to: [{exchange: payments, routing_key: pay}]\n"
                                  "    retry: {max_attempts: 1, backoff: [2s]}\n"
@@ -376,4 +377,51 @@ Test(dispatch, only_forward_intents_have_destinations_to_iterate)
     gw_intake_event ev = rejection("order.*", "work.q", 0);
     gw_dispatch_intent in = decide(&ev);
     assert_forwards_to(&in, ev.type, "");
+}
+
+/* ---- contracts ---- */
+
+Test(dispatch, a_pattern_routes_contract_applies_to_every_type_it_matches)
+{
+    gw_dispatch_intent in;
+    gw_intake_event ev = event("order.paid");
+    gw_dispatch_decide(&ev, routes, &default_retry, &in);
+    const gw_contract *c = gw_dispatch_contract(&in, &ev);
+    cr_assert_not_null(c);
+    cr_assert_str_eq(c->require[0].ptr.text, "/data/order_id");
+    ev = event("order.shipped");
+    gw_dispatch_decide(&ev, routes, &default_retry, &in);
+    cr_assert_eq(gw_dispatch_contract(&in, &ev), c);
+}
+
+Test(dispatch, a_route_without_contract_asks_for_no_check)
+{
+    gw_dispatch_intent in;
+    gw_intake_event ev = event("order.created");
+    gw_dispatch_decide(&ev, routes, &default_retry, &in);
+    cr_assert_null(gw_dispatch_contract(&in, &ev));
+}
+
+Test(dispatch, retry_copies_are_not_checked_again)
+{
+    gw_dispatch_intent in;
+    gw_intake_event ev = retry_copy("order.paid", "orders", NULL);
+    gw_dispatch_decide(&ev, routes, &default_retry, &in);
+    cr_assert_eq(in.kind, GW_DISPATCH_FORWARD_ONE);
+    cr_assert_null(gw_dispatch_contract(&in, &ev));
+}
+
+Test(dispatch, a_broken_contract_dead_letters_at_once_as_invalid_event)
+{
+    gw_dispatch_intent in;
+    gw_intake_event ev = event("order.paid");
+    gw_dispatch_decide(&ev, routes, &default_retry, &in);
+    const gw_route *route = in.route;
+    gw_dispatch_contract_broken(&in, &ev, "contract: /data/order_id is missing");
+    cr_assert_eq(in.kind, GW_DISPATCH_DEAD_LETTER);
+    cr_assert_eq(in.reason, GW_REASON_INVALID_EVENT);
+    cr_assert_str_eq(in.why, "contract: /data/order_id is missing");
+    cr_assert_str_eq(in.exchange, "ingress");
+    cr_assert_str_eq(in.routing_key, "in.key");
+    cr_assert_eq(in.route, route, "the copy names the route whose contract it broke");
 }

@@ -4,6 +4,7 @@
 #include "uuid.h"
 
 #include <criterion/criterion.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define NOW_MS 1700000000000ULL
@@ -87,6 +88,7 @@ static gw_intake_event classify(const gw_delivery *d)
     gw_intake_event ev;
     memset(&ev, 0x5a, sizeof ev);
     gw_intake_classify(&cfg, d, NOW_MS, rnd, &ev);
+    gw_intake_release(&ev); /* these tests read no body tree */
     return ev;
 }
 
@@ -432,4 +434,97 @@ Test(intake, a_rejection_keeps_its_correlation_id_header)
     gw_delivery d = rejection("order.created");
     header_str(&d, GW_DH_CORRELATION_ID, "c-header");
     cr_assert_str_eq(classify(&d).ids.correlation_id, "c-header");
+}
+
+/* ---- contracts: the body is parsed at most once, and only when needed ---- */
+
+static gw_contract *contract_requiring(const char *pointer)
+{
+    gw_contract *c = calloc(1, sizeof *c);
+    c->require = calloc(1, sizeof *c->require);
+    char why[160];
+    cr_assert(gw_pointer_parse(pointer, strlen(pointer), &c->require[0].ptr, why, sizeof why));
+    c->n_require = 1;
+    return c;
+}
+
+Test(intake, contract_reads_the_tree_classify_kept_for_the_id)
+{
+    init_rnd();
+    gw_delivery d = new_event("order.created");
+    d.body = S("{\"id\":\"e-1\",\"data\":{\"order_id\":\"o-1\"}}");
+    gw_intake_event ev;
+    gw_intake_classify(&cfg, &d, NOW_MS, rnd, &ev);
+    cr_assert_not_null(ev.body_doc, "classify read the body for its id and kept the tree");
+    struct cJSON *tree = ev.body_doc;
+    gw_contract *c = contract_requiring("/data/order_id");
+    gw_contract_violation v;
+    cr_assert(gw_intake_contract(c, &d, &ev, &v), "%s", v.why);
+    cr_assert_eq(ev.body_doc, tree, "the same tree, not a second parse");
+    gw_intake_release(&ev);
+    cr_assert_null(ev.body_doc);
+    gw_contract_free(c);
+}
+
+Test(intake, contract_parses_a_body_classify_did_not_read)
+{
+    init_rnd();
+    gw_delivery d = new_event("order.created");
+    d.message_id = S("m-1"); /* the body is then never read for its id */
+    d.body = S("{\"data\":{}}");
+    gw_intake_event ev;
+    gw_intake_classify(&cfg, &d, NOW_MS, rnd, &ev);
+    cr_assert_not(ev.body_read);
+    gw_contract *c = contract_requiring("/data/order_id");
+    gw_contract_violation v;
+    cr_assert_not(gw_intake_contract(c, &d, &ev, &v));
+    cr_assert_str_eq(v.why, "contract: /data/order_id is missing");
+    cr_assert(ev.body_read);
+    cr_assert_not_null(ev.body_doc);
+    gw_intake_release(&ev);
+    gw_contract_free(c);
+}
+
+Test(intake, contract_says_why_a_body_read_for_the_id_is_not_json_without_parsing_again)
+{
+    init_rnd();
+    gw_delivery d = new_event("order.created");
+    d.body = S("{\"id\":\"e-1\"} trailing");
+    gw_intake_event ev;
+    gw_intake_classify(&cfg, &d, NOW_MS, rnd, &ev);
+    cr_assert(ev.body_read);
+    cr_assert_null(ev.body_doc);
+    /* were it parsed again, this body would be read from a view that no longer has it */
+    d.body = S("{}");
+    gw_contract *c = contract_requiring("/id");
+    gw_contract_violation v;
+    cr_assert_not(gw_intake_contract(c, &d, &ev, &v));
+    cr_assert_str_eq(v.why, "contract: body is not JSON: body has trailing data after JSON at "
+                            "byte 13");
+    cr_assert_str_eq(v.rule, "body");
+    gw_intake_release(&ev);
+    gw_contract_free(c);
+}
+
+Test(intake, header_version_contract_leaves_the_body_unread)
+{
+    init_rnd();
+    gw_delivery d = new_event("order.created");
+    d.message_id = S("m-1");
+    d.body = S("not json at all");
+    gw_delivery_entry h = {
+        .key = S("x-event-version"), .i = 2, .has_int = true, .slot = GW_DH_COUNT};
+    d.headers = &h;
+    d.n_headers = 1;
+    gw_intake_event ev;
+    gw_intake_classify(&cfg, &d, NOW_MS, rnd, &ev);
+    gw_contract *c = calloc(1, sizeof *c);
+    char why[160];
+    cr_assert(gw_contract_parse_version_from("header:x-event-version", c, why, sizeof why));
+    gw_contract_add_version(c, "2");
+    gw_contract_violation v;
+    cr_assert(gw_intake_contract(c, &d, &ev, &v), "%s", v.why);
+    cr_assert_not(ev.body_read);
+    gw_intake_release(&ev);
+    gw_contract_free(c);
 }

@@ -207,6 +207,23 @@ Test(metrics, counters_with_labels_render_one_line_per_label_set)
     gw_metrics_free(m);
 }
 
+Test(metrics, contract_violations_count_per_route_and_rule)
+{
+    gw_metrics *m = new_quiet();
+    gw_metrics_contract_violation(m, "order.*", "/data/order_id");
+    gw_metrics_contract_violation(m, "order.*", "/data/order_id");
+    gw_metrics_contract_violation(m, "order.*", "version");
+    gw_metrics_contract_violation(m, "user.created", "body");
+    char *t = gw_metrics_render(m);
+    assert_line(t, "# TYPE amqp_gw_contract_violations_total counter");
+    assert_line(t,
+                "amqp_gw_contract_violations_total{route=\"order.*\",rule=\"/data/order_id\"} 2");
+    assert_line(t, "amqp_gw_contract_violations_total{route=\"order.*\",rule=\"version\"} 1");
+    assert_line(t, "amqp_gw_contract_violations_total{route=\"user.created\",rule=\"body\"} 1");
+    free(t);
+    gw_metrics_free(m);
+}
+
 Test(metrics, deliveries_count_per_origin_and_only_new_ones_count_as_events_received)
 {
     gw_metrics *m = new_quiet();

@@ -420,3 +420,127 @@ Test(routes, a_name_with_a_control_character_is_refused_so_messages_stay_one_lin
     parse_fails_with("version: 1\nexchanges:\n  - {name: \"a\\nb\", type: topic}\nroutes: []\n",
                      "mem.yaml:3:12: exchanges[0].name: contains a control character (byte 1)");
 }
+
+/* ---- contract: ---- */
+
+/* A table with one route "a" whose contract block is the given YAML (indented under
+ * "    contract:"). */
+#define CONTRACT_TABLE(block)                                                                      \
+    "version: 1\nroutes:\n  - event: a\n    to: [{exchange: x}]\n    contract:\n" block
+
+Test(routes, contract_is_read_with_pointers_types_and_versions)
+{
+    gw_routes *r = parse_ok(CONTRACT_TABLE("      require:\n"
+                                           "        - /id\n"
+                                           "        - {pointer: /data/order_id, type: string}\n"
+                                           "        - {pointer: /a~1b, type: integer}\n"
+                                           "      versions: [1, \"2\", beta]\n"
+                                           "      version_from: \"header:x-event-version\"\n"));
+    const gw_contract *k = lookup(r, "a")->contract;
+    cr_assert_not_null(k);
+    cr_assert_eq(k->n_require, 3);
+    cr_assert_str_eq(k->require[0].ptr.text, "/id");
+    cr_assert_not(k->require[0].has_type);
+    cr_assert_eq(k->require[1].type, GW_JSON_STRING);
+    cr_assert_str_eq(k->require[2].ptr.tokens[0], "a/b");
+    cr_assert_eq(k->require[2].type, GW_JSON_INTEGER);
+    cr_assert_eq(k->n_versions, 3);
+    cr_assert_str_eq(k->versions_text, "1, 2, beta");
+    cr_assert_eq(k->version_from, GW_VERSION_HEADER);
+    cr_assert_str_eq(k->version_header, "x-event-version");
+    gw_routes_free(r);
+}
+
+Test(routes, route_without_contract_has_none)
+{
+    gw_routes *r = parse_ok("version: 1\nroutes:\n  - {event: a, to: [{exchange: x}]}\n");
+    cr_assert_null(lookup(r, "a")->contract);
+    gw_routes_free(r);
+}
+
+Test(routes, contract_versions_from_body_and_dataschema)
+{
+    gw_routes *r = parse_ok(CONTRACT_TABLE("      versions: [2]\n"
+                                           "      version_from: body:/meta/version\n"));
+    cr_assert_eq(lookup(r, "a")->contract->version_from, GW_VERSION_BODY);
+    cr_assert_str_eq(lookup(r, "a")->contract->version_ptr.tokens[1], "version");
+    gw_routes_free(r);
+    r = parse_ok(CONTRACT_TABLE("      versions: [2]\n      version_from: dataschema\n"));
+    cr_assert_eq(lookup(r, "a")->contract->version_from, GW_VERSION_DATASCHEMA);
+    gw_routes_free(r);
+}
+
+Test(routes, contract_pointer_must_start_with_a_slash)
+{
+    parse_fails_with(CONTRACT_TABLE("      require: [data/id]\n"),
+                     "mem.yaml:6:17: route \"a\": contract.require[0]: bad JSON pointer "
+                     "\"data/id\": a JSON pointer starts with \"/\" (or is \"\" for the whole "
+                     "body), e.g. /data/order_id");
+}
+
+Test(routes, contract_pointer_with_a_bad_escape_is_located)
+{
+    parse_fails_with(CONTRACT_TABLE("      require:\n        - {pointer: /a~2b, type: string}\n"),
+                     "mem.yaml:7:21: route \"a\": contract.require[0].pointer: bad JSON pointer "
+                     "\"/a~2b\": bad escape \"~2\" at byte 2 (~0 is \"~\", ~1 is \"/\")");
+}
+
+Test(routes, contract_unknown_type_is_located)
+{
+    parse_fails_with(CONTRACT_TABLE("      require:\n        - {pointer: /a, type: int}\n"),
+                     "mem.yaml:7:31: route \"a\": contract.require[0].type: expected one of "
+                     "string|number|integer|boolean|object|array|null, got \"int\"");
+}
+
+Test(routes, contract_empty_versions_is_an_error)
+{
+    parse_fails_with(CONTRACT_TABLE("      versions: []\n      version_from: dataschema\n"),
+                     "mem.yaml:6:17: route \"a\": contract.versions: the list is empty: an event "
+                     "could never pass (list the accepted versions, or remove versions: and "
+                     "version_from:)");
+}
+
+Test(routes, contract_versions_need_version_from)
+{
+    parse_fails_with(CONTRACT_TABLE("      versions: [1, 2]\n"),
+                     "mem.yaml:6:17: route \"a\": contract: versions: needs version_from: "
+                     "(\"header:NAME\", \"body:/json/pointer\" or \"dataschema\")");
+}
+
+Test(routes, contract_version_from_needs_versions)
+{
+    parse_fails_with(CONTRACT_TABLE("      version_from: dataschema\n"),
+                     "mem.yaml:6:21: route \"a\": contract: version_from: needs versions: (the "
+                     "accepted versions)");
+}
+
+Test(routes, contract_malformed_version_from_is_located)
+{
+    parse_fails_with(CONTRACT_TABLE("      versions: [1]\n      version_from: \"property:v\"\n"),
+                     "mem.yaml:7:21: route \"a\": contract.version_from: bad version_from "
+                     "\"property:v\": expected \"header:NAME\", \"body:/json/pointer\" or "
+                     "\"dataschema\"");
+    parse_fails_with(CONTRACT_TABLE("      versions: [1]\n      version_from: \"body:v\"\n"),
+                     "mem.yaml:7:21: route \"a\": contract.version_from: bad version_from "
+                     "\"body:v\": body: a JSON pointer starts with \"/\" (or is \"\" for the "
+                     "whole body), e.g. /data/order_id");
+}
+
+Test(routes, contract_duplicates_and_unknown_keys_are_errors)
+{
+    parse_fails_with(CONTRACT_TABLE("      require: [/id, /id]\n"),
+                     "mem.yaml:6:22: route \"a\": contract.require[1]: pointer \"/id\" is "
+                     "required twice");
+    parse_fails_with(CONTRACT_TABLE("      versions: [1, \"1\"]\n      version_from: dataschema\n"),
+                     "mem.yaml:6:21: route \"a\": contract.versions[1]: version 1 is listed twice");
+    parse_fails_with(CONTRACT_TABLE("      require: [/id]\n      requires: [/id]\n"),
+                     "mem.yaml:7:7: route \"a\": contract: unknown key \"requires\" (did you mean "
+                     "\"require\"?)");
+}
+
+Test(routes, empty_contract_is_an_error)
+{
+    parse_fails_with(CONTRACT_TABLE("      {}\n"),
+                     "mem.yaml:6:7: route \"a\": contract: says nothing (give require:, or "
+                     "versions: and version_from:)");
+}
