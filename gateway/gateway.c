@@ -342,7 +342,22 @@ static void log_breaker(gw *g, const char *exchange, gw_breaker *b, gw_breaker_t
            GW_S("state", gw_breaker_state_name(b->state)),
            GW_I("consecutive_failures", b->consecutive_failures),
            GW_I("total_opens", b->total_opens), GW_I("open_for_ms", b->cfg.open_for_ms));
-    gw_metrics_breaker_state(g->metrics, exchange, (int)b->state);
+    /* the breaker's clock is monotonic; the status page shows wall-clock time */
+    uint64_t mono = gw_clock_mono_ms(), wall = gw_clock_wall_ms();
+    uint64_t ago = mono > b->since_ms ? mono - b->since_ms : 0;
+    gw_metrics_breaker_state(g->metrics, exchange, (int)b->state, wall > ago ? wall - ago : wall);
+}
+
+/* An open breaker turns half-open once open_for has passed, with or without an event
+ * to try it: said here, on every turn of the loop, so the log, the gauge and the status
+ * page show it when it happens. */
+static void tick_breakers(gw *g)
+{
+    uint64_t now = gw_clock_mono_ms();
+    const char *exchange;
+    gw_breaker *b;
+    for (size_t i = 0; (b = gw_breakers_at(&g->breakers, i, &exchange)) != NULL; i++)
+        log_breaker(g, exchange, b, gw_breaker_tick(b, now));
 }
 
 static void own_publish(gw *g, job *j, const char *exchange, const char *rk, const gw_copy *c);
@@ -610,7 +625,8 @@ static void settle_pend(gw *g, const gw_ledger_settled *s, const char *closed_wh
             /* a dead-letter copy's routing key is its reason (a static string) */
             gw_reason r;
             if (strcmp(exchange, g->cfg->dlx_exchange) == 0 && gw_reason_parse(rk, &r))
-                gw_metrics_dead_lettered(g->metrics, gw_reason_name(r));
+                gw_metrics_dead_lettered(g->metrics, gw_reason_name(r),
+                                         j->route ? j->route->event : "", gw_clock_wall_ms());
         }
     } else {
         gw_breaker *b = gw_breakers_get(&g->breakers, exchange);
@@ -985,6 +1001,7 @@ static int connect_loop(gw *g, bool first)
                    GW_I("prefetch", g->cfg->prefetch),
                    GW_I("frame_max", (long long)gw_session_frame_max(g->s)));
             gw_metrics_set_connected(g->metrics, true);
+            gw_metrics_set_node(g->metrics, safe);
             g->ready_ms = gw_clock_mono_ms();
             g->paused = false; /* a fresh session consumes; failures pause it again */
             g->own_fail_streak = 0;
@@ -1109,13 +1126,15 @@ static void reload_routes(gw *g)
     gw_metrics_reload(g->metrics, true);
 }
 
-/* Every destination exchange of the table gets a circuit-state series (closed) now. */
+/* Every destination exchange of the table gets a circuit-state series (closed) now, and
+ * the status page lists the table's routes. */
 static void announce_destinations(gw *g)
 {
     const gw_routes *r = g->set->routes;
     for (size_t i = 0; i < r->n_routes; i++)
         for (size_t k = 0; k < r->routes[i].n_to; k++)
             gw_metrics_breaker_known(g->metrics, r->routes[i].to[k].exchange);
+    gw_metrics_set_routes(g->metrics, r->routes, r->n_routes);
 }
 
 /* The topology of the current set (settings.h: the gateway's own queues, one per retry
@@ -1189,6 +1208,7 @@ int gw_gateway_run(const char *config_path)
         rc = 1;
         goto out;
     }
+    gw_metrics_set_started(g.metrics, gw_clock_wall_ms());
     announce_destinations(&g);
     GW_LOG(GW_LOG_INFO, "starting", GW_S("config", config_path), GW_S("routes", set->routes->path),
            GW_I("routes_count", set->routes->n_routes), GW_S("version", GW_VERSION));
@@ -1227,6 +1247,7 @@ int gw_gateway_run(const char *config_path)
         gw_session_poll(g.s, POLL_MS, h);
         ack_ready(&g);
         confirm_timeouts(&g);
+        tick_breakers(&g);
         if (reload_requested && !gw_session_blocked(g.s)) {
             reload_requested = 0;
             reload_routes(&g);
