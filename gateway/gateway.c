@@ -21,6 +21,7 @@
 #include "copy.h"
 #include "headers.h"
 #include "intake.h"
+#include "lag.h"
 #include "ledger.h"
 #include "log.h"
 #include "metrics.h"
@@ -44,6 +45,7 @@
 #define STR_(x)            #x
 #define STR(x)             STR_(x)
 #define POLL_MS            200
+#define LAG_INTERVAL_MS    5000  /* how often the depths of the gateway's own queues are asked */
 #define FLAP_MS            10000 /* a session shorter than this makes the next connect wait */
 #define INBOUND_TAG        "gw.inbound"
 #define REJECTED_TAG       "gw.rejected"
@@ -77,6 +79,7 @@ typedef struct gw {
     gw_session *s;
     gw_breakers breakers;
     gw_metrics *metrics;
+    gw_lag lag; /* the depths of the gateway's own queues (lag.h) */
     /* per publisher channel number: the destination exchange it carries, SLOT_OWN (the
      * gateway's own copies), SLOT_RETIRING (closed, close-ok awaited) or NULL (free) */
     char **dest_exchange;
@@ -346,6 +349,69 @@ static void log_breaker(gw *g, const char *exchange, gw_breaker *b, gw_breaker_t
     uint64_t mono = gw_clock_mono_ms(), wall = gw_clock_wall_ms();
     uint64_t ago = mono > b->since_ms ? mono - b->since_ms : 0;
     gw_metrics_breaker_state(g->metrics, exchange, (int)b->state, wall > ago ? wall - ago : wall);
+}
+
+/* ---------------------------------------------------------------- lag */
+
+/* Copies every measured depth to the metrics (a handful of queues). */
+static void lag_show(gw *g)
+{
+    for (size_t i = 0; i < g->lag.n; i++)
+        gw_metrics_queue_depth(g->metrics, g->lag.q[i].name, g->lag.q[i].role, g->lag.q[i].messages,
+                               g->lag.q[i].why);
+}
+
+/* The gateway's own queues of the current plan, measured from now on. */
+static void lag_plan(gw *g)
+{
+    const char *names[GW_CH_MAX], *roles[GW_CH_MAX];
+    size_t n = 0;
+    for (size_t i = 0; i < g->topo->n && n < GW_CH_MAX; i++) {
+        const gw_topo_item *it = &g->topo->items[i];
+        if (it->kind != GW_TOPO_QUEUE || !it->own)
+            continue;
+        const char *name = it->queue.name;
+        roles[n] = strcmp(name, g->cfg->inbound_queue) == 0     ? "inbound"
+                   : strcmp(name, g->cfg->dlq_queue) == 0       ? "dlq"
+                   : strcmp(name, g->topo->rejected_queue) == 0 ? "rejected"
+                                                                : "retry";
+        names[n++] = name;
+    }
+    gw_lag_set_queues(&g->lag, names, roles, n);
+    lag_show(g);
+}
+
+/* Asks the depths every LAG_INTERVAL_MS: passive declarations on a channel of the
+ * consumer connection, never waited for (session.h), so a slow answer cannot hold up
+ * the loop; the answers come through on_queue_depth. */
+static void lag_measure(gw *g)
+{
+    if (!gw_lag_due(&g->lag, gw_clock_mono_ms()))
+        return;
+    const char *names[GW_CH_MAX];
+    size_t n = 0;
+    for (size_t i = 0; i < g->lag.n && n < GW_CH_MAX; i++)
+        names[n++] = g->lag.q[i].name;
+    (void)gw_session_queue_depths(g->s, names, n); /* a dead session is seen by the loop */
+}
+
+static void on_queue_depth(void *ctx, gw_str queue, int64_t messages, gw_str error)
+{
+    gw *g = ctx;
+    if (queue.ptr) {
+        long i = gw_lag_answer(&g->lag, queue.ptr, queue.len, messages);
+        if (i >= 0)
+            gw_metrics_queue_depth(g->metrics, g->lag.q[i].name, g->lag.q[i].role, messages, NULL);
+        return;
+    }
+    char why[GW_LAG_WHY_MAX];
+    snprintf(why, sizeof why, "%.*s", (int)error.len, error.ptr ? error.ptr : "");
+    long i = gw_lag_failed(&g->lag, why);
+    if (i >= 0) {
+        GW_LOG(GW_LOG_WARN, "cannot measure the depth of a gateway queue",
+               GW_S("queue", g->lag.q[i].name), GW_S("error", why));
+        lag_show(g);
+    }
 }
 
 /* An open breaker turns half-open once open_for has passed, with or without an event
@@ -924,6 +990,7 @@ static const gw_session_handler *handler(gw *g)
     h.on_channel_closed = on_channel_closed;
     h.on_cancelled = on_cancelled;
     h.on_blocked = on_blocked;
+    h.on_queue_depth = on_queue_depth;
     return &h;
 }
 
@@ -1147,6 +1214,7 @@ static void plan_topology(gw *g)
     gw_topology_free(g->topo);
     g->topo = gw_settings_plan(g->cfg, r);
     g->topo_routes = r;
+    lag_plan(g);
 }
 
 static void shutdown_gracefully(gw *g)
@@ -1192,9 +1260,9 @@ int gw_gateway_run(const char *config_path)
         g.rng[1] = gw_clock_mono_ms() | 1;
     }
     gw_breakers_init(&g.breakers, &cfg->breaker);
+    gw_lag_init(&g.lag, LAG_INTERVAL_MS);
     g.ledger = gw_ledger_new();
     chans_init(&g);
-    plan_topology(&g);
     gw_setup_signals(&stop_requested, &reload_requested);
     signal(SIGPIPE, SIG_IGN); /* a reader gone from a pipe or socket must not stop the daemon */
     char merr[ERR_TEXT] = "";
@@ -1209,6 +1277,7 @@ int gw_gateway_run(const char *config_path)
         goto out;
     }
     gw_metrics_set_started(g.metrics, gw_clock_wall_ms());
+    plan_topology(&g); /* after the metrics: it lists the queues measured */
     announce_destinations(&g);
     GW_LOG(GW_LOG_INFO, "starting", GW_S("config", config_path), GW_S("routes", set->routes->path),
            GW_I("routes_count", set->routes->n_routes), GW_S("version", GW_VERSION));
@@ -1231,6 +1300,8 @@ int gw_gateway_run(const char *config_path)
             drop_all_jobs(&g);
             gw_session_free(g.s);
             g.s = NULL;
+            gw_lag_reset(&g.lag, "not connected to the broker");
+            lag_show(&g);
             if (connect_loop(&g, false) < 0)
                 break;
             continue;
@@ -1248,6 +1319,7 @@ int gw_gateway_run(const char *config_path)
         ack_ready(&g);
         confirm_timeouts(&g);
         tick_breakers(&g);
+        lag_measure(&g);
         if (reload_requested && !gw_session_blocked(g.s)) {
             reload_requested = 0;
             reload_routes(&g);
@@ -1265,6 +1337,7 @@ out:
     gw_topology_free(g.topo);
     free_interned(&g);
     gw_breakers_cleanup(&g.breakers);
+    gw_lag_cleanup(&g.lag);
     gw_settings_release(g.set); /* after the plan, which borrows from its table */
     return rc;
 }

@@ -518,9 +518,9 @@ static void render_locked(const gw_metrics *m, struct buf *b)
     buf_printf(b, "amqp_gw_reloads_total{result=\"failed\"} %" PRIu64 "\n", m->reloads_failed);
 
     put_header(b, "amqp_gw_queue_messages", "gauge",
-               "Messages in each of the gateway's own queues (ready and unacknowledged), per "
-               "queue and role: inbound, retry (a delay tier), dlq, rejected. Measured every "
-               "few seconds; a queue whose depth is unknown now is left out.");
+               "Messages ready in each of the gateway's own queues (delivered and unacked ones "
+               "not counted), per queue and role: inbound, retry (a delay tier), dlq, rejected. "
+               "Measured every 5 s; a queue whose depth is unknown now is left out.");
     for (size_t i = 0; i < m->n_queues; i++) {
         if (m->queues[i].messages < 0)
             continue;

@@ -57,7 +57,8 @@ void gw_metrics_set_node(gw_metrics *m, const char *url_redacted);
  * routing keys), replaced whole on each call (start-up, reload). */
 void gw_metrics_set_routes(gw_metrics *m, const gw_route *routes, size_t n);
 
-/* The depth of one of the gateway's own queues (amqp_gw_queue_messages{queue,role}), role
+/* The depth (messages ready) of one of the gateway's own queues
+ * (amqp_gw_queue_messages{queue,role}), role
  * "inbound", "retry", "dlq" or "rejected". messages < 0: unknown now, why says so (the
  * sample is left out of /metrics rather than show a stale number). A queue is listed from
  * its first call on. */

@@ -1,0 +1,151 @@
+"""The status page and /status.json (issue 13, SPEC section 8): what they say is checked
+against what happened — a route's counter after N events, a breaker after it opens and
+after open_for passes with no traffic (half-open) and after a probe succeeds (closed), the
+depths of the gateway's queues against the broker's, the dead letters by reason — and that
+they show no body, header value or password. The page itself is loaded in headless
+Chromium when Debian's `chromium` is installed."""
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from gwtest import event_props, free_port, http_get, wait_for
+
+SECRET_BODY = "s3cret-body-text"
+SECRET_HEADER = "s3cret-header-value"
+
+
+def status(port):
+    code, text = http_get(port, "/status.json")
+    assert code == 200
+    return json.loads(text), text
+
+
+def metric(port, line_start):
+    """The value of the first /metrics sample whose line starts with line_start, else None."""
+    _, text = http_get(port, "/metrics")
+    for line in text.splitlines():
+        if line.startswith(line_start):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def breaker(st, exchange):
+    return next((b for b in st["breakers"] if b["exchange"] == exchange), None)
+
+
+def depth(st, queue):
+    q = next((q for q in st["queues"] if q["name"] == queue), None)
+    return None if q is None else q["messages"]
+
+
+def routes_with_a_broken_destination(tid):
+    """order.* -> <tid>.orders (bound to <tid>.orders.q); user.* -> <tid>.audit, a fanout
+    exchange with no queue bound: every publish to it comes back unroutable."""
+    return {
+        "version": 1,
+        "exchanges": [
+            {"name": f"{tid}.orders", "type": "topic", "durable": True},
+            {"name": f"{tid}.audit", "type": "fanout", "durable": True},
+        ],
+        "queues": [
+            {"name": f"{tid}.orders.q", "durable": True, "bindings": [{"exchange": f"{tid}.orders", "routing_key": "#"}]}
+        ],
+        "routes": [
+            {"event": "order.*", "to": [{"exchange": f"{tid}.orders"}]},
+            {"event": "user.*", "to": [{"exchange": f"{tid}.audit"}]},
+        ],
+    }
+
+
+def start_gateway(gateway, tid):
+    port = free_port()
+    gw = gateway(
+        routes=routes_with_a_broken_destination(tid),
+        config={
+            "metrics": {"listen": f"127.0.0.1:{port}"},
+            "circuit_breaker": {"failure_threshold": 2, "open_for": "2s", "half_open_probes": 1},
+            "retry": {"max_attempts": 0, "backoff": ["200ms"]},
+        },
+    ).start()
+    return gw, port
+
+
+def test_status_json_tells_routes_breakers_queue_depths_and_dead_letters(gateway, tid, broker, publisher):
+    gw, port = start_gateway(gateway, tid)
+    st, _ = status(port)
+    assert st["connection"]["connected"] is True
+    assert st["connection"]["node"].startswith("amqp://")
+    routes = {r["event"]: r for r in st["routes"]}
+    assert routes["order.*"]["to"] == [{"exchange": f"{tid}.orders", "routing_key": None, "routed": 0}]
+    assert breaker(st, f"{tid}.audit")["state"] == "closed"
+
+    # a route's counter after N events
+    n = 7
+    for i in range(n):
+        publisher.publish(gw.inbound, "{}", event_props(seq=i, type="order.created"))
+    wait_for(lambda: broker.count(f"{tid}.orders.q") == n, 30, f"{n} events at the destination")
+    st = wait_for(
+        lambda: (s := status(port)[0]) and s["routes"][0]["to"][0]["routed"] == n and s,
+        10,
+        "the route's counter",
+    )
+    assert st["events_received"] == n
+
+    # two failures open the breaker of <tid>.audit; both events are dead-lettered (no retries)
+    for i in range(2):
+        publisher.publish(
+            gw.inbound,
+            json.dumps({"type": "user.created", "note": SECRET_BODY}),
+            event_props(seq=100 + i, headers={"x-secret": SECRET_HEADER}),
+        )
+    st = wait_for(
+        lambda: (s := status(port)[0]) and breaker(s, f"{tid}.audit")["state"] == "open" and s,
+        30,
+        "the breaker open",
+    )
+    assert metric(port, f'amqp_gw_circuit_state{{exchange="{tid}.audit"}}') == 1
+    wait_for(lambda: broker.count(gw.dlq) == 2, 30, "2 events in the DLQ")
+
+    # no traffic at all: open_for (2 s) passes and the breaker is half-open by itself
+    st = wait_for(
+        lambda: (s := status(port)[0]) and breaker(s, f"{tid}.audit")["state"] == "half_open" and s,
+        15,
+        "the breaker half-open without traffic",
+    )
+    assert metric(port, f'amqp_gw_circuit_state{{exchange="{tid}.audit"}}') == 2
+    assert any(
+        l.get("msg") == "circuit breaker" and l.get("transition") == "half_opened" for l in gw.logs()
+    ), "the half-open change is logged"
+
+    # queue depths: the DLQ's against the broker's, the inbound queue empty
+    st = wait_for(lambda: (s := status(port)[0]) and depth(s, gw.dlq) == 2 and s, 20, "the DLQ depth measured")
+    assert depth(st, gw.inbound) == 0
+    assert depth(st, f"{tid}.rejected") == 0
+    roles = {q["name"]: q["role"] for q in st["queues"]}
+    tiers = [name for name, role in roles.items() if role == "retry"]
+    assert roles == {gw.inbound: "inbound", gw.dlq: "dlq", f"{tid}.rejected": "rejected", **{t: "retry" for t in tiers}}
+    assert tiers and all(t.startswith(f"{tid}.retry.") and depth(st, t) == 0 for t in tiers), st["queues"]
+    assert metric(port, f'amqp_gw_queue_messages{{queue="{gw.dlq}",role="dlq"}}') == 2
+    assert st["dlq"]["dead_lettered_by_reason"] == {"unroutable": 2}
+    assert [d["reason"] for d in st["dlq"]["recent"]] == ["unroutable", "unroutable"]
+    assert {d["route"] for d in st["dlq"]["recent"]} == {"user.*"}
+
+    # the cause fixed: the first probe succeeds and the breaker closes
+    broker.declare_queue(f"{tid}.audit.q")
+    broker.admin(lambda ch: ch.queue_bind(f"{tid}.audit.q", f"{tid}.audit"))
+    publisher.publish(gw.inbound, "{}", event_props(seq=200, type="user.updated"))
+    wait_for(
+        lambda: breaker(status(port)[0], f"{tid}.audit")["state"] == "closed", 20, "the breaker closed by a probe"
+    )
+    assert metric(port, f'amqp_gw_circuit_state{{exchange="{tid}.audit"}}') == 0
+
+    # no body, header value or password in the status
+    _, text = status(port)
+    for secret in (SECRET_BODY, SECRET_HEADER, "guest:guest", ":guest@"):
+        assert secret not in text, f"{secret!r} in /status.json"
+    gw.stop()
