@@ -17,6 +17,7 @@
 #include "chanhealth.h"
 #include "clock.h"
 #include "dispatch.h"
+#include "dlqage.h"
 #include "duration.h"
 #include "copy.h"
 #include "headers.h"
@@ -79,7 +80,8 @@ typedef struct gw {
     gw_session *s;
     gw_breakers breakers;
     gw_metrics *metrics;
-    gw_lag lag; /* the depths of the gateway's own queues (lag.h) */
+    gw_lag lag;        /* the depths of the gateway's own queues (lag.h) */
+    gw_dlqage *dlqage; /* the DLQ's oldest age, on its own thread (NULL: not measured) */
     /* per publisher channel number: the destination exchange it carries, SLOT_OWN (the
      * gateway's own copies), SLOT_RETIRING (closed, close-ok awaited) or NULL (free) */
     char **dest_exchange;
@@ -1069,6 +1071,7 @@ static int connect_loop(gw *g, bool first)
                    GW_I("frame_max", (long long)gw_session_frame_max(g->s)));
             gw_metrics_set_connected(g->metrics, true);
             gw_metrics_set_node(g->metrics, safe);
+            gw_dlqage_set_url(g->dlqage, g->cfg->broker_urls[u]);
             g->ready_ms = gw_clock_mono_ms();
             g->paused = false; /* a fresh session consumes; failures pause it again */
             g->own_fail_streak = 0;
@@ -1278,6 +1281,7 @@ int gw_gateway_run(const char *config_path)
     }
     gw_metrics_set_started(g.metrics, gw_clock_wall_ms());
     plan_topology(&g); /* after the metrics: it lists the queues measured */
+    g.dlqage = gw_dlqage_start(cfg, g.metrics, LAG_INTERVAL_MS);
     announce_destinations(&g);
     GW_LOG(GW_LOG_INFO, "starting", GW_S("config", config_path), GW_S("routes", set->routes->path),
            GW_I("routes_count", set->routes->n_routes), GW_S("version", GW_VERSION));
@@ -1302,6 +1306,7 @@ int gw_gateway_run(const char *config_path)
             g.s = NULL;
             gw_lag_reset(&g.lag, "not connected to the broker");
             lag_show(&g);
+            gw_dlqage_set_url(g.dlqage, NULL);
             if (connect_loop(&g, false) < 0)
                 break;
             continue;
@@ -1333,6 +1338,7 @@ out:
     chans_free(&g);
     gw_ledger_free(g.ledger);
     gw_session_free(g.s);
+    gw_dlqage_stop(g.dlqage); /* before the metrics it writes to */
     gw_metrics_free(g.metrics);
     gw_topology_free(g.topo);
     free_interned(&g);

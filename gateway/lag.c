@@ -98,6 +98,22 @@ long gw_lag_failed(gw_lag *l, const char *why)
     return (long)(l->n - 1);
 }
 
+int64_t gw_lag_dlq_age(int64_t messages, int64_t head_ts_s, uint64_t now_wall_ms, char *why,
+                       size_t why_len)
+{
+    if (messages <= 0)
+        return 0;
+    if (head_ts_s < 0) {
+        snprintf(why, why_len,
+                 "the broker reports no timestamp for the DLQ's head message (paged out of "
+                 "memory, or put there without a timestamp by something other than the "
+                 "gateway)");
+        return -1;
+    }
+    int64_t now_s = (int64_t)(now_wall_ms / 1000);
+    return now_s > head_ts_s ? now_s - head_ts_s : 0;
+}
+
 void gw_lag_reset(gw_lag *l, const char *why)
 {
     for (size_t i = 0; i < l->n; i++)

@@ -63,4 +63,11 @@ long gw_lag_failed(gw_lag *l, const char *why);
  * next gw_lag_due asks at once. */
 void gw_lag_reset(gw_lag *l, const char *why);
 
+/* The DLQ's oldest age in seconds from what the management API said of it (mgmt.h,
+ * gw_mgmt_queue_head): 0 when it holds no message; now minus the head message's timestamp
+ * (0 when that is ahead of now_wall_ms: a producer's clock); -1 with why when it holds
+ * messages but the broker reports no timestamp for the head. */
+int64_t gw_lag_dlq_age(int64_t messages, int64_t head_ts_s, uint64_t now_wall_ms, char *why,
+                       size_t why_len);
+
 #endif

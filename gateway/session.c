@@ -893,6 +893,10 @@ static void build_props(const gw_msg *m, const gw_copy *c, amqp_basic_properties
         props->_flags |= AMQP_BASIC_DELIVERY_MODE_FLAG;
         props->delivery_mode = AMQP_DELIVERY_PERSISTENT;
     }
+    if (c->timestamp_s) {
+        props->_flags |= AMQP_BASIC_TIMESTAMP_FLAG;
+        props->timestamp = c->timestamp_s;
+    }
     size_t k = 0;
     if (m->msg.properties._flags & AMQP_BASIC_HEADERS_FLAG) {
         const amqp_table_t *h = &m->msg.properties.headers;
@@ -1282,6 +1286,7 @@ static void view_fill(gw_msg *m)
     d->message_id = prop_str(p, AMQP_BASIC_MESSAGE_ID_FLAG, p->message_id);
     d->correlation_id = prop_str(p, AMQP_BASIC_CORRELATION_ID_FLAG, p->correlation_id);
     d->expiration = prop_str(p, AMQP_BASIC_EXPIRATION_FLAG, p->expiration);
+    d->has_timestamp = (p->_flags & AMQP_BASIC_TIMESTAMP_FLAG) != 0;
     d->body = str_of(m->msg.body);
     amqp_flags_t f = p->_flags;
     /* class, weight, body size, flags; delivery mode, priority, timestamp (upper bound) */

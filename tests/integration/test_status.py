@@ -9,11 +9,12 @@ import json
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
-from gwtest import event_props, free_port, http_get, wait_for
+from gwtest import drain, event_props, free_port, http_get, wait_for
 
 SECRET_BODY = "s3cret-body-text"
 SECRET_HEADER = "s3cret-header-value"
@@ -148,4 +149,55 @@ def test_status_json_tells_routes_breakers_queue_depths_and_dead_letters(gateway
     _, text = status(port)
     for secret in (SECRET_BODY, SECRET_HEADER, "guest:guest", ":guest@"):
         assert secret not in text, f"{secret!r} in /status.json"
+    gw.stop()
+
+
+def mgmt_url(broker):
+    p = subprocess.run([broker.script, "mgmt-url"], capture_output=True, text=True, timeout=30)
+    if p.returncode != 0:
+        pytest.skip(f"the test broker runs without the management plugin: {p.stderr.strip()}")
+    return p.stdout.strip()
+
+
+def dlq_age(port):
+    st = status(port)[0]
+    return st["dlq"]["oldest_age_seconds"], st["dlq"].get("oldest_age_error")
+
+
+def test_dlq_oldest_age_comes_from_the_head_and_changes_no_message(gateway, tid, broker, publisher, monkeypatch):
+    monkeypatch.setenv("AMQP_GW_MANAGEMENT_URL", mgmt_url(broker))
+    gw, port = start_gateway(gateway, tid)
+    wait_for(lambda: dlq_age(port)[0] == 0, 30, "age 0 for an empty DLQ")
+
+    # the head: an event whose own timestamp says an hour ago, kept on its DLQ copy (no route)
+    hour_ago = int(time.time()) - 3600
+    publisher.publish(gw.inbound, "{}", event_props(seq=1, type="nothing.routes.this", timestamp=hour_ago))
+    # behind it: one without a timestamp, which the gateway stamps when it dead-letters it
+    publisher.publish(gw.inbound, "{}", event_props(seq=2, type="nothing.routes.this.either"))
+    wait_for(lambda: broker.count(gw.dlq) == 2, 30, "2 events in the DLQ")
+    age = wait_for(lambda: (a := dlq_age(port)[0]) and a >= 3600 and a, 30, "the head's age measured")
+    assert age < 3600 + 600, age
+    assert metric(port, "amqp_gw_dlq_oldest_age_seconds") >= 3600
+
+    # measuring for a while (several rounds) reordered, redelivered and changed nothing
+    wait_for(lambda: metric(port, "amqp_gw_dlq_oldest_age_seconds") >= age + 6, 30, "more measurements")
+    msgs = drain(broker, gw.dlq, 2)
+    assert [m.seq for m in msgs] == [1, 2]
+    assert [m.method.redelivered for m in msgs] == [False, False]
+    assert msgs[0].props.timestamp == hour_ago, "the event's own timestamp is kept"
+    dl_at = msgs[1].headers["x-gw-dead-lettered-at"]
+    assert msgs[1].props.timestamp == dl_at // 1000, "a DLQ copy without one is stamped when dead-lettered"
+
+    # empty again: 0
+    wait_for(lambda: dlq_age(port)[0] == 0, 30, "age 0 once the DLQ is empty")
+    gw.stop()
+
+
+def test_dlq_oldest_age_says_why_it_is_unknown(gateway, tid, broker, monkeypatch):
+    monkeypatch.setenv("AMQP_GW_MANAGEMENT_URL", f"http://127.0.0.1:{free_port()}")
+    gw, port = start_gateway(gateway, tid)
+    age, why = wait_for(lambda: (a := dlq_age(port)) and a[1] and "management API" in a[1] and a, 30, "why")
+    assert age is None
+    assert "Connection refused" in why or "connect" in why.lower(), why
+    assert metric(port, "amqp_gw_dlq_oldest_age_seconds") is None, "an unknown age is left out of /metrics"
     gw.stop()

@@ -131,3 +131,15 @@ Test(lag, nothing_is_due_without_queues)
     gw_lag_cleanup(&l);
     gw_lag_cleanup(&l);
 }
+
+Test(lag, the_dlq_age_is_zero_when_empty_and_counts_from_the_head_timestamp)
+{
+    char why[300] = "";
+    cr_assert_eq(gw_lag_dlq_age(0, -1, 1700000000000ULL, why, sizeof why), 0);
+    cr_assert_eq(gw_lag_dlq_age(3, 1699999900, 1700000000999ULL, why, sizeof why), 100);
+    cr_assert_eq(gw_lag_dlq_age(3, 1700000500, 1700000000000ULL, why, sizeof why), 0,
+                 "a timestamp ahead of now reads 0, never negative");
+    cr_assert_str_eq(why, "");
+    cr_assert_eq(gw_lag_dlq_age(3, -1, 1700000000000ULL, why, sizeof why), -1);
+    cr_assert_not_null(strstr(why, "no timestamp"), "%s", why);
+}
