@@ -63,13 +63,13 @@ def routes_with_a_broken_destination(tid):
     }
 
 
-def start_gateway(gateway, tid):
+def start_gateway(gateway, tid, open_for="2s"):
     port = free_port()
     gw = gateway(
         routes=routes_with_a_broken_destination(tid),
         config={
             "metrics": {"listen": f"127.0.0.1:{port}"},
-            "circuit_breaker": {"failure_threshold": 2, "open_for": "2s", "half_open_probes": 1},
+            "circuit_breaker": {"failure_threshold": 2, "open_for": open_for, "half_open_probes": 1},
             "retry": {"max_attempts": 0, "backoff": ["200ms"]},
         },
     ).start()
@@ -200,4 +200,58 @@ def test_dlq_oldest_age_says_why_it_is_unknown(gateway, tid, broker, monkeypatch
     assert age is None
     assert "Connection refused" in why or "connect" in why.lower(), why
     assert metric(port, "amqp_gw_dlq_oldest_age_seconds") is None, "an unknown age is left out of /metrics"
+    gw.stop()
+
+
+def chromium():
+    for name in ("chromium", "chromium-browser"):
+        path = shutil.which(name)
+        if path:
+            return path
+    pytest.fail("Debian's chromium is not installed (scripts/bootstrap installs it)")
+
+
+def browse(url, tmp_path, *extra):
+    """Runs headless Chromium on url; returns its stdout. --virtual-time-budget lets the
+    page's script fetch /status.json and render before the DOM is dumped."""
+    cmd = [
+        chromium(),
+        "--headless",
+        "--no-sandbox",  # tests run as root, where Chromium's sandbox refuses to start
+        "--disable-gpu",
+        "--no-first-run",
+        f"--user-data-dir={tmp_path / 'chromium-profile'}",
+        "--virtual-time-budget=8000",
+        *extra,
+        url,
+    ]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, f"chromium failed ({p.returncode}): {p.stderr[-2000:]}"
+    return p.stdout
+
+
+def test_status_page_in_headless_chromium_shows_the_open_breaker_and_the_dlq(
+    gateway, tid, broker, publisher, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("AMQP_GW_MANAGEMENT_URL", mgmt_url(broker))
+    gw, port = start_gateway(gateway, tid, open_for="10m")  # open for the whole browser run
+    for i in range(2):  # both unroutable: dead-lettered (no retries), and the breaker opens
+        publisher.publish(gw.inbound, "{}", event_props(seq=i, type="user.created"))
+    wait_for(lambda: breaker(status(port)[0], f"{tid}.audit")["state"] == "open", 30, "the breaker open")
+    wait_for(lambda: depth(status(port)[0], gw.dlq) == 2, 30, "the DLQ depth measured")
+    url = f"http://127.0.0.1:{port}/"
+    dom = browse(url, tmp_path, "--dump-dom")
+    assert f'data-exchange="{tid}.audit" data-state="open"' in dom, dom
+    assert f'data-exchange="{tid}.orders" data-state="closed"' in dom, dom
+    assert f'data-route="order.*" data-exchange="{tid}.orders"' in dom, dom
+    assert f'data-route="user.*" data-exchange="{tid}.audit"' in dom, dom
+    assert f'data-queue="{gw.dlq}" data-messages="2"' in dom, dom
+    assert 'data-reason="unroutable"' in dom, dom
+    assert "connected, consuming" in dom, dom
+    age = dom.split('id="dlq-age">', 1)[1].split("<", 1)[0]
+    assert age.endswith(" s") or age.endswith(" min"), f"the DLQ's oldest age shown: {age!r}"
+
+    shot = Path(os.environ.get("AMQP_GW_SCREENSHOT", tmp_path / "status-page.png"))
+    browse(url, tmp_path, f"--screenshot={shot}", "--window-size=1280,860", "--hide-scrollbars")
+    assert shot.stat().st_size > 10000, "a screenshot with something on it"
     gw.stop()
