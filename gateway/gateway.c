@@ -366,9 +366,10 @@ static void lag_show(gw *g)
 /* The gateway's own queues of the current plan, measured from now on. */
 static void lag_plan(gw *g)
 {
-    const char *names[GW_CH_MAX], *roles[GW_CH_MAX];
+    const char **names = gw_xcalloc(g->topo->n + 1, sizeof *names);
+    const char **roles = gw_xcalloc(g->topo->n + 1, sizeof *roles);
     size_t n = 0;
-    for (size_t i = 0; i < g->topo->n && n < GW_CH_MAX; i++) {
+    for (size_t i = 0; i < g->topo->n; i++) {
         const gw_topo_item *it = &g->topo->items[i];
         if (it->kind != GW_TOPO_QUEUE || !it->own)
             continue;
@@ -380,6 +381,8 @@ static void lag_plan(gw *g)
         names[n++] = name;
     }
     gw_lag_set_queues(&g->lag, names, roles, n);
+    free(names);
+    free(roles);
     lag_show(g);
 }
 
@@ -390,11 +393,11 @@ static void lag_measure(gw *g)
 {
     if (!gw_lag_due(&g->lag, gw_clock_mono_ms()))
         return;
-    const char *names[GW_CH_MAX];
-    size_t n = 0;
-    for (size_t i = 0; i < g->lag.n && n < GW_CH_MAX; i++)
-        names[n++] = g->lag.q[i].name;
-    (void)gw_session_queue_depths(g->s, names, n); /* a dead session is seen by the loop */
+    const char **names = gw_xcalloc(g->lag.n, sizeof *names);
+    for (size_t i = 0; i < g->lag.n; i++)
+        names[i] = g->lag.q[i].name;
+    (void)gw_session_queue_depths(g->s, names, g->lag.n); /* a dead session is seen by the loop */
+    free(names);
 }
 
 static void on_queue_depth(void *ctx, gw_str queue, int64_t messages, gw_str error)

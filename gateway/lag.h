@@ -40,8 +40,9 @@ void gw_lag_init(gw_lag *l, uint64_t interval_ms);
 void gw_lag_cleanup(gw_lag *l);
 
 /* Sets the queues to measure (a new routing table can add retry tiers): a queue measured
- * before keeps its last depth; a new one starts unknown. A round in flight is dropped (its
- * late answers are matched by name, harmlessly). names and roles are copied / static. */
+ * before keeps its last depth; a new one starts unknown. A round in flight is dropped: its
+ * late answers are still matched by name, but a late failure would be taken as the next
+ * round's (one queue reads unknown for one round). names are copied, roles static. */
 void gw_lag_set_queues(gw_lag *l, const char *const *names, const char *const *roles, size_t n);
 
 /* True when a round should be asked now (none in flight, interval_ms passed since the last
