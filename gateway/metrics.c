@@ -130,6 +130,7 @@ static struct series *family_get(struct family *f, const char *a, const char *b)
     s->a = gw_xstrdup(a);
     s->b = b ? gw_xstrdup(b) : NULL;
     s->value = 0;
+    s->since_ms = 0;
     return s;
 }
 
