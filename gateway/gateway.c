@@ -411,10 +411,12 @@ static void on_queue_depth(void *ctx, gw_str queue, int64_t messages, gw_str err
     }
     char why[GW_LAG_WHY_MAX];
     snprintf(why, sizeof why, "%.*s", (int)error.len, error.ptr ? error.ptr : "");
-    long i = gw_lag_failed(&g->lag, why);
+    bool first = false;
+    long i = gw_lag_failed(&g->lag, why, &first);
     if (i >= 0) {
-        GW_LOG(GW_LOG_WARN, "cannot measure the depth of a gateway queue",
-               GW_S("queue", g->lag.q[i].name), GW_S("error", why));
+        if (first)
+            GW_LOG(GW_LOG_WARN, "cannot measure the depth of a gateway queue",
+                   GW_S("queue", g->lag.q[i].name), GW_S("error", why));
         lag_show(g);
     }
 }

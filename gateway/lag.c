@@ -67,6 +67,7 @@ long gw_lag_answer(gw_lag *l, const char *queue, size_t len, int64_t messages)
         if (strlen(l->q[i].name) == len && memcmp(l->q[i].name, queue, len) == 0) {
             l->q[i].messages = messages;
             l->q[i].why[0] = '\0';
+            l->q[i].refused = false;
             if (l->in_flight && i >= l->next) {
                 l->next = i + 1;
                 if (l->next >= l->n)
@@ -78,11 +79,13 @@ long gw_lag_answer(gw_lag *l, const char *queue, size_t len, int64_t messages)
     return -1;
 }
 
-long gw_lag_failed(gw_lag *l, const char *why)
+long gw_lag_failed(gw_lag *l, const char *why, bool *first)
 {
     if (!l->in_flight || l->next >= l->n)
         return -1;
     size_t failed = l->next;
+    *first = !l->q[failed].refused;
+    l->q[failed].refused = true;
     char text[GW_LAG_WHY_MAX];
     unknown(&l->q[failed], why);
     snprintf(text, sizeof text, "not asked: the broker refused the question about %.120s",

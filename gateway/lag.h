@@ -21,6 +21,7 @@ typedef struct gw_lag_queue {
     char *name;       /* owned */
     const char *role; /* static: "inbound", "retry", "dlq" or "rejected" */
     int64_t messages; /* the last answer; -1 while unknown (why says so) */
+    bool refused;     /* its last question was refused (cleared by an answer) */
     char why[GW_LAG_WHY_MAX];
 } gw_lag_queue;
 
@@ -57,8 +58,9 @@ long gw_lag_answer(gw_lag *l, const char *queue, size_t len, int64_t messages);
 /* The round failed at its oldest open question (why: the broker's words): that queue, and
  * every later one of the round, becomes unknown, and the queue that failed moves to the end
  * of l->q (asked last from now on: one missing queue does not keep the others unmeasured).
- * Returns its index now (l->n - 1), or -1 when no round was in flight. */
-long gw_lag_failed(gw_lag *l, const char *why);
+ * Returns its index now (l->n - 1), or -1 when no round was in flight. *first is true when
+ * that queue's previous question was answered (say so once, not every round). */
+long gw_lag_failed(gw_lag *l, const char *why, bool *first);
 
 /* The session ended: every depth becomes unknown (why), no round is in flight, and the
  * next gw_lag_due asks at once. */

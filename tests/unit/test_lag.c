@@ -71,8 +71,10 @@ Test(lag, a_failure_answers_the_oldest_open_question_and_moves_it_last)
     setup4(&l);
     gw_lag_due(&l, 0);
     answer(&l, "gw.inbound", 1);
-    long at = gw_lag_failed(&l, "404 NOT_FOUND - no queue 'gw.dlq' in vhost '/'");
+    bool first = false;
+    long at = gw_lag_failed(&l, "404 NOT_FOUND - no queue 'gw.dlq' in vhost '/'", &first);
     cr_assert_eq(at, 3);
+    cr_assert(first);
     cr_assert_str_eq(l.q[3].name, "gw.dlq");
     cr_assert_eq(l.q[3].messages, -1);
     cr_assert_str_eq(l.q[3].why, "404 NOT_FOUND - no queue 'gw.dlq' in vhost '/'");
@@ -81,15 +83,29 @@ Test(lag, a_failure_answers_the_oldest_open_question_and_moves_it_last)
     cr_assert_str_eq(l.q[1].why, "not asked: the broker refused the question about gw.dlq");
     cr_assert_eq(l.q[0].messages, 1, "an answer before the failure stands");
     cr_assert(!l.in_flight);
-    cr_assert_eq(gw_lag_failed(&l, "again"), -1, "no round in flight");
+    cr_assert_eq(gw_lag_failed(&l, "again", &first), -1, "no round in flight");
     /* the next round asks gw.dlq last: the others are measured */
     cr_assert(gw_lag_due(&l, 5000));
     answer(&l, "gw.inbound", 2);
     answer(&l, "gw.rejected", 3);
     answer(&l, "gw.retry.1000", 4);
-    cr_assert_eq(gw_lag_failed(&l, "404 again"), 3);
+    cr_assert_eq(gw_lag_failed(&l, "404 again", &first), 3);
+    cr_assert_not(first, "refused again: said once");
     cr_assert_eq(l.q[1].messages, 3);
     cr_assert_eq(l.q[2].messages, 4);
+    cr_assert(gw_lag_due(&l, 10000));
+    answer(&l, "gw.inbound", 2);
+    answer(&l, "gw.rejected", 3);
+    answer(&l, "gw.retry.1000", 4);
+    answer(&l, "gw.dlq", 0);
+    cr_assert(!l.in_flight);
+    cr_assert(gw_lag_due(&l, 15000));
+    answer(&l, "gw.inbound", 2);
+    answer(&l, "gw.rejected", 3);
+    answer(&l, "gw.retry.1000", 4);
+    cr_assert_str_eq(l.q[3].name, "gw.dlq");
+    cr_assert_eq(gw_lag_failed(&l, "404 once more", &first), 3);
+    cr_assert(first, "refused after an answer: said again");
     gw_lag_cleanup(&l);
 }
 
