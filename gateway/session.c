@@ -1026,8 +1026,10 @@ static void handle_method(gw_session *s, gw_conn *c, amqp_frame_t *f, const gw_s
         }
         if (c == &s->cons && ch == DEPTH_CH) {
             s->depth_open = false;
+            char why[320];
+            snprintf(why, sizeof why, "%d %s", code, text);
             if (h->on_queue_depth)
-                h->on_queue_depth(h->ctx, GW_STR_NULL, -1, gw_str_from_cstr(text));
+                h->on_queue_depth(h->ctx, GW_STR_NULL, -1, gw_str_from_cstr(why));
             return;
         }
         if (c == &s->cons) {

@@ -255,3 +255,24 @@ def test_status_page_in_headless_chromium_shows_the_open_breaker_and_the_dlq(
     browse(url, tmp_path, f"--screenshot={shot}", "--window-size=1280,860", "--hide-scrollbars")
     assert shot.stat().st_size > 10000, "a screenshot with something on it"
     gw.stop()
+
+
+def test_a_missing_queue_reads_unknown_and_the_others_are_still_measured(gateway, tid, broker, publisher):
+    gw, port = start_gateway(gateway, tid)
+    st = wait_for(lambda: (s := status(port)[0]) and all(q["messages"] == 0 for q in s["queues"]) and s, 20, "depths")
+    tier = next(q["name"] for q in st["queues"] if q["role"] == "retry")
+    broker.delete_queue(tier)
+    # the broker closes the depth channel (404) instead of answering: that queue is unknown,
+    # the session lives on (no reconnect), and the other queues are measured again
+    st = wait_for(
+        lambda: (s := status(port)[0]) and depth(s, tier) is None and s, 20, "the deleted tier unknown"
+    )
+    why = next(q["error"] for q in st["queues"] if q["name"] == tier)
+    assert "404" in why and tier in why, why
+    publisher.publish(gw.inbound, "{}", event_props(seq=1, type="nothing.routes.this"))
+    wait_for(lambda: depth(status(port)[0], gw.dlq) == 1, 20, "the DLQ measured after the refusal")
+    st = status(port)[0]
+    assert st["connection"]["reconnects"] == 0 and st["connection"]["connected"]
+    refusals = [l for l in gw.logs() if l.get("msg") == "cannot measure the depth of a gateway queue"]
+    assert len(refusals) == 1 and refusals[0]["queue"] == tier, refusals
+    gw.stop()
