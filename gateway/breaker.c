@@ -43,6 +43,7 @@ static void open_at(gw_breaker *b, uint64_t now_ms)
 {
     b->state = GW_BREAKER_OPEN;
     b->opened_at_ms = now_ms;
+    b->since_ms = now_ms;
     b->probes_in_flight = 0;
     b->total_opens++;
 }
@@ -54,6 +55,7 @@ gw_breaker_transition gw_breaker_tick(gw_breaker *b, uint64_t now_ms)
     b->state = GW_BREAKER_HALF_OPEN;
     b->probes_in_flight = 0;
     b->probe_window_at_ms = now_ms;
+    b->since_ms = now_ms;
     return GW_BREAKER_TRANSITION_HALF_OPENED;
 }
 
@@ -111,6 +113,7 @@ gw_breaker_transition gw_breaker_record(gw_breaker *b, bool success, uint64_t no
             b->state = GW_BREAKER_CLOSED;
             b->consecutive_failures = 0;
             b->probes_in_flight = 0;
+            b->since_ms = now_ms;
             return GW_BREAKER_TRANSITION_CLOSED;
         }
         if (b->consecutive_failures < UINT32_MAX)

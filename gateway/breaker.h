@@ -60,6 +60,7 @@ typedef struct gw_breaker {
     uint32_t probes_in_flight;     /* HALF_OPEN: admitted, no outcome yet */
     uint64_t opened_at_ms;         /* when it last opened (OPEN) */
     uint64_t probe_window_at_ms;   /* HALF_OPEN: since when the current probes are out */
+    uint64_t since_ms;             /* when it entered its current state (0: CLOSED since init) */
     uint64_t total_opens;          /* OPENED + REOPENED transitions */
     uint64_t total_refused;        /* requests gw_breaker_allow refused */
 } gw_breaker;
@@ -73,8 +74,10 @@ void gw_breaker_configure(gw_breaker *b, const gw_breaker_config *cfg);
 
 /* Applies the time-driven change: OPEN -> HALF_OPEN once now_ms - opened_at_ms >=
  * open_for_ms (exactly open_for counts). Returns GW_BREAKER_TRANSITION_HALF_OPENED
- * when that happened now, else NONE. Call it to observe (log, gauge) the half-open
- * change; gw_breaker_allow and gw_breaker_record apply it too. */
+ * when that happened now, else NONE. gateway.c calls it for every breaker on each turn
+ * of its loop, so an open breaker reads half-open once open_for has passed whether or
+ * not an event arrives (and logs it, and sets the gauge); gw_breaker_allow and
+ * gw_breaker_record apply it too. */
 gw_breaker_transition gw_breaker_tick(gw_breaker *b, uint64_t now_ms);
 
 /* May a request go to this destination now? CLOSED: yes. OPEN: no (counted in

@@ -59,6 +59,7 @@ static void copy_init(gw_copy *c)
 {
     c->correlation_id = c->message_id = c->type = c->expiration = GW_STR_NULL;
     c->persistent = false;
+    c->timestamp_s = 0;
     c->drop = NULL;
     c->n_hdrs = c->bytes = c->n_wanted = c->shed = 0;
     c->error[0] = '\0';
@@ -241,6 +242,8 @@ void gw_copy_dead_letter(const gw_delivery *ev, const gw_copy_meta *m, const cha
     copy_init(out);
     set_props(out, ev, m);
     out->persistent = true; /* the only copy once the inbound event is acked */
+    if (!ev->has_timestamp)
+        out->timestamp_s = now_ms / 1000; /* the management API reports the DLQ head's */
     /* In order of importance: when the event's own headers leave little room in the frame,
      * the least important of ours are left out first (the error text, which is also in
      * the log, before anything else). */

@@ -78,6 +78,9 @@ typedef struct gw_copy {
     gw_str type;
     gw_str expiration;
     bool persistent; /* delivery_mode 2 whatever the event said */
+    /* > 0: the timestamp property, in seconds since the epoch (the event had none); 0: the
+     * event's own, if any (the 8 bytes are in other_bytes either way) */
+    uint64_t timestamp_s;
     /* The event's own headers: drop[i] true = left out of the copy. NULL = all kept. */
     bool *drop;
     /* The gateway's headers, appended after the event's kept headers in this order. */
@@ -116,7 +119,9 @@ bool gw_copy_park(const gw_delivery *ev, const gw_copy_meta *m, const char *exch
                   const char *routing_key, const char *why, bool deferral, size_t frame_max,
                   gw_copy *out);
 
-/* A dead-letter copy: persistent, headers x-gw-dead-letter-reason (reason), -original-exchange,
+/* A dead-letter copy: persistent, the timestamp property now_ms / 1000 when the event has
+ * none (the DLQ's head timestamp is how its oldest age is measured: docs/metrics.md; an event's
+ * own timestamp is kept), headers x-gw-dead-letter-reason (reason), -original-exchange,
  * -original-routing-key, -dead-lettered-at (now_ms), the forwarding headers and
  * x-gw-last-error = why; the event's x-gw-retry-destination/-routing-key dropped. It is made
  * to fit frame_max: x-gw-last-error is truncated to the room left; when even that does not fit,

@@ -95,6 +95,7 @@ typedef struct gw_delivery {
     gw_str message_id;
     gw_str correlation_id;
     gw_str expiration;
+    bool has_timestamp; /* the timestamp property is set */
 
     gw_str body; /* never NULL: an empty body is ptr != NULL, len 0 */
 

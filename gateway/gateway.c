@@ -17,10 +17,12 @@
 #include "chanhealth.h"
 #include "clock.h"
 #include "dispatch.h"
+#include "dlqage.h"
 #include "duration.h"
 #include "copy.h"
 #include "headers.h"
 #include "intake.h"
+#include "lag.h"
 #include "ledger.h"
 #include "log.h"
 #include "metrics.h"
@@ -44,6 +46,7 @@
 #define STR_(x)            #x
 #define STR(x)             STR_(x)
 #define POLL_MS            200
+#define LAG_INTERVAL_MS    5000  /* how often the depths of the gateway's own queues are asked */
 #define FLAP_MS            10000 /* a session shorter than this makes the next connect wait */
 #define INBOUND_TAG        "gw.inbound"
 #define REJECTED_TAG       "gw.rejected"
@@ -77,6 +80,8 @@ typedef struct gw {
     gw_session *s;
     gw_breakers breakers;
     gw_metrics *metrics;
+    gw_lag lag;        /* the depths of the gateway's own queues (lag.h) */
+    gw_dlqage *dlqage; /* the DLQ's oldest age, on its own thread (NULL: not measured) */
     /* per publisher channel number: the destination exchange it carries, SLOT_OWN (the
      * gateway's own copies), SLOT_RETIRING (closed, close-ok awaited) or NULL (free) */
     char **dest_exchange;
@@ -342,7 +347,90 @@ static void log_breaker(gw *g, const char *exchange, gw_breaker *b, gw_breaker_t
            GW_S("state", gw_breaker_state_name(b->state)),
            GW_I("consecutive_failures", b->consecutive_failures),
            GW_I("total_opens", b->total_opens), GW_I("open_for_ms", b->cfg.open_for_ms));
-    gw_metrics_breaker_state(g->metrics, exchange, (int)b->state);
+    /* the breaker's clock is monotonic; the status page shows wall-clock time */
+    uint64_t mono = gw_clock_mono_ms(), wall = gw_clock_wall_ms();
+    uint64_t ago = mono > b->since_ms ? mono - b->since_ms : 0;
+    gw_metrics_breaker_state(g->metrics, exchange, (int)b->state, wall > ago ? wall - ago : wall);
+}
+
+/* ---------------------------------------------------------------- lag */
+
+/* Copies every measured depth to the metrics (a handful of queues). */
+static void lag_show(gw *g)
+{
+    for (size_t i = 0; i < g->lag.n; i++)
+        gw_metrics_queue_depth(g->metrics, g->lag.q[i].name, g->lag.q[i].role, g->lag.q[i].messages,
+                               g->lag.q[i].why);
+}
+
+/* The gateway's own queues of the current plan, measured from now on. */
+static void lag_plan(gw *g)
+{
+    const char **names = gw_xcalloc(g->topo->n + 1, sizeof *names);
+    const char **roles = gw_xcalloc(g->topo->n + 1, sizeof *roles);
+    size_t n = 0;
+    for (size_t i = 0; i < g->topo->n; i++) {
+        const gw_topo_item *it = &g->topo->items[i];
+        if (it->kind != GW_TOPO_QUEUE || !it->own)
+            continue;
+        const char *name = it->queue.name;
+        roles[n] = strcmp(name, g->cfg->inbound_queue) == 0     ? "inbound"
+                   : strcmp(name, g->cfg->dlq_queue) == 0       ? "dlq"
+                   : strcmp(name, g->topo->rejected_queue) == 0 ? "rejected"
+                                                                : "retry";
+        names[n++] = name;
+    }
+    gw_lag_set_queues(&g->lag, names, roles, n);
+    free(names);
+    free(roles);
+    lag_show(g);
+}
+
+/* Asks the depths every LAG_INTERVAL_MS: passive declarations on a channel of the
+ * consumer connection, never waited for (session.h), so a slow answer cannot hold up
+ * the loop; the answers come through on_queue_depth. */
+static void lag_measure(gw *g)
+{
+    if (!gw_lag_due(&g->lag, gw_clock_mono_ms()))
+        return;
+    const char **names = gw_xcalloc(g->lag.n, sizeof *names);
+    for (size_t i = 0; i < g->lag.n; i++)
+        names[i] = g->lag.q[i].name;
+    (void)gw_session_queue_depths(g->s, names, g->lag.n); /* a dead session is seen by the loop */
+    free(names);
+}
+
+static void on_queue_depth(void *ctx, gw_str queue, int64_t messages, gw_str error)
+{
+    gw *g = ctx;
+    if (queue.ptr) {
+        long i = gw_lag_answer(&g->lag, queue.ptr, queue.len, messages);
+        if (i >= 0)
+            gw_metrics_queue_depth(g->metrics, g->lag.q[i].name, g->lag.q[i].role, messages, NULL);
+        return;
+    }
+    char why[GW_LAG_WHY_MAX];
+    snprintf(why, sizeof why, "%.*s", (int)error.len, error.ptr ? error.ptr : "");
+    bool first = false;
+    long i = gw_lag_failed(&g->lag, why, &first);
+    if (i >= 0) {
+        if (first)
+            GW_LOG(GW_LOG_WARN, "cannot measure the depth of a gateway queue",
+                   GW_S("queue", g->lag.q[i].name), GW_S("error", why));
+        lag_show(g);
+    }
+}
+
+/* An open breaker turns half-open once open_for has passed, with or without an event
+ * to try it: said here, on every turn of the loop, so the log, the gauge and the status
+ * page show it when it happens. */
+static void tick_breakers(gw *g)
+{
+    uint64_t now = gw_clock_mono_ms();
+    const char *exchange;
+    gw_breaker *b;
+    for (size_t i = 0; (b = gw_breakers_at(&g->breakers, i, &exchange)) != NULL; i++)
+        log_breaker(g, exchange, b, gw_breaker_tick(b, now));
 }
 
 static void own_publish(gw *g, job *j, const char *exchange, const char *rk, const gw_copy *c);
@@ -610,7 +698,8 @@ static void settle_pend(gw *g, const gw_ledger_settled *s, const char *closed_wh
             /* a dead-letter copy's routing key is its reason (a static string) */
             gw_reason r;
             if (strcmp(exchange, g->cfg->dlx_exchange) == 0 && gw_reason_parse(rk, &r))
-                gw_metrics_dead_lettered(g->metrics, gw_reason_name(r));
+                gw_metrics_dead_lettered(g->metrics, gw_reason_name(r),
+                                         j->route ? j->route->event : "", gw_clock_wall_ms());
         }
     } else {
         gw_breaker *b = gw_breakers_get(&g->breakers, exchange);
@@ -915,6 +1004,7 @@ static const gw_session_handler *handler(gw *g)
     h.on_channel_closed = on_channel_closed;
     h.on_cancelled = on_cancelled;
     h.on_blocked = on_blocked;
+    h.on_queue_depth = on_queue_depth;
     return &h;
 }
 
@@ -992,6 +1082,8 @@ static int connect_loop(gw *g, bool first)
                    GW_I("prefetch", g->cfg->prefetch),
                    GW_I("frame_max", (long long)gw_session_frame_max(g->s)));
             gw_metrics_set_connected(g->metrics, true);
+            gw_metrics_set_node(g->metrics, safe);
+            gw_dlqage_set_url(g->dlqage, g->cfg->broker_urls[u]);
             g->ready_ms = gw_clock_mono_ms();
             g->paused = false; /* a fresh session consumes; failures pause it again */
             g->own_fail_streak = 0;
@@ -1116,13 +1208,15 @@ static void reload_routes(gw *g)
     gw_metrics_reload(g->metrics, true);
 }
 
-/* Every destination exchange of the table gets a circuit-state series (closed) now. */
+/* Every destination exchange of the table gets a circuit-state series (closed) now, and
+ * the status page lists the table's routes. */
 static void announce_destinations(gw *g)
 {
     const gw_routes *r = g->set->routes;
     for (size_t i = 0; i < r->n_routes; i++)
         for (size_t k = 0; k < r->routes[i].n_to; k++)
             gw_metrics_breaker_known(g->metrics, r->routes[i].to[k].exchange);
+    gw_metrics_set_routes(g->metrics, r->routes, r->n_routes);
 }
 
 /* The topology of the current set (settings.h: the gateway's own queues, one per retry
@@ -1135,6 +1229,7 @@ static void plan_topology(gw *g)
     gw_topology_free(g->topo);
     g->topo = gw_settings_plan(g->cfg, r);
     g->topo_routes = r;
+    lag_plan(g);
 }
 
 static void shutdown_gracefully(gw *g)
@@ -1180,9 +1275,9 @@ int gw_gateway_run(const char *config_path)
         g.rng[1] = gw_clock_mono_ms() | 1;
     }
     gw_breakers_init(&g.breakers, &cfg->breaker);
+    gw_lag_init(&g.lag, LAG_INTERVAL_MS);
     g.ledger = gw_ledger_new();
     chans_init(&g);
-    plan_topology(&g);
     gw_setup_signals(&stop_requested, &reload_requested);
     signal(SIGPIPE, SIG_IGN); /* a reader gone from a pipe or socket must not stop the daemon */
     char merr[ERR_TEXT] = "";
@@ -1196,6 +1291,9 @@ int gw_gateway_run(const char *config_path)
         rc = 1;
         goto out;
     }
+    gw_metrics_set_started(g.metrics, gw_clock_wall_ms());
+    plan_topology(&g); /* after the metrics: it lists the queues measured */
+    g.dlqage = gw_dlqage_start(cfg, g.metrics, LAG_INTERVAL_MS);
     announce_destinations(&g);
     GW_LOG(GW_LOG_INFO, "starting", GW_S("config", config_path), GW_S("routes", set->routes->path),
            GW_I("routes_count", set->routes->n_routes), GW_S("version", GW_VERSION));
@@ -1218,6 +1316,9 @@ int gw_gateway_run(const char *config_path)
             drop_all_jobs(&g);
             gw_session_free(g.s);
             g.s = NULL;
+            gw_lag_reset(&g.lag, "not connected to the broker");
+            lag_show(&g);
+            gw_dlqage_set_url(g.dlqage, NULL);
             if (connect_loop(&g, false) < 0)
                 break;
             continue;
@@ -1234,6 +1335,8 @@ int gw_gateway_run(const char *config_path)
         gw_session_poll(g.s, POLL_MS, h);
         ack_ready(&g);
         confirm_timeouts(&g);
+        tick_breakers(&g);
+        lag_measure(&g);
         if (reload_requested && !gw_session_blocked(g.s)) {
             reload_requested = 0;
             reload_routes(&g);
@@ -1247,10 +1350,12 @@ out:
     chans_free(&g);
     gw_ledger_free(g.ledger);
     gw_session_free(g.s);
+    gw_dlqage_stop(g.dlqage); /* before the metrics it writes to */
     gw_metrics_free(g.metrics);
     gw_topology_free(g.topo);
     free_interned(&g);
     gw_breakers_cleanup(&g.breakers);
+    gw_lag_cleanup(&g.lag);
     gw_settings_release(g.set); /* after the plan, which borrows from its table */
     return rc;
 }

@@ -11,7 +11,10 @@
 #include "metrics.h"
 
 #include "alloc.h"
+#include "clock.h"
+#include "statuspage.h"
 
+#include <cjson/cJSON.h>
 #include <microhttpd.h>
 
 #include <errno.h>
@@ -25,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Upper bounds of the confirm-latency buckets, in ms, and their `le` spelling in
@@ -39,6 +43,29 @@ struct series {
     char *a; /* owned */
     char *b; /* owned, or NULL */
     uint64_t value;
+    uint64_t since_ms; /* circuit: wall-clock ms of the state's start */
+};
+
+/* One of the gateway's own queues and its last measured depth. */
+struct queue_depth {
+    char *name;       /* owned */
+    char *role;       /* owned */
+    int64_t messages; /* < 0: unknown */
+    char why[200];
+};
+
+/* A route as the status page lists it (copied from the table). */
+struct route_view {
+    char *event;
+    char **exchange;
+    char **routing_key; /* entries NULL = the event type */
+    size_t n_to;
+};
+
+struct recent_dead {
+    char reason[32];
+    char route[256];
+    uint64_t at_ms;
 };
 
 struct family {
@@ -63,6 +90,18 @@ struct gw_metrics {
     uint64_t reconnects;
     uint64_t reloads_ok;
     uint64_t reloads_failed;
+    uint64_t last_reload_ms; /* wall clock; 0: none yet */
+    bool last_reload_ok;
+    uint64_t started_ms;
+    char node[512];
+    struct route_view *routes;
+    size_t n_routes;
+    struct queue_depth *queues;
+    size_t n_queues;
+    int64_t dlq_age_s; /* < 0: unknown */
+    char dlq_age_why[300];
+    struct recent_dead recent[GW_METRICS_RECENT]; /* a ring, newest at recent_next - 1 */
+    size_t recent_next, recent_n;
     struct MHD_Daemon *httpd; /* NULL when listen was "" */
 };
 
@@ -92,6 +131,7 @@ static struct series *family_get(struct family *f, const char *a, const char *b)
     s->a = gw_xstrdup(a);
     s->b = b ? gw_xstrdup(b) : NULL;
     s->value = 0;
+    s->since_ms = 0;
     return s;
 }
 
@@ -143,12 +183,20 @@ void gw_metrics_contract_violation(gw_metrics *m, const char *route, const char 
     pthread_mutex_unlock(&m->mu);
 }
 
-void gw_metrics_dead_lettered(gw_metrics *m, const char *reason)
+void gw_metrics_dead_lettered(gw_metrics *m, const char *reason, const char *route,
+                              uint64_t wall_ms)
 {
     if (!m)
         return;
     pthread_mutex_lock(&m->mu);
     family_get(&m->dead, reason, NULL)->value++;
+    struct recent_dead *r = &m->recent[m->recent_next];
+    snprintf(r->reason, sizeof r->reason, "%s", reason ? reason : "");
+    snprintf(r->route, sizeof r->route, "%s", route ? route : "");
+    r->at_ms = wall_ms;
+    m->recent_next = (m->recent_next + 1) % GW_METRICS_RECENT;
+    if (m->recent_n < GW_METRICS_RECENT)
+        m->recent_n++;
     pthread_mutex_unlock(&m->mu);
 }
 
@@ -161,12 +209,15 @@ void gw_metrics_deferred(gw_metrics *m, const char *exchange)
     pthread_mutex_unlock(&m->mu);
 }
 
-void gw_metrics_breaker_state(gw_metrics *m, const char *exchange, int state)
+void gw_metrics_breaker_state(gw_metrics *m, const char *exchange, int state,
+                              uint64_t since_wall_ms)
 {
     if (!m)
         return;
     pthread_mutex_lock(&m->mu);
-    family_get(&m->circuit, exchange, NULL)->value = state < 0 ? 0 : (uint64_t)state;
+    struct series *c = family_get(&m->circuit, exchange, NULL);
+    c->value = state < 0 ? 0 : (uint64_t)state;
+    c->since_ms = since_wall_ms;
     pthread_mutex_unlock(&m->mu);
 }
 
@@ -175,7 +226,9 @@ void gw_metrics_breaker_known(gw_metrics *m, const char *exchange)
     if (!m)
         return;
     pthread_mutex_lock(&m->mu);
-    (void)family_get(&m->circuit, exchange, NULL);
+    struct series *c = family_get(&m->circuit, exchange, NULL);
+    if (!c->since_ms)
+        c->since_ms = m->started_ms;
     pthread_mutex_unlock(&m->mu);
 }
 
@@ -224,11 +277,103 @@ void gw_metrics_reload(gw_metrics *m, bool ok)
 {
     if (!m)
         return;
+    uint64_t now = gw_clock_wall_ms();
     pthread_mutex_lock(&m->mu);
     if (ok)
         m->reloads_ok++;
     else
         m->reloads_failed++;
+    m->last_reload_ms = now;
+    m->last_reload_ok = ok;
+    pthread_mutex_unlock(&m->mu);
+}
+
+void gw_metrics_set_node(gw_metrics *m, const char *url_redacted)
+{
+    if (!m)
+        return;
+    pthread_mutex_lock(&m->mu);
+    snprintf(m->node, sizeof m->node, "%s", url_redacted ? url_redacted : "");
+    pthread_mutex_unlock(&m->mu);
+}
+
+void gw_metrics_set_started(gw_metrics *m, uint64_t wall_ms)
+{
+    if (!m)
+        return;
+    pthread_mutex_lock(&m->mu);
+    m->started_ms = wall_ms;
+    pthread_mutex_unlock(&m->mu);
+}
+
+static void routes_free(struct route_view *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        for (size_t k = 0; k < v[i].n_to; k++) {
+            free(v[i].exchange[k]);
+            free(v[i].routing_key[k]);
+        }
+        free(v[i].exchange);
+        free(v[i].routing_key);
+        free(v[i].event);
+    }
+    free(v);
+}
+
+void gw_metrics_set_routes(gw_metrics *m, const gw_route *routes, size_t n)
+{
+    if (!m)
+        return;
+    /* copied outside the lock: a scrape never waits for a large table's copy */
+    struct route_view *v = n ? gw_xcalloc(n, sizeof *v) : NULL;
+    for (size_t i = 0; i < n; i++) {
+        v[i].event = gw_xstrdup(routes[i].event);
+        v[i].n_to = routes[i].n_to;
+        v[i].exchange = gw_xcalloc(routes[i].n_to ? routes[i].n_to : 1, sizeof(char *));
+        v[i].routing_key = gw_xcalloc(routes[i].n_to ? routes[i].n_to : 1, sizeof(char *));
+        for (size_t k = 0; k < routes[i].n_to; k++) {
+            v[i].exchange[k] = gw_xstrdup(routes[i].to[k].exchange);
+            v[i].routing_key[k] =
+                routes[i].to[k].routing_key ? gw_xstrdup(routes[i].to[k].routing_key) : NULL;
+        }
+    }
+    pthread_mutex_lock(&m->mu);
+    struct route_view *old = m->routes;
+    size_t old_n = m->n_routes;
+    m->routes = v;
+    m->n_routes = n;
+    pthread_mutex_unlock(&m->mu);
+    routes_free(old, old_n);
+}
+
+void gw_metrics_queue_depth(gw_metrics *m, const char *queue, const char *role, int64_t messages,
+                            const char *why)
+{
+    if (!m || !queue)
+        return;
+    pthread_mutex_lock(&m->mu);
+    struct queue_depth *q = NULL;
+    for (size_t i = 0; i < m->n_queues && !q; i++)
+        if (strcmp(m->queues[i].name, queue) == 0)
+            q = &m->queues[i];
+    if (!q) {
+        m->queues = gw_xrealloc(m->queues, (m->n_queues + 1) * sizeof *m->queues);
+        q = &m->queues[m->n_queues++];
+        q->name = gw_xstrdup(queue);
+        q->role = gw_xstrdup(role ? role : "");
+    }
+    q->messages = messages;
+    snprintf(q->why, sizeof q->why, "%s", messages < 0 && why ? why : "");
+    pthread_mutex_unlock(&m->mu);
+}
+
+void gw_metrics_dlq_age(gw_metrics *m, int64_t age_s, const char *why)
+{
+    if (!m)
+        return;
+    pthread_mutex_lock(&m->mu);
+    m->dlq_age_s = age_s;
+    snprintf(m->dlq_age_why, sizeof m->dlq_age_why, "%s", age_s < 0 && why ? why : "");
     pthread_mutex_unlock(&m->mu);
 }
 
@@ -387,6 +532,26 @@ static void render_locked(const gw_metrics *m, struct buf *b)
     put_header(b, "amqp_gw_reloads_total", "counter", "Routing table reloads, per result.");
     buf_printf(b, "amqp_gw_reloads_total{result=\"ok\"} %" PRIu64 "\n", m->reloads_ok);
     buf_printf(b, "amqp_gw_reloads_total{result=\"failed\"} %" PRIu64 "\n", m->reloads_failed);
+
+    put_header(b, "amqp_gw_queue_messages", "gauge",
+               "Messages ready in each of the gateway's own queues (delivered and unacked ones "
+               "not counted), per queue and role: inbound, retry (a delay tier), dlq, rejected. "
+               "Measured every 5 s; a queue whose depth is unknown now is left out.");
+    for (size_t i = 0; i < m->n_queues; i++) {
+        if (m->queues[i].messages < 0)
+            continue;
+        buf_puts(b, "amqp_gw_queue_messages{queue=");
+        buf_put_label_value(b, m->queues[i].name);
+        buf_puts(b, ",role=");
+        buf_put_label_value(b, m->queues[i].role);
+        buf_printf(b, "} %" PRId64 "\n", m->queues[i].messages);
+    }
+
+    put_header(b, "amqp_gw_dlq_oldest_age_seconds", "gauge",
+               "Seconds since the message at the head of the DLQ was dead-lettered (0 when "
+               "it is empty); left out while unknown (docs/metrics.md).");
+    if (m->dlq_age_s >= 0)
+        buf_printf(b, "amqp_gw_dlq_oldest_age_seconds %" PRId64 "\n", m->dlq_age_s);
 }
 
 char *gw_metrics_render(gw_metrics *m)
@@ -399,6 +564,156 @@ char *gw_metrics_render(gw_metrics *m)
     render_locked(m, &b);
     pthread_mutex_unlock(&m->mu);
     return b.p;
+}
+
+/* ---- status ---- */
+
+/* ISO 8601 UTC with milliseconds, or JSON null for 0 (never). */
+static cJSON *iso_time(uint64_t wall_ms)
+{
+    if (!wall_ms)
+        return cJSON_CreateNull();
+    time_t t = (time_t)(wall_ms / 1000);
+    struct tm tm;
+    char day[32], out[48];
+    gmtime_r(&t, &tm);
+    strftime(day, sizeof day, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out, sizeof out, "%s.%03uZ", day, (unsigned)(wall_ms % 1000));
+    return cJSON_CreateString(out);
+}
+
+static double ago_s(uint64_t now_ms, uint64_t then_ms)
+{
+    return then_ms && now_ms > then_ms ? (double)(now_ms - then_ms) / 1000.0 : 0.0;
+}
+
+static uint64_t family_value(const struct family *f, const char *a, const char *b)
+{
+    for (size_t i = 0; i < f->n; i++)
+        if (same(f->v[i].a, a) && (!b || same(f->v[i].b, b)))
+            return f->v[i].value;
+    return 0;
+}
+
+static const char *circuit_name(uint64_t v)
+{
+    return v == 1 ? "open" : v == 2 ? "half_open" : "closed";
+}
+
+/* Called with mu held. */
+static cJSON *status_locked(const gw_metrics *m, uint64_t now)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "version", GW_VERSION);
+    cJSON_AddItemToObject(o, "now", iso_time(now));
+    cJSON_AddItemToObject(o, "started_at", iso_time(m->started_ms));
+
+    cJSON *conn = cJSON_AddObjectToObject(o, "connection");
+    cJSON_AddBoolToObject(conn, "connected", m->connected);
+    cJSON_AddStringToObject(conn, "node", m->node);
+    cJSON_AddNumberToObject(conn, "reconnects", (double)m->reconnects);
+
+    cJSON_AddNumberToObject(o, "events_received",
+                            (double)family_value(&m->deliveries, "new", NULL));
+    cJSON_AddNumberToObject(o, "in_flight", (double)m->in_flight);
+
+    cJSON *routes = cJSON_AddArrayToObject(o, "routes");
+    for (size_t i = 0; i < m->n_routes; i++) {
+        const struct route_view *r = &m->routes[i];
+        cJSON *ro = cJSON_CreateObject();
+        cJSON_AddStringToObject(ro, "event", r->event);
+        cJSON *to = cJSON_AddArrayToObject(ro, "to");
+        for (size_t k = 0; k < r->n_to; k++) {
+            cJSON *d = cJSON_CreateObject();
+            cJSON_AddStringToObject(d, "exchange", r->exchange[k]);
+            if (r->routing_key[k])
+                cJSON_AddStringToObject(d, "routing_key", r->routing_key[k]);
+            else
+                cJSON_AddNullToObject(d, "routing_key");
+            cJSON_AddNumberToObject(d, "routed",
+                                    (double)family_value(&m->routed, r->event, r->exchange[k]));
+            cJSON_AddItemToArray(to, d);
+        }
+        cJSON_AddItemToArray(routes, ro);
+    }
+
+    cJSON *breakers = cJSON_AddArrayToObject(o, "breakers");
+    for (size_t i = 0; i < m->circuit.n; i++) {
+        const struct series *c = &m->circuit.v[i];
+        cJSON *b = cJSON_CreateObject();
+        cJSON_AddStringToObject(b, "exchange", c->a);
+        cJSON_AddStringToObject(b, "state", circuit_name(c->value));
+        cJSON_AddItemToObject(b, "since", iso_time(c->since_ms));
+        cJSON_AddNumberToObject(b, "for_seconds", ago_s(now, c->since_ms));
+        cJSON_AddNumberToObject(b, "deferred", (double)family_value(&m->deferred, c->a, NULL));
+        cJSON_AddItemToArray(breakers, b);
+    }
+
+    cJSON *queues = cJSON_AddArrayToObject(o, "queues");
+    for (size_t i = 0; i < m->n_queues; i++) {
+        const struct queue_depth *q = &m->queues[i];
+        cJSON *qo = cJSON_CreateObject();
+        cJSON_AddStringToObject(qo, "name", q->name);
+        cJSON_AddStringToObject(qo, "role", q->role);
+        if (q->messages >= 0)
+            cJSON_AddNumberToObject(qo, "messages", (double)q->messages);
+        else {
+            cJSON_AddNullToObject(qo, "messages");
+            cJSON_AddStringToObject(qo, "error", q->why);
+        }
+        cJSON_AddItemToArray(queues, qo);
+    }
+
+    cJSON *dlq = cJSON_AddObjectToObject(o, "dlq");
+    if (m->dlq_age_s >= 0)
+        cJSON_AddNumberToObject(dlq, "oldest_age_seconds", (double)m->dlq_age_s);
+    else {
+        cJSON_AddNullToObject(dlq, "oldest_age_seconds");
+        cJSON_AddStringToObject(dlq, "oldest_age_error", m->dlq_age_why);
+    }
+    cJSON *by = cJSON_AddObjectToObject(dlq, "dead_lettered_by_reason");
+    for (size_t i = 0; i < m->dead.n; i++)
+        cJSON_AddNumberToObject(by, m->dead.v[i].a, (double)m->dead.v[i].value);
+    cJSON *recent = cJSON_AddArrayToObject(dlq, "recent");
+    for (size_t k = 0; k < m->recent_n; k++) {
+        const struct recent_dead *r =
+            &m->recent[(m->recent_next + GW_METRICS_RECENT - 1 - k) % GW_METRICS_RECENT];
+        cJSON *ro = cJSON_CreateObject();
+        cJSON_AddItemToObject(ro, "at", iso_time(r->at_ms));
+        cJSON_AddStringToObject(ro, "reason", r->reason);
+        cJSON_AddStringToObject(ro, "route", r->route);
+        cJSON_AddItemToArray(recent, ro);
+    }
+
+    cJSON *retried = cJSON_AddObjectToObject(o, "retried_by_reason");
+    for (size_t i = 0; i < m->retried.n; i++)
+        cJSON_AddNumberToObject(retried, m->retried.v[i].a, (double)m->retried.v[i].value);
+
+    cJSON *rl = cJSON_AddObjectToObject(o, "reloads");
+    cJSON_AddNumberToObject(rl, "ok", (double)m->reloads_ok);
+    cJSON_AddNumberToObject(rl, "failed", (double)m->reloads_failed);
+    cJSON_AddItemToObject(rl, "last_at", iso_time(m->last_reload_ms));
+    if (m->last_reload_ms)
+        cJSON_AddBoolToObject(rl, "last_ok", m->last_reload_ok);
+    else
+        cJSON_AddNullToObject(rl, "last_ok");
+    return o;
+}
+
+char *gw_metrics_status_json(gw_metrics *m, uint64_t now_wall_ms)
+{
+    if (!m)
+        return NULL;
+    pthread_mutex_lock(&m->mu);
+    cJSON *o = status_locked(m, now_wall_ms);
+    pthread_mutex_unlock(&m->mu);
+    char *text = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    if (!text)
+        abort();                  /* out of memory: what gw_xmalloc does too */
+    char *out = gw_xstrdup(text); /* freed with free() whatever hooks cJSON has */
+    cJSON_free(text);
+    return out;
 }
 
 /* ---- HTTP ---- */
@@ -435,7 +750,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     static const char text[] = "text/plain; charset=utf-8";
     bool is_metrics = strcmp(url, "/metrics") == 0;
     bool is_health = strcmp(url, "/healthz") == 0;
-    if (!is_metrics && !is_health)
+    bool is_page = strcmp(url, "/") == 0;
+    bool is_status = strcmp(url, "/status.json") == 0;
+    if (!is_metrics && !is_health && !is_page && !is_status)
         return respond(c, MHD_HTTP_NOT_FOUND, text, gw_xstrdup("not found\n"), NULL);
     if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
         return respond(c, MHD_HTTP_METHOD_NOT_ALLOWED, text, gw_xstrdup("method not allowed\n"),
@@ -443,6 +760,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (is_metrics)
         return respond(c, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8",
                        gw_metrics_render(m), NULL);
+    if (is_page)
+        return respond(c, MHD_HTTP_OK, "text/html; charset=utf-8", gw_xstrdup(gw_status_page_html),
+                       NULL);
+    if (is_status)
+        return respond(c, MHD_HTTP_OK, "application/json",
+                       gw_metrics_status_json(m, gw_clock_wall_ms()), NULL);
     pthread_mutex_lock(&m->mu);
     bool up = m->connected;
     pthread_mutex_unlock(&m->mu);
@@ -575,6 +898,8 @@ static struct MHD_Daemon *start_httpd(gw_metrics *m, const char *addr, char *err
 gw_metrics *gw_metrics_new(const char *listen_addr, char *err, size_t err_len)
 {
     gw_metrics *m = gw_xcalloc(1, sizeof *m);
+    m->dlq_age_s = -1;
+    snprintf(m->dlq_age_why, sizeof m->dlq_age_why, "not measured yet");
     if (pthread_mutex_init(&m->mu, NULL) != 0) {
         set_err(err, err_len, "cannot create the metrics lock");
         free(m);
@@ -605,6 +930,12 @@ void gw_metrics_free(gw_metrics *m)
     family_cleanup(&m->dead);
     family_cleanup(&m->deferred);
     family_cleanup(&m->circuit);
+    routes_free(m->routes, m->n_routes);
+    for (size_t i = 0; i < m->n_queues; i++) {
+        free(m->queues[i].name);
+        free(m->queues[i].role);
+    }
+    free(m->queues);
     pthread_mutex_destroy(&m->mu);
     free(m);
 }

@@ -21,8 +21,9 @@ struct gw_mgmt {
     bool verify_peer;
     bool verify_hostname;
     CURL *curl;
-    int amqp_port;    /* > 0: the base was derived; check it is this node's API first */
-    char failed[300]; /* non-empty once the API did not answer at all */
+    int amqp_port;         /* > 0: the base was derived; check it is this node's API first */
+    int amqp_port_derived; /* amqp_port as it was made: to check again after a failure */
+    char failed[300];      /* non-empty once the API did not answer at all */
 };
 
 static void set_why(char *why, size_t len, const char *msg)
@@ -73,6 +74,7 @@ gw_mgmt *gw_mgmt_new(const gw_config *cfg, const char *amqp_url, char *err, size
     base_of(&ci, override, m->base, sizeof m->base);
     m->vhost = gw_xstrdup(ci.vhost && ci.vhost[0] ? ci.vhost : "/");
     m->amqp_port = override && override[0] ? 0 : ci.port;
+    m->amqp_port_derived = m->amqp_port;
     m->user = gw_xstrdup(cfg->user ? cfg->user : ci.user);
     m->password = gw_xstrdup(cfg->password ? cfg->password : ci.password);
     free(copy);
@@ -178,6 +180,24 @@ bool gw_mgmt_overview_has_port(const char *json, size_t len, int port)
     return found;
 }
 
+bool gw_mgmt_queue_head_parse(const char *json, size_t len, int64_t *messages, int64_t *head_ts_s,
+                              char *why, size_t why_len)
+{
+    cJSON *doc = cJSON_ParseWithLength(json, len);
+    const cJSON *n = cJSON_GetObjectItemCaseSensitive(doc, "messages");
+    const cJSON *ts = cJSON_GetObjectItemCaseSensitive(doc, "head_message_timestamp");
+    bool ok = cJSON_IsObject(doc) && cJSON_IsNumber(n) && n->valuedouble >= 0;
+    if (ok) {
+        *messages = (int64_t)n->valuedouble;
+        /* "" (or absent) when the broker does not know it */
+        *head_ts_s = cJSON_IsNumber(ts) && ts->valuedouble > 0 ? (int64_t)ts->valuedouble : -1;
+    } else {
+        set_why(why, why_len, "the API's answer has no message count (statistics not ready yet?)");
+    }
+    cJSON_Delete(doc);
+    return ok;
+}
+
 typedef struct body {
     char *p;
     size_t n;
@@ -271,6 +291,47 @@ static void check_same_node(gw_mgmt *m)
     }
     free(b.p);
     m->amqp_port = 0;
+}
+
+bool gw_mgmt_queue_head(gw_mgmt *m, const char *queue, int64_t *messages, int64_t *head_ts_s,
+                        char *why, size_t why_len)
+{
+    if (!m->failed[0])
+        check_same_node(m);
+    if (m->failed[0]) {
+        set_why(why, why_len, m->failed);
+        m->failed[0] = '\0'; /* asked again next time: the API may come back */
+        m->amqp_port = m->amqp_port_derived;
+        return false;
+    }
+    char *v = curl_easy_escape(m->curl, m->vhost, 0);
+    char *q = curl_easy_escape(m->curl, queue, 0);
+    char *url = v && q ? gw_xasprintf("%s/api/queues/%s/%s?columns=messages,head_message_timestamp",
+                                      m->base, v, q)
+                       : NULL;
+    curl_free(v);
+    curl_free(q);
+    if (!url) {
+        set_why(why, why_len, "cannot encode the request");
+        return false;
+    }
+    body b = {0};
+    long status = get(m, url, &b);
+    free(url);
+    bool ok = false;
+    if (status == 0 || status == 401 || status == 403) {
+        set_why(why, why_len, m->failed);
+        m->failed[0] = '\0';
+    } else if (status == 200) {
+        ok = gw_mgmt_queue_head_parse(b.p ? b.p : "", b.n, messages, head_ts_s, why, why_len);
+    } else {
+        char t[96];
+        snprintf(t, sizeof t, "HTTP %ld from the management API%s", status,
+                 status == 404 ? ": no such queue" : "");
+        set_why(why, why_len, t);
+    }
+    free(b.p);
+    return ok;
 }
 
 gw_mgmt_answer gw_mgmt_binding(gw_mgmt *m, const char *exchange, const char *queue, const char *key,

@@ -1,5 +1,6 @@
 /* mgmt.h — what AMQP 0-9-1 cannot ask the broker, asked of RabbitMQ's management HTTP API:
- * whether a binding exists (check --live).
+ * whether a binding exists (check --live), and the timestamp of a queue's head message (the
+ * DLQ's oldest age, dlqage.h).
  *
  * The API's address is $AMQP_GW_MANAGEMENT_URL (e.g. "https://rabbit-1:15671"), else derived
  * from the AMQP URL: the same host, http on 15672 (https on 15671 for amqps://). It logs in
@@ -39,7 +40,21 @@ typedef enum gw_mgmt_answer {
 gw_mgmt_answer gw_mgmt_binding(gw_mgmt *m, const char *exchange, const char *queue, const char *key,
                                const gw_arg *args, size_t n_args, char *why, size_t why_len);
 
+/* The head of queue as the API reports it: *messages (ready and unacknowledged) and
+ * *head_ts_s, the timestamp property of its first message in seconds since the epoch, -1
+ * when the API reports none (an empty queue, a head without a timestamp, a classic queue's
+ * head paged out of memory, a quorum queue). The numbers are the broker's statistics, up to
+ * its collect_statistics_interval (5 s by default) old. False with why when it did not
+ * answer (plugin off, refused, 401, no such queue ...). Never caches a failure. */
+bool gw_mgmt_queue_head(gw_mgmt *m, const char *queue, int64_t *messages, int64_t *head_ts_s,
+                        char *why, size_t why_len);
+
 /* --- pure parts ---------------------------------------------------------------------- */
+
+/* Reads the answer of GET /api/queues/{vhost}/{queue} (a JSON object): see
+ * gw_mgmt_queue_head. False with why when it has no number `messages`. */
+bool gw_mgmt_queue_head_parse(const char *json, size_t len, int64_t *messages, int64_t *head_ts_s,
+                              char *why, size_t why_len);
 
 /* Writes the API base address for amqp_url (override, when non-NULL and non-empty, wins;
  * a trailing '/' is dropped). False when amqp_url does not parse. */

@@ -603,7 +603,7 @@ int gw_replay_main(int argc, char **argv)
     r.started_ms = gw_clock_mono_ms();
     r.last_delivery_ms = r.started_ms;
     gw_session_handler h = {&r,           on_deliver, on_confirm, on_return, on_channel_closed,
-                            on_cancelled, on_blocked};
+                            on_cancelled, on_blocked, NULL};
     if (r.target > 0 && gw_session_consume(s, r.queue, REPLAY_TAG, 0, err, sizeof err) != GW_OK) {
         fprintf(stderr, "amqp-gw replay: %s\n", err);
         goto out;

@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #define CONSUMER_CH             1
+#define DEPTH_CH                2 /* consumer connection: passive declares, never waited for */
 #define SCRATCH_CH              (GW_CH_MAX + 1)
 #define RPC_TIMEOUT_S           15
 #define CONSUMER_READ_FRAME_MAX (1 << 20) /* see gw_session_connect */
@@ -50,6 +51,7 @@ struct gw_session {
     bool chan_open[SCRATCH_CH + 1];   /* publisher connection channels */
     bool chan_closing[GW_CH_MAX + 1]; /* retired: channel.close sent, close-ok awaited */
     uint64_t seq[GW_CH_MAX + 1];      /* last confirm sequence number used per channel */
+    bool depth_open;                  /* DEPTH_CH opened (its channel.open sent) */
     bool blocked;
     bool dead;
     char error[512];
@@ -707,6 +709,38 @@ gw_err gw_session_queue_inspect(gw_session *s, const char *name, uint32_t *messa
     return code == AMQP_NOT_FOUND && !s->dead ? GW_ERR_NOT_FOUND : GW_ERR_BROKER;
 }
 
+/* ---------------------------------------------------------------- queue depths */
+
+gw_err gw_session_queue_depths(gw_session *s, const char *const *names, size_t n)
+{
+    if (s->dead)
+        return GW_ERR_BROKER;
+    /* The broker handles a channel's methods in order: the declarations may follow the
+     * channel.open at once, and its open-ok is read and ignored like any late reply. */
+    if (!s->depth_open) {
+        amqp_channel_open_t op = {.out_of_band = amqp_empty_bytes};
+        if (amqp_send_method(s->cons.st, DEPTH_CH, AMQP_CHANNEL_OPEN_METHOD, &op) !=
+            AMQP_STATUS_OK) {
+            die(s, "consumer connection: sending channel.open failed");
+            return GW_ERR_BROKER;
+        }
+        s->depth_open = true;
+    }
+    for (size_t i = 0; i < n; i++) {
+        amqp_queue_declare_t d = {
+            .queue = amqp_cstring_bytes(names[i]),
+            .passive = 1,
+            .arguments = amqp_empty_table,
+        };
+        if (amqp_send_method(s->cons.st, DEPTH_CH, AMQP_QUEUE_DECLARE_METHOD, &d) !=
+            AMQP_STATUS_OK) {
+            die(s, "consumer connection: sending queue.declare failed");
+            return GW_ERR_BROKER;
+        }
+    }
+    return GW_OK;
+}
+
 /* ---------------------------------------------------------------- consuming */
 
 gw_err gw_session_consume(gw_session *s, const char *queue, const char *tag, uint16_t prefetch,
@@ -859,6 +893,10 @@ static void build_props(const gw_msg *m, const gw_copy *c, amqp_basic_properties
         props->_flags |= AMQP_BASIC_DELIVERY_MODE_FLAG;
         props->delivery_mode = AMQP_DELIVERY_PERSISTENT;
     }
+    if (c->timestamp_s) {
+        props->_flags |= AMQP_BASIC_TIMESTAMP_FLAG;
+        props->timestamp = c->timestamp_s;
+    }
     size_t k = 0;
     if (m->msg.properties._flags & AMQP_BASIC_HEADERS_FLAG) {
         const amqp_table_t *h = &m->msg.properties.headers;
@@ -986,6 +1024,14 @@ static void handle_method(gw_session *s, gw_conn *c, amqp_frame_t *f, const gw_s
             die(s, "sending channel.close-ok failed");
             return;
         }
+        if (c == &s->cons && ch == DEPTH_CH) {
+            s->depth_open = false;
+            char why[320];
+            snprintf(why, sizeof why, "%d %s", code, text);
+            if (h->on_queue_depth)
+                h->on_queue_depth(h->ctx, GW_STR_NULL, -1, gw_str_from_cstr(why));
+            return;
+        }
         if (c == &s->cons) {
             die(s, "consumer channel closed by broker: %d %s", code, text);
             return;
@@ -1003,6 +1049,12 @@ static void handle_method(gw_session *s, gw_conn *c, amqp_frame_t *f, const gw_s
             s->chan_closing[ch] = false;
             h->on_channel_closed(h->ctx, ch, AMQP_REPLY_SUCCESS,
                                  gw_str_from_cstr("closed by the gateway"));
+        }
+        return;
+    case AMQP_QUEUE_DECLARE_OK_METHOD:
+        if (c == &s->cons && ch == DEPTH_CH && h->on_queue_depth) {
+            amqp_queue_declare_ok_t *ok = f->payload.method.decoded;
+            h->on_queue_depth(h->ctx, str_of(ok->queue), (int64_t)ok->message_count, GW_STR_NULL);
         }
         return;
     case AMQP_CONNECTION_CLOSE_METHOD: {
@@ -1236,6 +1288,7 @@ static void view_fill(gw_msg *m)
     d->message_id = prop_str(p, AMQP_BASIC_MESSAGE_ID_FLAG, p->message_id);
     d->correlation_id = prop_str(p, AMQP_BASIC_CORRELATION_ID_FLAG, p->correlation_id);
     d->expiration = prop_str(p, AMQP_BASIC_EXPIRATION_FLAG, p->expiration);
+    d->has_timestamp = (p->_flags & AMQP_BASIC_TIMESTAMP_FLAG) != 0;
     d->body = str_of(m->msg.body);
     amqp_flags_t f = p->_flags;
     /* class, weight, body size, flags; delivery mode, priority, timestamp (upper bound) */

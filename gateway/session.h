@@ -51,6 +51,13 @@ typedef struct gw_session_handler {
     void (*on_cancelled)(void *ctx, gw_str consumer_tag);
     /* connection.blocked / unblocked on the publisher connection. */
     void (*on_blocked)(void *ctx, bool blocked, gw_str reason);
+    /* An answer to gw_session_queue_depths: queue holds messages ready for delivery (the
+     * declare-ok's message_count: delivered and unacked ones are not counted), or,
+     * with queue.ptr NULL and messages -1, the broker closed the depth channel instead of
+     * answering the oldest question still open (404: a queue does not exist) and the
+     * questions asked after it will never be answered; error says why. May be NULL when
+     * gw_session_queue_depths is never called. */
+    void (*on_queue_depth)(void *ctx, gw_str queue, int64_t messages, gw_str error);
 } gw_session_handler;
 
 /* Connects both connections to url (credentials from cfg->user/password override
@@ -93,6 +100,14 @@ gw_err gw_session_bind(gw_session *s, const char *queue, const char *exchange,
 gw_err gw_session_exchange_exists(gw_session *s, const char *name, char *err, size_t err_len);
 gw_err gw_session_queue_inspect(gw_session *s, const char *name, uint32_t *messages,
                                 uint32_t *consumers, char *err, size_t err_len);
+
+/* Asks the depth of each of names[0..n): one passive queue.declare each, sent without
+ * waiting on a channel of the consumer connection kept for this (opened, also without
+ * waiting, on first use). The answers arrive through on_queue_depth, in the order asked,
+ * as gw_session_poll reads them. Nothing here waits for the broker, and the consumer
+ * connection never publishes, so the broker never blocks it: measuring cannot stall
+ * publishing or acks, and changes no queue. GW_ERR_BROKER when the session is (now) dead. */
+gw_err gw_session_queue_depths(gw_session *s, const char *const *names, size_t n);
 
 /* --- consuming (consumer connection) --- */
 

@@ -358,6 +358,28 @@ Test(breaker, a_full_outage_cycles_through_every_state)
     cr_assert_eq(b.consecutive_failures, 0);
 }
 
+Test(breaker, since_ms_is_when_it_entered_its_current_state)
+{
+    gw_breaker b;
+    gw_breaker_init(&b, &cfg3);
+    cr_assert_eq(b.since_ms, 0, "closed since init");
+    for (uint64_t t = 10; t <= 30; t += 10) {
+        cr_assert(gw_breaker_allow(&b, t));
+        gw_breaker_record(&b, false, t);
+    }
+    cr_assert_eq(b.state, GW_BREAKER_OPEN);
+    cr_assert_eq(b.since_ms, 30);
+    cr_assert(!gw_breaker_allow(&b, 500));
+    cr_assert_eq(b.since_ms, 30, "a refusal is no change of state");
+    /* no event: the tick alone turns it half-open, at the tick's time */
+    cr_assert_eq(gw_breaker_tick(&b, 1200), GW_BREAKER_TRANSITION_HALF_OPENED);
+    cr_assert_eq(b.since_ms, 1200);
+    cr_assert(gw_breaker_allow(&b, 1300));
+    cr_assert_eq(gw_breaker_record(&b, true, 1310), GW_BREAKER_TRANSITION_CLOSED);
+    cr_assert_eq(b.state, GW_BREAKER_CLOSED);
+    cr_assert_eq(b.since_ms, 1310);
+}
+
 Test(breaker, configure_keeps_the_state_and_applies_the_new_window)
 {
     gw_breaker b = opened_breaker();

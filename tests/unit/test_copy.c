@@ -428,6 +428,19 @@ Test(copy, dead_letter_carries_the_reason_the_origin_and_the_forwarding_headers)
     cr_assert_eq(c.shed, 0);
 }
 
+Test(copy, dead_letter_sets_the_timestamp_only_when_the_event_has_none)
+{
+    gw_copy_dead_letter(&e.ev, &m, "no_route", "in", "x", "no route", 1700000005999ULL, FRAME, &c);
+    cr_assert_eq(c.timestamp_s, 1700000005, "seconds, as AMQP's timestamp property has them");
+    gw_copy_cleanup(&c);
+    e.ev.has_timestamp = true;
+    gw_copy_dead_letter(&e.ev, &m, "no_route", "in", "x", "no route", 1700000005999ULL, FRAME, &c);
+    cr_assert_eq(c.timestamp_s, 0, "the event's own timestamp is kept");
+    gw_copy_cleanup(&c);
+    gw_copy_forward(&e.ev, &m, GW_FORWARD_FULL, &c);
+    cr_assert_eq(c.timestamp_s, 0);
+}
+
 Test(copy, dead_letter_truncates_a_long_error_to_1024_bytes)
 {
     char why[5000];

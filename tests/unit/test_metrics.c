@@ -184,7 +184,7 @@ Test(metrics, counters_with_labels_render_one_line_per_label_set)
     gw_metrics_retried(m, "nack");
     gw_metrics_retried(m, "nack");
     gw_metrics_retried(m, "timeout");
-    gw_metrics_dead_lettered(m, "no_route");
+    gw_metrics_dead_lettered(m, "no_route", "", 1000);
     gw_metrics_deferred(m, "orders");
     gw_metrics_deferred(m, "orders");
     gw_metrics_reconnect(m);
@@ -249,9 +249,9 @@ Test(metrics, gauges_hold_the_last_value_set)
     gw_metrics_set_in_flight(m, 7);
     gw_metrics_set_in_flight(m, 42);
     gw_metrics_set_connected(m, true);
-    gw_metrics_breaker_state(m, "orders", 1);
-    gw_metrics_breaker_state(m, "audit", 0);
-    gw_metrics_breaker_state(m, "orders", 2);
+    gw_metrics_breaker_state(m, "orders", 1, 1000);
+    gw_metrics_breaker_state(m, "audit", 0, 1000);
+    gw_metrics_breaker_state(m, "orders", 2, 1000);
     char *t = gw_metrics_render(m);
     assert_line(t, "amqp_gw_in_flight 42");
     assert_line(t, "amqp_gw_connected 1");
@@ -266,7 +266,7 @@ Test(metrics, a_known_destination_is_closed_until_its_breaker_says_otherwise)
 {
     gw_metrics *m = new_quiet();
     gw_metrics_breaker_known(m, "billing");
-    gw_metrics_breaker_state(m, "orders", 1);
+    gw_metrics_breaker_state(m, "orders", 1, 1000);
     gw_metrics_breaker_known(m, "orders"); /* does not reset a state already set */
     char *t = gw_metrics_render(m);
     assert_line(t, "amqp_gw_circuit_state{exchange=\"billing\"} 0");
@@ -306,7 +306,7 @@ Test(metrics, latency_histogram_buckets_are_cumulative_with_sum_and_count)
 Test(metrics, label_values_escape_backslash_quote_and_newline)
 {
     gw_metrics *m = new_quiet();
-    gw_metrics_dead_lettered(m, "a\\b\"c\nd");
+    gw_metrics_dead_lettered(m, "a\\b\"c\nd", "", 1000);
     gw_metrics_routed(m, NULL, "x\"y");
     char *t = gw_metrics_render(m);
     assert_line(t, "amqp_gw_events_dead_lettered_total{reason=\"a\\\\b\\\"c\\nd\"} 1");
@@ -332,9 +332,9 @@ Test(metrics, null_handle_updates_are_no_ops)
     gw_metrics_received(NULL, "new");
     gw_metrics_routed(NULL, "r", "e");
     gw_metrics_retried(NULL, "nack");
-    gw_metrics_dead_lettered(NULL, "no_route");
+    gw_metrics_dead_lettered(NULL, "no_route", NULL, 0);
     gw_metrics_deferred(NULL, "e");
-    gw_metrics_breaker_state(NULL, "e", 1);
+    gw_metrics_breaker_state(NULL, "e", 1, 0);
     gw_metrics_set_in_flight(NULL, 3);
     gw_metrics_set_connected(NULL, true);
     gw_metrics_reconnect(NULL);
@@ -425,7 +425,7 @@ Test(metrics, unknown_path_is_404_and_post_is_405, .init = watchdog)
     int port;
     gw_metrics *m = new_listening(&port);
     struct reply r;
-    cr_assert(http("127.0.0.1", port, "GET", "/", &r));
+    cr_assert(http("127.0.0.1", port, "GET", "/index.html", &r));
     cr_assert_eq(r.status, 404, "%s", r.head);
     cr_assert(http("127.0.0.1", port, "GET", "/metricsx", &r));
     cr_assert_eq(r.status, 404, "%s", r.head);
@@ -540,4 +540,114 @@ Test(metrics, address_not_on_this_machine_returns_null_with_the_reason)
     char err[256] = "";
     cr_assert_null(gw_metrics_new("192.0.2.1:9464", err, sizeof err));
     cr_assert_str_eq(err, "cannot listen on 192.0.2.1:9464: Cannot assign requested address");
+}
+
+Test(metrics, queue_depths_and_the_dlq_age_render_and_unknown_ones_are_left_out)
+{
+    gw_metrics *m = new_quiet();
+    char *t = gw_metrics_render(m);
+    assert_line(t, "# TYPE amqp_gw_queue_messages gauge");
+    assert_line(t, "# TYPE amqp_gw_dlq_oldest_age_seconds gauge");
+    cr_assert_null(strstr(t, "\namqp_gw_dlq_oldest_age_seconds "), "no age before it is measured");
+    free(t);
+    gw_metrics_queue_depth(m, "gw.inbound", "inbound", 12, NULL);
+    gw_metrics_queue_depth(m, "gw.dlq", "dlq", 3, NULL);
+    gw_metrics_queue_depth(m, "gw.retry.1000", "retry", 0, NULL);
+    gw_metrics_queue_depth(m, "gw.rejected", "rejected", -1, "404 NOT_FOUND");
+    gw_metrics_dlq_age(m, 42, NULL);
+    t = gw_metrics_render(m);
+    assert_line(t, "amqp_gw_queue_messages{queue=\"gw.inbound\",role=\"inbound\"} 12");
+    assert_line(t, "amqp_gw_queue_messages{queue=\"gw.dlq\",role=\"dlq\"} 3");
+    assert_line(t, "amqp_gw_queue_messages{queue=\"gw.retry.1000\",role=\"retry\"} 0");
+    cr_assert_null(strstr(t, "queue=\"gw.rejected\""), "an unknown depth is left out:\n%s", t);
+    assert_line(t, "amqp_gw_dlq_oldest_age_seconds 42");
+    free(t);
+    gw_metrics_queue_depth(m, "gw.inbound", "inbound", 5, NULL);
+    gw_metrics_dlq_age(m, -1, "the management API did not answer");
+    t = gw_metrics_render(m);
+    assert_line(t, "amqp_gw_queue_messages{queue=\"gw.inbound\",role=\"inbound\"} 5");
+    cr_assert_null(strstr(t, "\namqp_gw_dlq_oldest_age_seconds "), "an unknown age is left out");
+    free(t);
+    gw_metrics_free(m);
+}
+
+Test(metrics, status_json_says_what_the_table_holds)
+{
+    gw_metrics *m = new_quiet();
+    gw_metrics_set_started(m, 1700000000000ULL);
+    gw_destination to[2] = {{.exchange = "orders"}, {.exchange = "audit", .routing_key = "all"}};
+    gw_route r = {.event = "order.*", .to = to, .n_to = 2};
+    gw_metrics_set_routes(m, &r, 1);
+    gw_metrics_breaker_known(m, "orders");
+    gw_metrics_breaker_known(m, "audit");
+    gw_metrics_routed(m, "order.*", "orders");
+    gw_metrics_routed(m, "order.*", "orders");
+    gw_metrics_breaker_state(m, "audit", 1, 1700000005000ULL);
+    gw_metrics_set_connected(m, true);
+    gw_metrics_set_node(m, "amqp://gw@rabbit-1:5672/%2f");
+    gw_metrics_queue_depth(m, "gw.dlq", "dlq", 2, NULL);
+    gw_metrics_queue_depth(m, "gw.inbound", "inbound", -1, "channel closed");
+    gw_metrics_dlq_age(m, 7, NULL);
+    char *j = gw_metrics_status_json(m, 1700000010000ULL);
+    cr_assert_not_null(j);
+    static const char *const want[] = {
+        "\"started_at\":\"2023-11-14T22:13:20.000Z\"",
+        "\"connection\":{\"connected\":true,\"node\":\"amqp://gw@rabbit-1:5672/%2f\"",
+        "{\"event\":\"order.*\",\"to\":[{\"exchange\":\"orders\",\"routing_key\":null,"
+        "\"routed\":2},{\"exchange\":\"audit\",\"routing_key\":\"all\",\"routed\":0}]}",
+        "{\"exchange\":\"orders\",\"state\":\"closed\",\"since\":\"2023-11-14T22:13:20.000Z\","
+        "\"for_seconds\":10,\"deferred\":0}",
+        "{\"exchange\":\"audit\",\"state\":\"open\",\"since\":\"2023-11-14T22:13:25.000Z\","
+        "\"for_seconds\":5,\"deferred\":0}",
+        "{\"name\":\"gw.dlq\",\"role\":\"dlq\",\"messages\":2}",
+        "{\"name\":\"gw.inbound\",\"role\":\"inbound\",\"messages\":null,\"error\":\"channel "
+        "closed\"}",
+        "\"oldest_age_seconds\":7",
+        "\"reloads\":{\"ok\":0,\"failed\":0,\"last_at\":null,\"last_ok\":null}",
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        cr_assert_not_null(strstr(j, want[i]), "missing %s\n--- got ---\n%s", want[i], j);
+    free(j);
+    gw_metrics_free(m);
+}
+
+Test(metrics, status_json_keeps_the_last_dead_letters_newest_first)
+{
+    gw_metrics *m = new_quiet();
+    for (int i = 0; i < GW_METRICS_RECENT + 3; i++)
+        gw_metrics_dead_lettered(m, i % 2 ? "unroutable" : "no_route", i % 2 ? "user.*" : "",
+                                 1700000000000ULL + (uint64_t)i * 1000);
+    char *j = gw_metrics_status_json(m, 1700000100000ULL);
+    cr_assert_not_null(strstr(j, "\"dead_lettered_by_reason\":{\"no_route\":7,\"unroutable\":6}"),
+                       "%s", j);
+    /* the newest (i = 12, at ...:32) first, the oldest kept is i = 3 (at ...:23) */
+    const char *first = strstr(j, "\"recent\":[{\"at\":\"2023-11-14T22:13:32.000Z\","
+                                  "\"reason\":\"no_route\",\"route\":\"\"}");
+    cr_assert_not_null(first, "%s", j);
+    cr_assert_not_null(strstr(j, "{\"at\":\"2023-11-14T22:13:23.000Z\",\"reason\":\"unroutable\","
+                                 "\"route\":\"user.*\"}]"),
+                       "%s", j);
+    cr_assert_null(strstr(j, "22:13:22.000Z"), "only the last %d are kept", GW_METRICS_RECENT);
+    free(j);
+    gw_metrics_free(m);
+}
+
+Test(metrics, the_status_page_and_its_json_are_served, .init = watchdog)
+{
+    int port;
+    gw_metrics *m = new_listening(&port);
+    struct reply r;
+    cr_assert(http("127.0.0.1", port, "GET", "/", &r));
+    cr_assert_eq(r.status, 200);
+    cr_assert_not_null(strstr(r.head, "Content-Type: text/html; charset=utf-8"), "%s", r.head);
+    cr_assert_not_null(strstr(r.body, "<title>amqp-gw status</title>"));
+    cr_assert_not_null(strstr(r.body, "fetch(\"status.json\""));
+    cr_assert_null(strstr(r.body, "http://"), "self-contained: no outside resource");
+    cr_assert_null(strstr(r.body, "https://"), "self-contained: no outside resource");
+    cr_assert(http("127.0.0.1", port, "GET", "/status.json", &r));
+    cr_assert_eq(r.status, 200);
+    cr_assert_not_null(strstr(r.head, "Content-Type: application/json"), "%s", r.head);
+    cr_assert_eq(r.body[0], '{');
+    cr_assert_not_null(strstr(r.body, "\"breakers\":[]"), "%s", r.body);
+    gw_metrics_free(m);
 }

@@ -128,3 +128,24 @@ Test(mgmt, overview_tells_whether_the_api_serves_this_amqp_port)
     cr_expect_not(gw_mgmt_overview_has_port("{}", 2, 5672));
     cr_expect_not(gw_mgmt_overview_has_port("not json", 8, 5672));
 }
+
+Test(mgmt, a_queue_head_is_read_from_the_apis_answer)
+{
+    int64_t n = -2, ts = -2;
+    char why[200] = "";
+    const char *with = "{\"head_message_timestamp\":1796459964,\"messages\":2}";
+    cr_assert(gw_mgmt_queue_head_parse(with, strlen(with), &n, &ts, why, sizeof why));
+    cr_assert_eq(n, 2);
+    cr_assert_eq(ts, 1796459964);
+    const char *empty = "{\"head_message_timestamp\":\"\",\"messages\":0}";
+    cr_assert(gw_mgmt_queue_head_parse(empty, strlen(empty), &n, &ts, why, sizeof why));
+    cr_assert_eq(n, 0);
+    cr_assert_eq(ts, -1);
+    const char *quorum = "{\"messages\":5}";
+    cr_assert(gw_mgmt_queue_head_parse(quorum, strlen(quorum), &n, &ts, why, sizeof why));
+    cr_assert_eq(ts, -1);
+    const char *none = "{\"name\":\"gw.dlq\"}";
+    cr_assert_not(gw_mgmt_queue_head_parse(none, strlen(none), &n, &ts, why, sizeof why));
+    cr_assert_not_null(strstr(why, "no message count"), "%s", why);
+    cr_assert_not(gw_mgmt_queue_head_parse("[]", 2, &n, &ts, why, sizeof why));
+}
