@@ -12,6 +12,7 @@
 #include "headers.h"
 #include "match.h"
 #include "str.h"
+#include "fuzzinput.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -28,27 +29,6 @@ static const gw_type_source perms[6][3] = {
     {GW_TYPE_FROM_BODY, GW_TYPE_FROM_HEADER, GW_TYPE_FROM_PROPERTY},
 };
 
-/* Takes up to want bytes from *p into a fresh exact-size buffer. */
-static char *take(const uint8_t **p, size_t *left, size_t want, size_t *len)
-{
-    size_t n = want < *left ? want : *left;
-    char *b = malloc(n ? n : 1);
-    if (b == NULL)
-        abort();
-    memcpy(b, *p, n);
-    *p += n;
-    *left -= n;
-    *len = n;
-    return b;
-}
-
-static void check_printable(const char *s)
-{
-    for (; *s; s++)
-        if (*s < 0x20 || *s > 0x7e)
-            abort();
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 5)
@@ -60,10 +40,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t left = size - 5;
 
     size_t prop_len, hdr_len, id_len, body_len;
-    char *prop = take(&p, &left, want[0], &prop_len);
-    char *hdr = take(&p, &left, want[1], &hdr_len);
-    char *id = take(&p, &left, want[2], &id_len);
-    char *body = take(&p, &left, left, &body_len);
+    char *prop = fuzz_take(&p, &left, want[0], &prop_len);
+    char *hdr = fuzz_take(&p, &left, want[1], &hdr_len);
+    char *id = fuzz_take(&p, &left, want[2], &id_len);
+    char *body = fuzz_take(&p, &left, left, &body_len);
 
     gw_classify_input in = {0};
     if (flags & 0x20)
@@ -96,7 +76,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     } else {
         if (err != GW_ERR_INVALID || res.why[0] == '\0')
             abort();
-        check_printable(res.why);
+        fuzz_check_printable(res.why);
     }
 
     /* The error-text budget over the same bytes. */

@@ -11,6 +11,7 @@
  */
 #include "classify.h"
 #include "contract.h"
+#include "fuzzinput.h"
 
 #include <cjson/cJSON.h>
 #include <stdint.h>
@@ -19,26 +20,6 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static char *take(const uint8_t **p, size_t *left, size_t want, size_t *len)
-{
-    size_t n = want < *left ? want : *left;
-    char *b = malloc(n ? n : 1);
-    if (b == NULL)
-        abort();
-    memcpy(b, *p, n);
-    *p += n;
-    *left -= n;
-    *len = n;
-    return b;
-}
-
-static void check_line(const char *s)
-{
-    for (; *s; s++)
-        if (*s < 0x20 || *s > 0x7e)
-            abort();
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 3)
@@ -46,9 +27,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint8_t flags = data[0];
     const uint8_t *p = data + 3;
     size_t left = size - 3, ptr_len, hdr_len, body_len;
-    char *ptr_text = take(&p, &left, data[1], &ptr_len);
-    char *hdr = take(&p, &left, data[2], &hdr_len);
-    char *body = take(&p, &left, left, &body_len);
+    char *ptr_text = fuzz_take(&p, &left, data[1], &ptr_len);
+    char *hdr = fuzz_take(&p, &left, data[2], &hdr_len);
+    char *body = fuzz_take(&p, &left, left, &body_len);
 
     /* a pointer with a NUL byte cannot come from the table (yamldoc refuses it) */
     gw_contract *c = calloc(1, sizeof *c);
@@ -118,7 +99,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (pass1 != pass2)
         abort();
     if (!pass1) {
-        check_line(v1.why);
+        fuzz_check_printable(v1.why);
         if (strncmp(v1.why, "contract: ", 10) != 0 || v1.rule == NULL || strcmp(v1.why, v2.why))
             abort();
         if (!doc && strcmp(v1.rule, "body") != 0 && strcmp(v1.rule, "version") != 0)
