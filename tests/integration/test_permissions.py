@@ -1,6 +1,6 @@
 """Least privilege (issue 13 point 6; README "Broker permissions"): the gateway and `replay` run
 as a broker user with exactly the permissions the README gives — configure, write and read
-regexes derived from the config and the routing table, and the `monitoring` tag for the
+regexes derived from the config and the routing table, and the `management` tag for the
 management API — and routing, a retry through a tier, a consumer's rejection, dead-lettering,
 the DLQ's oldest age, `check --live` and both kinds of replay work. A publish and a declaration
 outside those permissions fail with one line naming the permission (403 ACCESS_REFUSED) and
@@ -106,7 +106,7 @@ def test_gateway_and_replay_work_with_exactly_the_documented_permissions(gateway
     )
     configure, write, read = gateway_permissions(gw.config, gw.routes)
     broker.ctl("set_permissions", "-p", "/", user, configure, write, read)
-    broker.ctl("set_user_tags", user, "monitoring")
+    broker.ctl("set_user_tags", user, "management")  # monitoring works too, and shows more
     env = as_user(gw, user, password, url)
     gw.env = lambda: env
     gw.start()
@@ -135,7 +135,7 @@ def test_gateway_and_replay_work_with_exactly_the_documented_permissions(gateway
     st = wait_for(
         lambda: (s := json.loads(http_get(port, "/status.json")[1]))["dlq"]["oldest_age_seconds"] is not None and s,
         30,
-        "the DLQ's oldest age measured as the monitoring user",
+        "the DLQ's oldest age measured as the management user",
     )
     assert st["connection"]["connected"] is True
     for path in ("/status.json", "/", "/metrics"):
