@@ -12,6 +12,7 @@
  */
 #include "gateway.h"
 
+#include "access.h"
 #include "alloc.h"
 #include "breaker.h"
 #include "chanhealth.h"
@@ -806,9 +807,11 @@ static void on_channel_closed(void *ctx, int ch, int code, gw_str text)
     }
     /* Otherwise the broker closed it, possibly a retiring one before our close arrived:
      * then its close-ok still follows and frees the number (session.c). */
-    char why[400];
-    snprintf(why, sizeof why, "channel closed by the broker: %d %.*s", code, (int)text.len,
-             text.ptr);
+    char why[800];
+    int n = snprintf(why, sizeof why, "channel closed by the broker: %d %.*s", code, (int)text.len,
+                     text.ptr);
+    if (gw_access_refused(code) && n > 0 && (size_t)n < sizeof why) /* only publishes use it */
+        snprintf(why + n, sizeof why - (size_t)n, ": %s", gw_access_hint(GW_ACCESS_PUBLISH));
     GW_LOG(GW_LOG_WARN, "publisher channel closed", GW_I("channel", ch), GW_I("code", code),
            GW_S("error", why));
     gw_ledger_channel_lost(g->ledger, ch);

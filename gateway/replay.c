@@ -9,6 +9,7 @@
  */
 #include "replay.h"
 
+#include "access.h"
 #include "alloc.h"
 #include "clock.h"
 #include "config.h"
@@ -483,8 +484,10 @@ static void on_return(void *ctx, int ch, int code, gw_str text, gw_str exchange,
 static void on_channel_closed(void *ctx, int ch, int code, gw_str text)
 {
     replay *r = ctx;
-    char t[300];
-    snprintf(t, sizeof t, "%.*s", (int)text.len, text.ptr);
+    char t[700];
+    int n = snprintf(t, sizeof t, "%.*s", (int)text.len, text.ptr);
+    if (gw_access_refused(code) && n > 0 && (size_t)n < sizeof t) /* only republishes use it */
+        snprintf(t + n, sizeof t - (size_t)n, ": %s", gw_access_hint(GW_ACCESS_PUBLISH));
     GW_LOG(GW_LOG_ERROR, "replay channel closed by the broker", GW_I("channel", ch),
            GW_I("code", code), GW_S("error", t));
     /* Every unconfirmed republish failed; their DLQ copies stay. */

@@ -9,6 +9,7 @@
  */
 #include "session.h"
 
+#include "access.h"
 #include "alloc.h"
 #include "clock.h"
 #include "log.h"
@@ -145,6 +146,14 @@ static void reply_text(amqp_rpc_reply_t r, char *buf, size_t len, int *code)
         return;
     }
     snprintf(buf, len, "unknown reply");
+}
+
+/* After a 403 ACCESS_REFUSED on op: the broker's words, then the permission op needs. */
+static void name_permission(char *err, size_t err_len, int code, gw_access_op op)
+{
+    size_t n = err ? strlen(err) : 0;
+    if (gw_access_refused(code) && n < err_len)
+        snprintf(err + n, err_len - n, ": %s", gw_access_hint(op));
 }
 
 /* After a failed RPC on the publisher connection: acknowledge a channel close so the
@@ -612,7 +621,9 @@ gw_err gw_session_declare_exchange(gw_session *s, const gw_exchange_decl *x, cha
                                x->auto_delete, x->internal, args)) {
         char what[320];
         snprintf(what, sizeof what, "declare exchange \"%s\"", x->name);
-        rpc_failed(s, &s->pub, SCRATCH_CH, amqp_get_rpc_reply(s->pub.st), err, err_len, what);
+        int code =
+            rpc_failed(s, &s->pub, SCRATCH_CH, amqp_get_rpc_reply(s->pub.st), err, err_len, what);
+        name_permission(err, err_len, code, GW_ACCESS_DECLARE_EXCHANGE);
         return GW_ERR_BROKER;
     }
     return GW_OK;
@@ -639,6 +650,7 @@ gw_err gw_session_declare_queue(gw_session *s, const gw_queue_decl *q, const gw_
         return GW_OK;
     int code =
         rpc_failed(s, &s->pub, SCRATCH_CH, amqp_get_rpc_reply(s->pub.st), err, err_len, what);
+    name_permission(err, err_len, code, GW_ACCESS_DECLARE_QUEUE);
     if (code != AMQP_PRECONDITION_FAILED || !accept_existing || s->dead)
         return GW_ERR_BROKER;
     /* It exists with other arguments: use it as it is, say so. */
@@ -668,7 +680,9 @@ gw_err gw_session_bind(gw_session *s, const char *queue, const char *exchange,
         char what[600];
         snprintf(what, sizeof what, "bind queue \"%s\" to exchange \"%s\" (%s)", queue, exchange,
                  routing_key);
-        rpc_failed(s, &s->pub, SCRATCH_CH, amqp_get_rpc_reply(s->pub.st), err, err_len, what);
+        int code =
+            rpc_failed(s, &s->pub, SCRATCH_CH, amqp_get_rpc_reply(s->pub.st), err, err_len, what);
+        name_permission(err, err_len, code, GW_ACCESS_BIND);
         return GW_ERR_BROKER;
     }
     return GW_OK;
@@ -761,7 +775,9 @@ gw_err gw_session_consume(gw_session *s, const char *queue, const char *tag, uin
                             amqp_cstring_bytes(tag), 0, 0, 0, amqp_empty_table)) {
         char what[320];
         snprintf(what, sizeof what, "consume queue \"%s\"", queue);
-        rpc_failed(s, &s->cons, CONSUMER_CH, amqp_get_rpc_reply(s->cons.st), err, err_len, what);
+        int code = rpc_failed(s, &s->cons, CONSUMER_CH, amqp_get_rpc_reply(s->cons.st), err,
+                              err_len, what);
+        name_permission(err, err_len, code, GW_ACCESS_CONSUME);
         return GW_ERR_BROKER;
     }
     return GW_OK;
