@@ -15,30 +15,28 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Headers a forwarded copy never carries. A new event (not back from a retry tier) has no
- * last error either, whatever its producer wrote: drop_forward_new is the whole list,
- * drop_forward the same list without its first entry. */
-static const char *const drop_forward_new[] = {GW_H_LAST_ERROR,        GW_H_RETRY_DESTINATION,
-                                               GW_H_RETRY_ROUTING_KEY, GW_H_DEAD_LETTER_REASON,
-                                               GW_H_ORIGINAL_EXCHANGE, GW_H_ORIGINAL_ROUTING_KEY,
-                                               GW_H_DEAD_LETTERED_AT,  NULL};
-static const char *const *const drop_forward = drop_forward_new + 1;
-
-/* A lean first copy sets no header; of the event's it leaves out what drop_forward_new
- * does and the forwarding headers but x-correlation-id (a producer's own): a first copy never
- * carries an x-gw-* header with a value the gateway did not give it this time (a missing
- * x-gw-retry-count says attempt 0). The replay headers stay: replay's guard counts on them. */
-static const char *const drop_forward_lean[] = {GW_H_LAST_ERROR,
+/* Headers a forwarded copy never carries, as one list read from three starting points:
+ * - drop_forward_lean, the whole list: a lean first copy sets no header and leaves out the
+ *   event's forwarding headers but x-correlation-id (a producer's own), so a first copy never
+ *   carries an x-gw-* header with a value the gateway did not give it this time (a missing
+ *   x-gw-retry-count says attempt 0); the replay headers stay: replay's guard counts on them;
+ * - drop_forward_new, from x-gw-last-error on: a copy that sets the forwarding headers itself
+ *   (they replace the event's) of a new event, which has no last error either, whatever its
+ *   producer wrote;
+ * - drop_forward, the rest: a copy back from a retry tier keeps its last error. */
+static const char *const drop_forward_lean[] = {GW_H_ROUTE,
+                                                GW_H_RETRY_COUNT,
+                                                GW_H_FIRST_SEEN_AT,
+                                                GW_H_LAST_ERROR,
                                                 GW_H_RETRY_DESTINATION,
                                                 GW_H_RETRY_ROUTING_KEY,
                                                 GW_H_DEAD_LETTER_REASON,
                                                 GW_H_ORIGINAL_EXCHANGE,
                                                 GW_H_ORIGINAL_ROUTING_KEY,
                                                 GW_H_DEAD_LETTERED_AT,
-                                                GW_H_ROUTE,
-                                                GW_H_RETRY_COUNT,
-                                                GW_H_FIRST_SEEN_AT,
                                                 NULL};
+static const char *const *const drop_forward_new = drop_forward_lean + 3;
+static const char *const *const drop_forward = drop_forward_lean + 4;
 
 const char *const gw_forward_headers_names[] = {"lean", "full", NULL};
 

@@ -16,6 +16,7 @@ import uuid
 from pathlib import Path
 
 import pika
+import pytest
 from pika.exceptions import AMQPChannelError, AMQPConnectionError, ChannelClosedByBroker
 
 REPO = Path(__file__).resolve().parents[2]
@@ -616,6 +617,35 @@ def default_config(tid):
         "shutdown_timeout": "5s",
         "metrics": {"listen": ""},
         "log": {"format": "json", "level": "info"},
+    }
+
+
+def mgmt_url(broker):
+    """The private node's management API URL; skips the test when the node runs without the
+    management plugin."""
+    p = subprocess.run([broker.script, "mgmt-url"], capture_output=True, text=True, timeout=30)
+    if p.returncode != 0:
+        pytest.skip(f"the test broker runs without the management plugin: {p.stderr.strip()}")
+    return p.stdout.strip()
+
+
+def orders_and_unbound_audit(tid):
+    """order.* -> <tid>.orders (bound to <tid>.orders.q); user.* -> <tid>.audit, a fanout
+    exchange with no queue bound: every publish to it comes back unroutable until a test binds
+    one."""
+    return {
+        "version": 1,
+        "exchanges": [
+            {"name": f"{tid}.orders", "type": "topic", "durable": True},
+            {"name": f"{tid}.audit", "type": "fanout", "durable": True},
+        ],
+        "queues": [
+            {"name": f"{tid}.orders.q", "durable": True, "bindings": [{"exchange": f"{tid}.orders", "routing_key": "#"}]}
+        ],
+        "routes": [
+            {"event": "order.*", "to": [{"exchange": f"{tid}.orders"}]},
+            {"event": "user.*", "to": [{"exchange": f"{tid}.audit"}]},
+        ],
     }
 
 

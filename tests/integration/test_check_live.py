@@ -7,16 +7,7 @@ they are reported as unchecked, never as in sync by guesswork.
 import os
 import subprocess
 
-import pytest
-
-from gwtest import free_port, simple_routes
-
-
-def mgmt_url(broker):
-    p = subprocess.run([broker.script, "mgmt-url"], capture_output=True, text=True, timeout=30)
-    if p.returncode != 0:
-        pytest.skip(f"the test broker runs without the management plugin: {p.stderr.strip()}")
-    return p.stdout.strip()
+from gwtest import free_port, mgmt_url, simple_routes
 
 
 def check_live(gw, management_url):

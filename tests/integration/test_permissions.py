@@ -16,7 +16,16 @@ import subprocess
 
 import pytest
 
-from gwtest import REPO, drain_exact, event_props, free_port, http_get, wait_for
+from gwtest import (
+    REPO,
+    drain_exact,
+    event_props,
+    free_port,
+    http_get,
+    mgmt_url,
+    orders_and_unbound_audit,
+    wait_for,
+)
 
 
 def alt(names):
@@ -35,32 +44,6 @@ def gateway_permissions(config, routes):
     write = f"^(amq\\.default|{alt([dlx, dlq])}|{re.escape(p)}\\.rejected|{alt(table_x + table_q + dest_x)})$"
     read = f"^({alt([inbound, dlx, dlq])}|{own}|{alt(table_x + table_q)})$"
     return configure, write, read
-
-
-def routes_of(tid):
-    """order.* -> <tid>.orders (bound to <tid>.orders.q); user.* -> <tid>.audit, a fanout
-    exchange with no queue yet: unroutable until the test binds one."""
-    return {
-        "version": 1,
-        "exchanges": [
-            {"name": f"{tid}.orders", "type": "topic", "durable": True},
-            {"name": f"{tid}.audit", "type": "fanout", "durable": True},
-        ],
-        "queues": [
-            {"name": f"{tid}.orders.q", "durable": True, "bindings": [{"exchange": f"{tid}.orders", "routing_key": "#"}]}
-        ],
-        "routes": [
-            {"event": "order.*", "to": [{"exchange": f"{tid}.orders"}]},
-            {"event": "user.*", "to": [{"exchange": f"{tid}.audit"}]},
-        ],
-    }
-
-
-def mgmt_url(broker):
-    p = subprocess.run([broker.script, "mgmt-url"], capture_output=True, text=True, timeout=30)
-    if p.returncode != 0:
-        pytest.skip(f"the test broker runs without the management plugin: {p.stderr.strip()}")
-    return p.stdout.strip()
 
 
 @pytest.fixture
@@ -97,7 +80,7 @@ def test_gateway_and_replay_work_with_exactly_the_documented_permissions(gateway
     url = mgmt_url(broker)
     port = free_port()
     gw = gateway(
-        routes=routes_of(tid),
+        routes=orders_and_unbound_audit(tid),
         config={
             "metrics": {"listen": f"127.0.0.1:{port}"},
             "retry": {"max_attempts": 1, "backoff": ["200ms"]},
@@ -176,7 +159,7 @@ def test_a_publish_and_a_declaration_outside_the_permissions_fail_naming_the_per
 ):
     user, password = gw_user
     url = mgmt_url(broker)
-    gw = gateway(routes=routes_of(tid), config={"retry": {"max_attempts": 1, "backoff": ["200ms"]}})
+    gw = gateway(routes=orders_and_unbound_audit(tid), config={"retry": {"max_attempts": 1, "backoff": ["200ms"]}})
     configure, write, read = gateway_permissions(gw.config, gw.routes)
     broker.ctl("set_permissions", "-p", "/", user, configure, write, read)
     env = as_user(gw, user, password, url)
@@ -188,7 +171,7 @@ def test_a_publish_and_a_declaration_outside_the_permissions_fail_naming_the_per
     broker.declare_queue(f"{outside}.q")
     broker.admin(lambda ch: ch.queue_bind(f"{outside}.q", outside))
     gw.start()
-    gw.routes = routes_of(tid)
+    gw.routes = orders_and_unbound_audit(tid)
     gw.routes["routes"].append({"event": "audit.*", "to": [{"exchange": outside}]})
     gw.write_files()
     gw.send_signal(signal.SIGHUP)

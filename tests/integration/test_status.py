@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from gwtest import drain, event_props, free_port, http_get, wait_for
+from gwtest import drain, event_props, free_port, http_get, mgmt_url, orders_and_unbound_audit, wait_for
 
 SECRET_BODY = "s3cret-body-text"
 SECRET_HEADER = "s3cret-header-value"
@@ -44,29 +44,10 @@ def depth(st, queue):
     return None if q is None else q["messages"]
 
 
-def routes_with_a_broken_destination(tid):
-    """order.* -> <tid>.orders (bound to <tid>.orders.q); user.* -> <tid>.audit, a fanout
-    exchange with no queue bound: every publish to it comes back unroutable."""
-    return {
-        "version": 1,
-        "exchanges": [
-            {"name": f"{tid}.orders", "type": "topic", "durable": True},
-            {"name": f"{tid}.audit", "type": "fanout", "durable": True},
-        ],
-        "queues": [
-            {"name": f"{tid}.orders.q", "durable": True, "bindings": [{"exchange": f"{tid}.orders", "routing_key": "#"}]}
-        ],
-        "routes": [
-            {"event": "order.*", "to": [{"exchange": f"{tid}.orders"}]},
-            {"event": "user.*", "to": [{"exchange": f"{tid}.audit"}]},
-        ],
-    }
-
-
 def start_gateway(gateway, tid, open_for="2s"):
     port = free_port()
     gw = gateway(
-        routes=routes_with_a_broken_destination(tid),
+        routes=orders_and_unbound_audit(tid),
         config={
             "metrics": {"listen": f"127.0.0.1:{port}"},
             "circuit_breaker": {"failure_threshold": 2, "open_for": open_for, "half_open_probes": 1},
@@ -150,13 +131,6 @@ def test_status_json_tells_routes_breakers_queue_depths_and_dead_letters(gateway
     for secret in (SECRET_BODY, SECRET_HEADER, "guest:guest", ":guest@"):
         assert secret not in text, f"{secret!r} in /status.json"
     gw.stop()
-
-
-def mgmt_url(broker):
-    p = subprocess.run([broker.script, "mgmt-url"], capture_output=True, text=True, timeout=30)
-    if p.returncode != 0:
-        pytest.skip(f"the test broker runs without the management plugin: {p.stderr.strip()}")
-    return p.stdout.strip()
 
 
 def dlq_age(port):
