@@ -108,9 +108,9 @@ int64_t gw_lag_dlq_age(int64_t messages, int64_t head_ts_s, uint64_t now_wall_ms
         return 0;
     if (head_ts_s < 0) {
         snprintf(why, why_len,
-                 "the broker reports no timestamp for the DLQ's head message (paged out of "
-                 "memory, or put there without a timestamp by something other than the "
-                 "gateway)");
+                 "the broker reports no timestamp for the DLQ's head message (its statistics "
+                 "lag the queue by a few seconds; or the head is paged out of memory, or was "
+                 "put there without a timestamp by something other than the gateway)");
         return -1;
     }
     int64_t now_s = (int64_t)(now_wall_ms / 1000);

@@ -213,6 +213,9 @@ def test_status_page_in_headless_chromium_shows_the_open_breaker_and_the_dlq(
         publisher.publish(gw.inbound, "{}", event_props(seq=i, type="user.created"))
     wait_for(lambda: breaker(status(port)[0], f"{tid}.audit")["state"] == "open", 30, "the breaker open")
     wait_for(lambda: depth(status(port)[0], gw.dlq) == 2, 30, "the DLQ depth measured")
+    # the head's age comes from the management API's statistics, refreshed every few seconds:
+    # until they cover the two dead letters the page rightly says "unknown (...)"
+    wait_for(lambda: dlq_age(port)[0] is not None, 30, "the DLQ's oldest age measured")
     url = f"http://127.0.0.1:{port}/"
     dom = browse(url, tmp_path, "--dump-dom")
     assert f'data-exchange="{tid}.audit" data-state="open"' in dom, dom
