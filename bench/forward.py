@@ -48,6 +48,7 @@ import pika
 import pika.exceptions
 
 import benchlib
+import benchperf
 import benchplot
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -112,7 +113,9 @@ class Case:
 
     @property
     def key(self):
-        return (self.broker.label, self.qt, self.workload, self.size, self.fanout)
+        # the title, not the parameters: the contract case moves what the ids case moves, and
+        # one key for both would pool their amqp-gw rounds and pair them with the wrong shovel's
+        return self.title
 
     @property
     def arrivals(self):
@@ -341,10 +344,21 @@ class Meter:
         self.cpu0 = case.broker.cpu()
         self.host0 = host_busy_seconds()
         self.t0 = time.monotonic()
+        self.perf = None
+
+    def profile(self, opts, name):
+        """With --perf, records the broker's CPU until done()."""
+        if opts.perf:
+            opts.perf_seq += 1
+            slug = "".join(c if c.isalnum() else "-" for c in name).strip("-")
+            self.perf = benchperf.Recording(
+                self.case.broker.pids, os.path.join(opts.perf, f"{opts.perf_seq:03d}-{slug}.data"))
 
     def done(self, name, t_first, n_first, t_done, mover_cpu):
         case = self.case
         broker_cpu = case.broker.cpu() - self.cpu0
+        if self.perf:
+            self.perf.stop()
         host = host_busy_seconds() - self.host0
         wall = t_done - self.t0
         steady_s = t_done - t_first
@@ -357,6 +371,7 @@ class Meter:
             "mover_us": None if mover_cpu is None else mover_cpu / case.count * 1e6,
             # cores busy with anything but the broker and the mover during the move
             "other_load": max(0.0, host - broker_cpu - (mover_cpu or 0.0)) / wall,
+            "perf": self.perf.path if self.perf else None,
         }
 
 
@@ -368,6 +383,7 @@ def phase_process(opts, case, tmp, name, argv):
     declare_destination(case)
     preload(opts, case, GW_IN)
     meter = Meter(case)
+    meter.profile(opts, name)
     proc = Process(argv, tmp, name)
     try:
         t_first, n_first, t_done = watch_move(case, GW_OUT, proc.alive)
@@ -428,6 +444,7 @@ def phase_shovel(opts, case, name, prefetch, forward_headers):
     broker.declare_shovel_topology(case.qt)
     preload(opts, case, SH_IN)
     meter = Meter(case)
+    meter.profile(opts, name)
     ctl = set_shovel(broker, prefetch, forward_headers)
 
     def alive():
@@ -632,6 +649,27 @@ def print_report(opts, brokers, prefetch, table, lat, plots):
         print(f"plots: {', '.join(plots)}")
 
 
+def print_profiles(cases, runs):
+    """Per case and mover, the broker's CPU per event by bucket, the median over rounds."""
+    print()
+    print(f"where the broker's CPU went, us per event (perf record -F {benchperf.HZ} of beam.smp, "
+          "JIT symbols; median over rounds)")
+    for case, rows in cases:
+        print()
+        print(f"{case.title}")
+        print(f"  {'mover':24} {'total':>6} " + " ".join(f"{b:>14}" for b in benchperf.ORDER))
+        for m in rows:
+            profs = [benchperf.analyse(r["perf"], case.count) for r in runs[(case.key, m["name"])]
+                     if r.get("perf")]
+            if not profs:
+                continue
+            total = statistics.median(p[2] for p in profs)
+            cells = [statistics.median(p[0][b] for p in profs) for b in benchperf.ORDER]
+            print(f"  {m['name']:24} {total:6.1f} " + " ".join(f"{c:14.1f}" for c in cells))
+            top = ", ".join(f"{s} {v:.1f}" for s, v in profs[-1][1])
+            print(f"  {'':24}   busiest Erlang modules (last round): {top}")
+
+
 def main_row(table, name, workload):
     """The row name of the main case of workload (first broker, first queue type, one exchange,
     the main body size), or None."""
@@ -713,6 +751,9 @@ def main():
                     help="a second amqp-gw binary (another build) measured alongside")
     ap.add_argument("--plots", metavar="DIR",
                     help="write throughput.svg and latency.svg into DIR")
+    ap.add_argument("--perf", metavar="DIR",
+                    help="profile the broker during every move (perf record, JIT symbols), "
+                         "keep the recordings in DIR and print where its CPU went per event")
     ap.add_argument("--url", required=True, help=argparse.SUPPRESS)
     ap.add_argument("--broker-pid", type=int, required=True, help=argparse.SUPPRESS)
     ap.add_argument("--broker-script", required=True, help=argparse.SUPPRESS)
@@ -734,6 +775,12 @@ def main():
         if not os.access(opts.also_gw, os.X_OK):
             ap.error(f"--also-gw {opts.also_gw}: not an executable file")
         opts.also_gw = os.path.abspath(opts.also_gw)
+    opts.perf_seq = 0
+    if opts.perf:
+        why = benchperf.available()
+        if why:
+            ap.error(f"--perf: {why}")
+        os.makedirs(opts.perf, exist_ok=True)
 
     brokers = [Broker(opts.url, [opts.broker_pid], [opts.broker_script, "ctl"], "1 node")]
     if opts.cluster:
@@ -778,6 +825,8 @@ def main():
         if lat:
             plots.append(benchplot.latency(os.path.join(opts.plots, "latency.svg"), lat))
     print_report(opts, brokers, opts.prefetch, table, lat, plots)
+    if opts.perf:
+        print_profiles(cases, runs)
     return 0
 
 
